@@ -1,0 +1,90 @@
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { startEmbeddedDatabase } from './db/embedded.js';
+import { migrate, type MigrationResult } from './db/migrate.js';
+import { createPool } from './db/pool.js';
+import { prepareStorage, publishSettings, refreshEntityLastStates } from './db/settings.js';
+import { DemoLiveGenerator } from './demo/live.js';
+import { demoEpoch, installDemo, seedDemoHistory } from './demo/seed.js';
+import { availabilityRoutes } from './http/availability.js';
+import { healthRoutes } from './http/health.js';
+import { Lifecycle } from './lifecycle.js';
+import { createLogger } from './logger.js';
+import { Transport } from './ws/transport.js';
+
+export interface App {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly pool: Pool;
+  readonly databaseUrl: string;
+  readonly schema: MigrationResult;
+  /** The HTTP/WebSocket port actually bound (config.port may be 0). */
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export interface AppOptions {
+  readonly log?: Logger;
+}
+
+/**
+ * Starts every part in dependency order (database, schema, demo data, HTTP) and returns a handle
+ * whose stop() undoes them in reverse. A failure part-way stops what had started, then throws.
+ */
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const lifecycle = new Lifecycle(log);
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (databaseUrl === undefined) {
+      const embedded = await startEmbeddedDatabase(config.dataDir, config.embeddedPgPort, log);
+      lifecycle.started('embedded database', () => embedded.stop());
+      databaseUrl = embedded.url;
+    }
+
+    const pool = createPool(databaseUrl, config.dbPoolSize, log);
+    lifecycle.started('database pool', () => pool.end());
+
+    const schema = await migrate(pool, log);
+    log.info({ dialect: schema.dialect, version: schema.version, applied: schema.applied.length }, 'schema ready');
+    await publishSettings(pool, config);
+    await prepareStorage(pool, config);
+
+    if (config.demo) {
+      await installDemo(pool);
+      if (await seedDemoHistory(pool, log)) {
+        // Keyframes are exact without it, only slower; so it runs while the server already serves.
+        const refresh = refreshEntityLastStates(pool, log);
+        lifecycle.started('initial aggregate refresh', () => refresh);
+      }
+      const epoch = await demoEpoch(pool);
+      if (epoch) {
+        const generator = new DemoLiveGenerator(pool, epoch, log);
+        await generator.start();
+        lifecycle.started('demo live generator', () => generator.stop());
+      } else {
+        log.warn('DEMO is on but this database was not seeded by the demo; no live demo events');
+      }
+    }
+
+    const transport = new Transport(log);
+    transport.addRoutes([...healthRoutes(pool, schema.version), ...availabilityRoutes(pool, config)]);
+    const port = await transport.listen(config.host, config.port);
+    lifecycle.started('http', () => transport.close());
+    log.info({ host: config.host, port }, `MSR listening on http://${config.host}:${port}`);
+
+    return {
+      config,
+      log,
+      pool,
+      databaseUrl,
+      schema,
+      port,
+      stop: () => lifecycle.stopAll(),
+    };
+  } catch (err) {
+    await lifecycle.stopAll();
+    throw err;
+  }
+}

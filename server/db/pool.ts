@@ -1,0 +1,15 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+
+export function createPool(url: string, size: number, log: Logger): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: size,
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'msr',
+  });
+  // An idle client losing its connection (database restart) must not crash the process.
+  pool.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
+  return pool;
+}

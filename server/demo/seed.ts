@@ -1,0 +1,115 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import type { Pool, PoolClient } from 'pg';
+import type { Logger } from 'pino';
+
+const sqlFile = (name: string) => readFileSync(new URL(name, import.meta.url), 'utf8');
+const FUNCTIONS_SQL = sqlFile('./demo_functions.sql');
+const VEHICLE_EVENTS_SQL = sqlFile('./vehicle_events.sql');
+const INCIDENT_EVENTS_SQL = sqlFile('./incident_events.sql');
+
+const HISTORY_MS = 24 * 3_600_000;
+const EPOCH_KEY = 'DEMO_EPOCH';
+/** Serialises seeding when several servers start on one empty database. */
+const SEED_LOCK = 7_305_118_002;
+
+export interface SeedResult {
+  readonly events: number;
+  readonly ms: number;
+  readonly epoch: Date;
+}
+
+export interface Shard {
+  readonly index: number;
+  readonly count: number;
+}
+
+/** Installs (or updates) the demo models the seed and the live generator share. */
+export async function installDemo(pool: Pool): Promise<void> {
+  await pool.query(FUNCTIONS_SQL);
+}
+
+/** The demo epoch, or null when this database was not seeded by the demo. */
+export async function demoEpoch(pool: Pool): Promise<Date | null> {
+  const { rows } = await pool.query<{ value: string }>(`select value from msr.configuration where key = $1`, [EPOCH_KEY]);
+  return rows[0] ? new Date(rows[0].value) : null;
+}
+
+/**
+ * On an empty cdc_event, writes `hours` of demo city history ending at `now`, set-based, split
+ * into one shard per core (each its own transaction) because INSERT ... SELECT runs on one core.
+ * Returns null when the table already holds events.
+ */
+export async function seedDemoHistory(
+  pool: Pool,
+  log: Logger,
+  options: { now?: Date; historyMs?: number } = {},
+): Promise<SeedResult | null> {
+  const now = options.now ?? new Date();
+  const guard = await pool.connect();
+  try {
+    await guard.query('select pg_advisory_lock($1)', [SEED_LOCK]);
+    try {
+      const existing = await guard.query(`select 1 from msr.cdc_event limit 1`);
+      if (existing.rowCount) return null;
+      const started = Date.now();
+      const epoch = new Date(now.getTime() - (options.historyMs ?? HISTORY_MS));
+      const from = new Date(epoch.getTime() - 1);
+      const shardCount = Math.max(1, Math.min(availableParallelism(), pool.options.max - 1));
+      const counts =
+        shardCount === 1
+          ? [await inTransaction(guard, (c) => appendDemoEvents(c, from, now, epoch))]
+          : await Promise.all(
+              Array.from({ length: shardCount }, async (_, index) => {
+                const client = await pool.connect();
+                try {
+                  return await inTransaction(client, (c) =>
+                    appendDemoEvents(c, from, now, epoch, { index, count: shardCount }),
+                  );
+                } finally {
+                  client.release();
+                }
+              }),
+            );
+      await guard.query(`insert into msr.configuration (key, value, description) values ($1, $2, $3)`, [
+        EPOCH_KEY,
+        epoch.toISOString(),
+        'Start of the demo history (report 0 of every demo vehicle).',
+      ]);
+      const events = counts.reduce((a, b) => a + b, 0);
+      const ms = Date.now() - started;
+      log.info({ events, ms, shards: shardCount, eventsPerSecond: Math.round((events / ms) * 1000) }, 'demo history seeded');
+      return { events, ms, epoch };
+    } finally {
+      await guard.query('select pg_advisory_unlock($1)', [SEED_LOCK]);
+    }
+  } finally {
+    guard.release();
+  }
+}
+
+/** Inserts the demo events whose time falls in (from, to]; incidents go with shard 0. */
+export async function appendDemoEvents(
+  db: PoolClient,
+  from: Date,
+  to: Date,
+  epoch: Date,
+  shard: Shard = { index: 0, count: 1 },
+): Promise<number> {
+  const params = [from.toISOString(), to.toISOString(), epoch.toISOString()];
+  const vehicles = await db.query(VEHICLE_EVENTS_SQL, [...params, shard.index, shard.count]);
+  const incidents = shard.index === 0 ? await db.query(INCIDENT_EVENTS_SQL, params) : { rowCount: 0 };
+  return (vehicles.rowCount ?? 0) + (incidents.rowCount ?? 0);
+}
+
+export async function inTransaction<T>(client: PoolClient, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  await client.query('begin');
+  try {
+    const result = await work(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,44 @@
+import type { Pool } from 'pg';
+import { schemaIsCurrent } from '../db/migrate.js';
+import { json, type Route } from './route.js';
+
+const CHECK_TIMEOUT_MS = 3_000;
+
+export interface ReadinessCheck {
+  readonly ok: boolean;
+  readonly error?: string;
+}
+
+/** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
+export function healthRoutes(pool: Pool, schemaVersion: number): Route[] {
+  return [
+    { method: 'get', path: '/healthz', handler: () => json(200, { status: 'ok' }) },
+    {
+      method: 'get',
+      path: '/readyz',
+      handler: async () => {
+        const database = await check(async () => {
+          if (!(await schemaIsCurrent(pool, schemaVersion))) throw new Error(`schema is not at version ${schemaVersion}`);
+        });
+        const checks = { database };
+        const ready = Object.values(checks).every((c) => c.ok);
+        return json(ready ? 200 : 503, { ready, checks });
+      },
+    },
+  ];
+}
+
+async function check(probe: () => Promise<void>): Promise<ReadinessCheck> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([probe(), timeout]);
+    return { ok: true };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  } finally {
+    clearTimeout(timer);
+  }
+}

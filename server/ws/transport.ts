@@ -1,0 +1,147 @@
+import type { Logger } from 'pino';
+import type { HttpRequest, HttpResponse, Route } from '../http/route.js';
+import {
+  uws,
+  type HttpRequest as UwsRequest,
+  type HttpResponse as UwsResponse,
+  type TemplatedApp,
+  type us_listen_socket,
+} from './uws.js';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+const STATUS_TEXT: Record<number, string> = {
+  200: '200 OK',
+  201: '201 Created',
+  204: '204 No Content',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  409: '409 Conflict',
+  413: '413 Payload Too Large',
+  429: '429 Too Many Requests',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+};
+
+/** The uWebSockets.js server: HTTP routes now, the replay socket later. */
+export class Transport {
+  private readonly app: TemplatedApp = uws.App();
+  private listenSocket: us_listen_socket | undefined;
+  private boundPort = 0;
+
+  constructor(private readonly log: Logger) {}
+
+  get port(): number {
+    return this.boundPort;
+  }
+
+  addRoutes(routes: readonly Route[]): void {
+    for (const route of routes) {
+      const serve = (res: UwsResponse, req: UwsRequest) => this.serve(route, res, req);
+      if (route.method === 'get') this.app.get(route.path, serve);
+      else if (route.method === 'post') this.app.post(route.path, serve);
+      else if (route.method === 'put') this.app.put(route.path, serve);
+      else this.app.del(route.path, serve);
+    }
+    this.app.any('/*', (res) => {
+      res.cork(() => writeResponse(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
+    });
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (!socket) {
+          reject(new Error(`could not listen on ${host}:${port} (address in use or not permitted)`));
+          return;
+        }
+        this.listenSocket = socket;
+        this.boundPort = uws.us_socket_local_port(socket);
+        resolve(this.boundPort);
+      });
+    });
+  }
+
+  /** Stops accepting; open connections are closed by close(). */
+  stopListening(): void {
+    if (this.listenSocket) {
+      uws.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = undefined;
+    }
+  }
+
+  close(): void {
+    this.stopListening();
+  }
+
+  private serve(route: Route, res: UwsResponse, req: UwsRequest): void {
+    // uWebSockets.js request objects die when this callback returns: copy what the handler needs.
+    const url = req.getUrl();
+    const rawQuery = req.getQuery() ?? '';
+    const headers: Record<string, string> = {};
+    req.forEach((key, value) => {
+      headers[key] = value;
+    });
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const respond = (response: HttpResponse) => {
+      if (aborted) return;
+      res.cork(() => writeResponse(res, response));
+    };
+    readBody(res, route.method === 'get' || route.method === 'delete', (body) => {
+      if (body === undefined) {
+        respond({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE', message: `body over ${MAX_BODY_BYTES} bytes` } });
+        return;
+      }
+      const request: HttpRequest = {
+        method: route.method,
+        path: url,
+        query: new URLSearchParams(rawQuery),
+        headers,
+        body,
+      };
+      Promise.resolve()
+        .then(() => route.handler(request))
+        .then(respond, (err: unknown) => {
+          this.log.error({ err, path: url }, 'HTTP handler failed');
+          respond({ status: 500, body: { code: 'INTERNAL', message: 'internal error' } });
+        });
+    });
+  }
+}
+
+function readBody(res: UwsResponse, skip: boolean, done: (body: Buffer | undefined) => void): void {
+  if (skip) {
+    done(Buffer.alloc(0));
+    return;
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let tooLarge = false;
+  res.onData((chunk, isLast) => {
+    if (!tooLarge) {
+      size += chunk.byteLength;
+      if (size > MAX_BODY_BYTES) tooLarge = true;
+      // uWebSockets.js reuses the chunk's memory after this callback: copy it.
+      else chunks.push(Buffer.from(chunk.slice(0)));
+    }
+    if (isLast) done(tooLarge ? undefined : Buffer.concat(chunks));
+  });
+}
+
+function writeResponse(res: UwsResponse, response: HttpResponse): void {
+  res.writeStatus(STATUS_TEXT[response.status] ?? String(response.status));
+  const headers = response.headers ?? {};
+  for (const [key, value] of Object.entries(headers)) res.writeHeader(key, value);
+  if (typeof response.body === 'string' || Buffer.isBuffer(response.body)) {
+    res.end(response.body);
+    return;
+  }
+  if (!('content-type' in headers)) res.writeHeader('content-type', 'application/json');
+  res.end(response.body === undefined ? '' : JSON.stringify(response.body));
+}

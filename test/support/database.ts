@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { inject } from 'vitest';
+import type { Dialect } from '../../server/db/dialect.js';
+
+export const TEMPLATE_DB = 'msr_template';
+
+export const dialect: Dialect = process.env.MSR_TEST_DIALECT === 'timescaledb' ? 'timescaledb' : 'postgres';
+
+/** PGlite serves one connection at a time; plain PostgreSQL takes a real pool. */
+export const poolSize = dialect === 'timescaledb' ? 1 : 4;
+
+export interface TestDatabase {
+  readonly url: string;
+  readonly pool: pg.Pool;
+  drop(): Promise<void>;
+}
+
+/**
+ * A database of its own for one test file. Plain PostgreSQL: a copy of the migrated template
+ * (migrated: true) or an empty database. TimescaleDB: the one PGlite database with the msr schema
+ * dropped, migrated again when asked.
+ */
+export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
+  const adminUrl = inject('pgAdminUrl');
+  if (dialect === 'timescaledb') {
+    const pool = new pg.Pool({ connectionString: adminUrl, max: 1 });
+    await pool.query('drop schema if exists msr cascade');
+    await pool.query('drop schema if exists msr_demo cascade');
+    if (options.migrated !== false) {
+      const { migrate } = await import('../../server/db/migrate.js');
+      const { createLogger } = await import('../../server/logger.js');
+      await migrate(pool, createLogger('warn'));
+    }
+    return { url: adminUrl, pool, drop: () => pool.end() };
+  }
+  const name = `msr_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    await admin.query(
+      options.migrated === false ? `create database ${name}` : `create database ${name} template ${TEMPLATE_DB}`,
+    );
+  } finally {
+    await admin.end();
+  }
+  const url = adminUrl.replace(/\/postgres$/, `/${name}`);
+  const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  return {
+    url,
+    pool,
+    drop: async () => {
+      await pool.end();
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      try {
+        await client.query(`drop database if exists ${name} with (force)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}

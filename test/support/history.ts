@@ -1,0 +1,136 @@
+import type pg from 'pg';
+
+/** A change as the tests write it into msr.cdc_event and fold it independently. */
+export interface HistoryEvent {
+  id?: number;
+  ts: number;
+  source: string;
+  schema: string;
+  table: string;
+  entityId: string;
+  op: 'c' | 'u' | 'd' | 'r' | 't';
+  after: Record<string, unknown> | null;
+  lsn: number | null;
+  offset: number | null;
+}
+
+/** Small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Random history over [start, start + spanMs]: creates, updates, deletes and re-creates over two
+ * tables, events sharing a timestamp (ties broken by LSN), some without LSN, and truncates.
+ */
+export function generateHistory(seed: number, start: number, spanMs: number, count: number): HistoryEvent[] {
+  const rnd = random(seed);
+  const tables = ['vehicle', 'incident'];
+  const alive = new Set<string>();
+  const events: HistoryEvent[] = [];
+  let ts = start;
+  let lsn = 1000;
+  for (let i = 0; i < count; i++) {
+    // About a third of the events share the previous timestamp.
+    if (rnd() > 0.33) ts += Math.floor(rnd() * ((2 * spanMs) / count));
+    ts = Math.min(ts, start + spanMs);
+    const table = tables[Math.floor(rnd() * tables.length)]!;
+    lsn += 1 + Math.floor(rnd() * 5);
+    const roll = rnd();
+    if (roll < 0.004) {
+      events.push({ ts, source: 'test', schema: 'city', table, entityId: '', op: 't', after: null, lsn, offset: null });
+      for (const key of [...alive]) if (key.startsWith(`${table}|`)) alive.delete(key);
+      continue;
+    }
+    const entityId = String(1 + Math.floor(rnd() * 60));
+    const key = `${table}|${entityId}`;
+    let op: HistoryEvent['op'];
+    if (!alive.has(key)) op = rnd() < 0.2 ? 'r' : 'c';
+    else op = rnd() < 0.1 ? 'd' : 'u';
+    if (op === 'd') alive.delete(key);
+    else alive.add(key);
+    events.push({
+      ts,
+      source: 'test',
+      schema: 'city',
+      table,
+      entityId,
+      op,
+      after: op === 'd' ? null : { id: entityId, n: i, label: `${table}-${entityId}-${i}` },
+      lsn: rnd() < 0.1 ? null : lsn,
+      offset: null,
+    });
+  }
+  return events;
+}
+
+export async function insertHistory(pool: pg.Pool, events: HistoryEvent[]): Promise<void> {
+  for (let i = 0; i < events.length; i += 2000) {
+    const chunk = events.slice(i, i + 2000);
+    const { rows } = await pool.query<{ id: string }>(
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after, lsn, kafka_offset)
+       select to_timestamp(ts / 1000.0), source, schema, tab, entity, op, after, lsn, kafka_offset
+         from unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[])
+              with ordinality as u(ts, source, schema, tab, entity, op, after, lsn, kafka_offset, n)
+        order by n
+       returning id`,
+      [
+        chunk.map((e) => e.ts),
+        chunk.map((e) => e.source),
+        chunk.map((e) => e.schema),
+        chunk.map((e) => e.table),
+        chunk.map((e) => e.entityId),
+        chunk.map((e) => e.op),
+        chunk.map((e) => (e.after === null ? null : JSON.stringify(e.after))),
+        chunk.map((e) => e.lsn),
+        chunk.map((e) => e.offset),
+      ],
+    );
+    // RETURNING follows the insert order here because the SELECT is ordered.
+    rows.forEach((row, j) => {
+      chunk[j]!.id = Number(row.id);
+    });
+  }
+}
+
+/**
+ * The state at t computed from the events alone, independently of the SQL: apply every event with
+ * ts <= t in (ts, lsn, offset, id) order; 'd' deletes, 't' clears its table.
+ */
+export function referenceState(events: readonly HistoryEvent[], t: number): Map<string, unknown> {
+  const ordered = events
+    .filter((e) => e.ts <= t)
+    .sort(
+      (a, b) =>
+        a.ts - b.ts || (a.lsn ?? -1) - (b.lsn ?? -1) || (a.offset ?? -1) - (b.offset ?? -1) || a.id! - b.id!,
+    );
+  const state = new Map<string, unknown>();
+  for (const e of ordered) {
+    const tableKey = `${e.source}|${e.schema}|${e.table}|`;
+    if (e.op === 't') {
+      for (const key of [...state.keys()]) if (key.startsWith(tableKey)) state.delete(key);
+    } else if (e.op === 'd') {
+      state.delete(tableKey + e.entityId);
+    } else {
+      state.set(tableKey + e.entityId, e.after);
+    }
+  }
+  return state;
+}
+
+/** msr.entity_states_at(t) as the same map shape. */
+export async function sqlState(pool: pg.Pool, t: number, tables?: string[]): Promise<Map<string, unknown>> {
+  const { rows } = await pool.query<{ key: string; after: unknown }>(
+    `select source || '|' || table_schema || '|' || table_name || '|' || entity_id as key, (last_event).after as after
+       from msr.entity_states_at(to_timestamp($1 / 1000.0), $2)`,
+    [t, tables ?? null],
+  );
+  return new Map(rows.map((r) => [r.key, r.after]));
+}
