@@ -47,7 +47,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     lifecycle.started('database pool', () => pool.end());
 
     const schema = await migrate(pool, log);
-    log.info({ dialect: schema.dialect, version: schema.version, applied: schema.applied.length }, 'schema ready');
+    log.info(
+      { dialect: schema.dialect, version: schema.version, applied: schema.applied.length },
+      'schema ready',
+    );
     await publishSettings(pool, config);
     await prepareStorage(pool, config);
 

@@ -27,13 +27,29 @@ select add_continuous_aggregate_policy('msr.entity_last_states',
   end_offset => interval '15 minutes',
   schedule_interval => interval '5 minutes');
 
--- Buckets before this time are materialized and exact.
+-- Buckets before this time are materialized and exact: the aggregate's watermark, lowered to the
+-- oldest change TimescaleDB has logged as invalidating materialized buckets (rows written late,
+-- below the watermark, by any writer) until a refresh has processed it.
 create function msr.entity_states_watermark() returns timestamptz
 language sql stable as $$
+  with cagg as (
+    select c.mat_hypertable_id, c.raw_hypertable_id,
+           _timescaledb_functions.cagg_watermark(c.mat_hypertable_id) as watermark
+      from _timescaledb_catalog.continuous_agg c
+     where c.user_view_schema = 'msr' and c.user_view_name = 'entity_last_states'
+  )
   select coalesce(
-    (select _timescaledb_functions.to_timestamp(_timescaledb_functions.cagg_watermark(c.mat_hypertable_id))
-       from _timescaledb_catalog.continuous_agg c
-      where c.user_view_schema = 'msr' and c.user_view_name = 'entity_last_states'),
+    (select _timescaledb_functions.to_timestamp(least(
+              cagg.watermark,
+              (select min(h.lowest_modified_value)
+                 from _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log h
+                where h.hypertable_id = cagg.raw_hypertable_id),
+              (select min(m.lowest_modified_value)
+                 from _timescaledb_catalog.continuous_aggs_materialization_invalidation_log m
+                where m.materialization_id = cagg.mat_hypertable_id and m.lowest_modified_value < cagg.watermark
+                  -- TimescaleDB keeps the span before the earliest valid timestamp logged as invalid.
+                  and m.greatest_modified_value > -210866803200000001)))
+       from cagg),
     '-infinity'::timestamptz)
 $$;
 

@@ -46,7 +46,10 @@ export async function loadMigrations(dialect: Dialect, dir: URL = SQL_DIR): Prom
     if (fileDialect && fileDialect !== dialect) continue;
     const version = Number(num);
     if (byVersion.has(version)) {
-      throw new MigrationError('MIGRATIONS_INVALID', `two files for migration ${num} in the ${dialect} dialect`);
+      throw new MigrationError(
+        'MIGRATIONS_INVALID',
+        `two files for migration ${num} in the ${dialect} dialect`,
+      );
     }
     const sql = await readFile(new URL(file, dir), 'utf8');
     byVersion.set(version, { version, name, sql, checksum: createHash('sha256').update(sql).digest('hex') });
@@ -129,7 +132,10 @@ async function migrateLocked(client: PoolClient, log: Logger, dir: URL): Promise
         `migration ${migration.version} (${migration.name}, ${dialect}) failed: ${(err as Error).message}`,
       );
     }
-    log.info({ version: migration.version, name: migration.name, dialect, ms: Date.now() - started }, 'migration applied');
+    log.info(
+      { version: migration.version, name: migration.name, dialect, ms: Date.now() - started },
+      'migration applied',
+    );
     ran.push(migration.version);
   }
   return { dialect, applied: ran, version: codeVersion };
@@ -137,6 +143,8 @@ async function migrateLocked(client: PoolClient, log: Logger, dir: URL): Promise
 
 /** For /readyz: the database answers and holds every migration this code has. */
 export async function schemaIsCurrent(pool: Pool, expectedVersion: number): Promise<boolean> {
-  const result = await pool.query<{ version: number | null }>('select max(version) as version from msr.schema_migration');
+  const result = await pool.query<{ version: number | null }>(
+    'select max(version) as version from msr.schema_migration',
+  );
   return result.rows[0]?.version === expectedVersion;
 }

@@ -10,7 +10,9 @@ export async function publishSettings(pool: Pool, config: Config): Promise<void>
     ['MAX_ACTIVE_SESSIONS', String(config.maxActiveSessions)],
     [
       'EARLIEST_VALID_TIMESTAMP',
-      config.earliestValidTimestamp === undefined ? '' : new Date(config.earliestValidTimestamp).toISOString(),
+      config.earliestValidTimestamp === undefined
+        ? ''
+        : new Date(config.earliestValidTimestamp).toISOString(),
     ],
   ];
   await pool.query(

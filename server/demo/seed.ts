@@ -31,7 +31,9 @@ export async function installDemo(pool: Pool): Promise<void> {
 
 /** The demo epoch, or null when this database was not seeded by the demo. */
 export async function demoEpoch(pool: Pool): Promise<Date | null> {
-  const { rows } = await pool.query<{ value: string }>(`select value from msr.configuration where key = $1`, [EPOCH_KEY]);
+  const { rows } = await pool.query<{ value: string }>(`select value from msr.configuration where key = $1`, [
+    EPOCH_KEY,
+  ]);
   return rows[0] ? new Date(rows[0].value) : null;
 }
 
@@ -78,7 +80,10 @@ export async function seedDemoHistory(
       ]);
       const events = counts.reduce((a, b) => a + b, 0);
       const ms = Date.now() - started;
-      log.info({ events, ms, shards: shardCount, eventsPerSecond: Math.round((events / ms) * 1000) }, 'demo history seeded');
+      log.info(
+        { events, ms, shards: shardCount, eventsPerSecond: Math.round((events / ms) * 1000) },
+        'demo history seeded',
+      );
       return { events, ms, epoch };
     } finally {
       await guard.query('select pg_advisory_unlock($1)', [SEED_LOCK]);
@@ -102,7 +107,10 @@ export async function appendDemoEvents(
   return (vehicles.rowCount ?? 0) + (incidents.rowCount ?? 0);
 }
 
-export async function inTransaction<T>(client: PoolClient, work: (client: PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(
+  client: PoolClient,
+  work: (client: PoolClient) => Promise<T>,
+): Promise<T> {
   await client.query('begin');
   try {
     const result = await work(client);

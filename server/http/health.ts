@@ -18,7 +18,8 @@ export function healthRoutes(pool: Pool, schemaVersion: number): Route[] {
       path: '/readyz',
       handler: async () => {
         const database = await check(async () => {
-          if (!(await schemaIsCurrent(pool, schemaVersion))) throw new Error(`schema is not at version ${schemaVersion}`);
+          if (!(await schemaIsCurrent(pool, schemaVersion)))
+            throw new Error(`schema is not at version ${schemaVersion}`);
         });
         const checks = { database };
         const ready = Object.values(checks).every((c) => c.ok);

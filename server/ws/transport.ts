@@ -47,7 +47,9 @@ export class Transport {
       else this.app.del(route.path, serve);
     }
     this.app.any('/*', (res) => {
-      res.cork(() => writeResponse(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }));
+      res.cork(() =>
+        writeResponse(res, { status: 404, body: { code: 'NOT_FOUND', message: 'no such route' } }),
+      );
     });
   }
 
@@ -95,7 +97,10 @@ export class Transport {
     };
     readBody(res, route.method === 'get' || route.method === 'delete', (body) => {
       if (body === undefined) {
-        respond({ status: 413, body: { code: 'PAYLOAD_TOO_LARGE', message: `body over ${MAX_BODY_BYTES} bytes` } });
+        respond({
+          status: 413,
+          body: { code: 'PAYLOAD_TOO_LARGE', message: `body over ${MAX_BODY_BYTES} bytes` },
+        });
         return;
       }
       const request: HttpRequest = {

@@ -20,6 +20,7 @@ function loadNative(): typeof Uws {
     throw new Error(
       `uWebSockets.js native module did not load (${binary}): ${(err as Error).message}. ` +
         `MSR needs Node.js 20 on linux-x64 or linux-arm64 with glibc; it does not run on the slow fallback.`,
+      { cause: err },
     );
   }
 }

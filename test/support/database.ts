@@ -24,7 +24,7 @@ export interface TestDatabase {
 export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
   const adminUrl = inject('pgAdminUrl');
   if (dialect === 'timescaledb') {
-    const pool = new pg.Pool({ connectionString: adminUrl, max: 1 });
+    const pool = new RetryingPool({ connectionString: adminUrl, max: 1 });
     await pool.query('drop schema if exists msr cascade');
     await pool.query('drop schema if exists msr_demo cascade');
     if (options.migrated !== false) {
@@ -39,7 +39,9 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
   await admin.connect();
   try {
     await admin.query(
-      options.migrated === false ? `create database ${name}` : `create database ${name} template ${TEMPLATE_DB}`,
+      options.migrated === false
+        ? `create database ${name}`
+        : `create database ${name} template ${TEMPLATE_DB}`,
     );
   } finally {
     await admin.end();
@@ -60,4 +62,19 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
       }
     },
   };
+}
+
+/**
+ * pglite-socket 0.0.22 (the TimescaleDB test server) sometimes drops the first query on a
+ * connection opened right after another connection saw an error or closed. The test pool retries
+ * such a query once, on a fresh connection; errors the database itself reports pass through.
+ */
+class RetryingPool extends pg.Pool {
+  override query(...args: unknown[]): never {
+    const once = () => (super.query as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    return once().catch((err: Error) => {
+      if (/Connection terminated|ECONNRESET/.test(err.message)) return once();
+      throw err;
+    }) as never;
+  }
 }

@@ -45,7 +45,17 @@ export function generateHistory(seed: number, start: number, spanMs: number, cou
     lsn += 1 + Math.floor(rnd() * 5);
     const roll = rnd();
     if (roll < 0.004) {
-      events.push({ ts, source: 'test', schema: 'city', table, entityId: '', op: 't', after: null, lsn, offset: null });
+      events.push({
+        ts,
+        source: 'test',
+        schema: 'city',
+        table,
+        entityId: '',
+        op: 't',
+        after: null,
+        lsn,
+        offset: null,
+      });
       for (const key of [...alive]) if (key.startsWith(`${table}|`)) alive.delete(key);
       continue;
     }

@@ -1,6 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
-import { generateHistory, insertHistory, referenceState, sqlState, type HistoryEvent } from '../../support/history.js';
+import {
+  generateHistory,
+  insertHistory,
+  referenceState,
+  sqlState,
+  type HistoryEvent,
+} from '../../support/history.js';
 
 // refresh_earliest_snapshot rebuilds the inactive table as the state at the cutoff and flips the
 // pointer; replay after the cutoff then reads the snapshot and stays exact.
@@ -74,7 +80,9 @@ describe('msr.refresh_earliest_snapshot()', () => {
     await db.pool.query(`select msr.refresh_earliest_snapshot()`);
     const p = await pointer();
     expect(p.active).toBe('a');
-    expect(await snapshotRows('earliest_snapshot_a')).toEqual(referenceState(events, p.cutoff_time.getTime() - 0.001));
+    expect(await snapshotRows('earliest_snapshot_a')).toEqual(
+      referenceState(events, p.cutoff_time.getTime() - 0.001),
+    );
   });
 
   it('never moves the cutoff back when the range grows', async () => {

@@ -1,0 +1,9 @@
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY server ./server
+COPY sql ./sql
+ENV HOST=0.0.0.0 PORT=8080 NODE_ENV=production
+EXPOSE 8080
+CMD ["node", "--import", "tsx", "server/main.ts"]

@@ -1,0 +1,168 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp, type App } from '../../server/app.js';
+import { loadConfig } from '../../server/config.js';
+import { startEmbeddedDatabase } from '../../server/db/embedded.js';
+import { seedDemoHistory, installDemo } from '../../server/demo/seed.js';
+import { createLogger } from '../../server/logger.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { getJson } from '../support/http.js';
+
+const log = createLogger('silent');
+
+describe('the server on an existing database', () => {
+  let db: TestDatabase;
+  let app: App;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    app = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' }), { log });
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await db?.drop();
+  });
+
+  it('serves /healthz and /readyz', async () => {
+    expect(await getJson(app.port, '/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+    expect(await getJson(app.port, '/readyz')).toEqual({
+      status: 200,
+      body: { ready: true, checks: { database: { ok: true } } },
+    });
+  });
+
+  it('reports an empty availability, with the configured limits', async () => {
+    expect(await getJson(app.port, '/api/v1/availability')).toEqual({
+      status: 200,
+      body: {
+        earliest: null,
+        latest: null,
+        maxPlaybackRangeDays: 7,
+        earliestValidTimestamp: null,
+        activeSessions: 0,
+        maxActiveSessions: 5,
+      },
+    });
+  });
+
+  it('reports the stored range once events exist', async () => {
+    await db.pool.query(
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
+       values ('2026-11-01T00:00:00Z', 's', 'a', 'b', '1', 'c', '{}'), (now() - interval '2 hours', 's', 'a', 'b', '1', 'u', '{}')`,
+    );
+    const { body } = await getJson(app.port, '/api/v1/availability');
+    const now = Date.now();
+    // The oldest event is older than the 7-day window, so the window's start is the earliest time.
+    expect(Math.abs(body.earliest - (now - 7 * 86_400_000))).toBeLessThan(60_000);
+    expect(Math.abs(body.latest - (now - 2 * 3_600_000))).toBeLessThan(60_000);
+  });
+
+  it('answers unknown routes with a 404 and a code', async () => {
+    expect(await getJson(app.port, '/nope')).toEqual({
+      status: 404,
+      body: { code: 'NOT_FOUND', message: 'no such route' },
+    });
+  });
+
+  it('writes its settings into msr.configuration', async () => {
+    const { rows } = await db.pool.query(
+      `select key, value from msr.configuration where key like 'MAX_%' order by key`,
+    );
+    expect(rows).toEqual([
+      { key: 'MAX_ACTIVE_SESSIONS', value: '5' },
+      { key: 'MAX_PLAYBACK_RANGE', value: '7' },
+    ]);
+  });
+});
+
+describe('the demo history', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await installDemo(db.pool);
+  });
+  afterAll(() => db?.drop());
+
+  it('seeds an hour of vehicles and incidents once, with consistent before and after images', async () => {
+    const now = new Date();
+    const seeded = await seedDemoHistory(db.pool, log, { now, historyMs: 3_600_000 });
+    expect(seeded!.events).toBeGreaterThan(2000 * 25);
+    expect(await seedDemoHistory(db.pool, log, { now })).toBeNull();
+
+    const { rows } = await db.pool.query(
+      `select table_name, op, count(*)::int as n from msr.cdc_event group by 1, 2 order by 1, 2`,
+    );
+    const byOp = Object.fromEntries(rows.map((r) => [`${r.table_name}.${r.op}`, r.n]));
+    expect(byOp['vehicle.r']).toBe(2000);
+    expect(byOp['vehicle.u']).toBeGreaterThan(40_000);
+    expect(byOp['incident.c']).toBeGreaterThan(10);
+    const total = rows.reduce((a, r) => a + r.n, 0);
+    expect(total).toBe(seeded!.events);
+
+    // Each update's before image is the previous event's after image of the same vehicle.
+    const mismatches = await db.pool.query(`
+      select count(*)::int as n from (
+        select before, lag(after) over (partition by entity_id order by event_timestamp) as previous, op
+          from msr.cdc_event where table_name = 'vehicle') x
+       where op = 'u' and before is distinct from previous`);
+    expect(mismatches.rows[0].n).toBe(0);
+    const range = await db.pool.query(
+      `select min(event_timestamp) as lo, max(event_timestamp) as hi from msr.cdc_event`,
+    );
+    expect(range.rows[0].hi.getTime()).toBeLessThanOrEqual(now.getTime());
+    expect(range.rows[0].lo.getTime()).toBeGreaterThanOrEqual(now.getTime() - 3_600_000);
+  });
+});
+
+describe('the embedded default', () => {
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'msr-app-'));
+  });
+  afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('creates its own PostgreSQL, reuses it on the next start, and stops it', async () => {
+    const config = loadConfig({ MSR_DATA_DIR: dir, PORT: '0', DEMO: 'false' });
+    const first = await createApp(config, { log });
+    expect(first.schema.applied.length).toBeGreaterThan(0);
+    const url = first.databaseUrl;
+    await first.stop();
+    // Stopped: nothing listens on the database port any more.
+    await expect(fetch(`http://127.0.0.1:${first.port}/healthz`)).rejects.toThrow();
+    const second = await createApp(config, { log });
+    expect(second.schema.applied).toEqual([]);
+    expect((await getJson(second.port, '/readyz')).status).toBe(200);
+    await second.stop();
+    const pg = await import('pg');
+    const client = new pg.default.Client({ connectionString: url });
+    await expect(client.connect()).rejects.toThrow();
+  });
+});
+
+describe('/readyz while the database goes away and comes back', () => {
+  it('is 503 naming the database, then 200 again', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'msr-ready-'));
+    let database = await startEmbeddedDatabase(dir, 0, log);
+    const port = database.port;
+    const app = await createApp(loadConfig({ DATABASE_URL: database.url, PORT: '0', DB_POOL_SIZE: '2' }), {
+      log,
+    });
+    try {
+      expect((await getJson(app.port, '/readyz')).status).toBe(200);
+      await database.stop();
+      const down = await getJson(app.port, '/readyz');
+      expect(down.status).toBe(503);
+      expect(down.body.ready).toBe(false);
+      expect(down.body.checks.database.ok).toBe(false);
+      expect(down.body.checks.database.error).toEqual(expect.any(String));
+      expect((await getJson(app.port, '/healthz')).status).toBe(200);
+      database = await startEmbeddedDatabase(dir, port, log);
+      expect((await getJson(app.port, '/readyz')).status).toBe(200);
+    } finally {
+      await app.stop();
+      await database.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../server/config.js';
+
+describe('loadConfig', () => {
+  it('gives the documented defaults and the embedded default with demo data', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      databaseUrl: undefined,
+      dataDir: '.msr',
+      maxPlaybackRangeDays: 7,
+      maxActiveSessions: 5,
+      earliestValidTimestamp: undefined,
+      retentionCron: '0 3 * * *',
+      cleanupEnabled: true,
+      demo: true,
+      logLevel: 'info',
+    });
+    expect(config.kafka).toMatchObject({
+      groupId: 'msr-ingest',
+      signalTopic: 'msr.debezium_adhoc_snapshots',
+    });
+  });
+
+  it('turns demo data off by default for an external database, on when asked', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/msr' }).demo).toBe(false);
+    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/msr', DEMO: 'true' }).demo).toBe(true);
+    expect(loadConfig({ DEMO: 'false' }).demo).toBe(false);
+  });
+
+  it('parses numbers, lists, times and booleans', () => {
+    const config = loadConfig({
+      PORT: '0',
+      MAX_PLAYBACK_RANGE: '30',
+      EARLIEST_VALID_TIMESTAMP: '2026-01-01T00:00:00Z',
+      CLEANUP_SERVICE_ENABLED: 'no',
+      KAFKA_BROKERS: 'a:9092, b:9092',
+      KAFKA_TOPIC_PATTERN: '^gis\\.',
+    });
+    expect(config.port).toBe(0);
+    expect(config.maxPlaybackRangeDays).toBe(30);
+    expect(config.earliestValidTimestamp).toBe(Date.UTC(2026, 0, 1));
+    expect(config.cleanupEnabled).toBe(false);
+    expect(config.kafka.brokers).toEqual(['a:9092', 'b:9092']);
+    expect(config.kafka.topicPattern!.test('gis.gis.bookmark')).toBe(true);
+    expect(loadConfig({ EARLIEST_VALID_TIMESTAMP: '1767225600000' }).earliestValidTimestamp).toBe(
+      1767225600000,
+    );
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(8080);
+  });
+
+  it('names every bad variable and why in one error', () => {
+    let error: unknown;
+    try {
+      loadConfig({
+        PORT: 'eighty',
+        MAX_ACTIVE_SESSIONS: '0',
+        DATA_RETENTION_CRON_EXPRESSION: 'every night',
+        DATABASE_URL: 'mysql://db/msr',
+        DEMO: 'maybe',
+        EARLIEST_VALID_TIMESTAMP: 'yesterday',
+        LOG_LEVEL: 'loud',
+      });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems.map((p) => p.split(':')[0]).sort()).toEqual([
+      'DATABASE_URL',
+      'DATA_RETENTION_CRON_EXPRESSION',
+      'DEMO',
+      'EARLIEST_VALID_TIMESTAMP',
+      'LOG_LEVEL',
+      'MAX_ACTIVE_SESSIONS',
+      'PORT',
+    ]);
+    expect(problems.find((p) => p.startsWith('PORT'))).toBe('PORT: expected a whole number (got "eighty")');
+    expect(problems.find((p) => p.startsWith('MAX_ACTIVE_SESSIONS'))).toMatch(/at least 1/);
+    expect(problems.find((p) => p.startsWith('DATA_RETENTION'))).toMatch(/not a valid cron expression/);
+    expect((error as ConfigError).code).toBe('BAD_CONFIG');
+  });
+
+  it('is frozen', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.kafka)).toBe(true);
+    expect(() => {
+      (config as { port: number }).port = 1;
+    }).toThrow();
+  });
+});
