@@ -4,9 +4,8 @@ import type { Config } from './config.js';
 import { startEmbeddedDatabase } from './db/embedded.js';
 import { migrate, type MigrationResult } from './db/migrate.js';
 import { createPool } from './db/pool.js';
-import { prepareStorage, publishSettings, refreshEntityLastStates } from './db/settings.js';
-import { DemoLiveGenerator } from './demo/live.js';
-import { demoEpoch, installDemo, seedDemoHistory } from './demo/seed.js';
+import { prepareStorage, publishSettings } from './db/settings.js';
+import { DemoWorld } from './demo/world.js';
 import { availabilityRoutes } from './http/availability.js';
 import { healthRoutes } from './http/health.js';
 import { Lifecycle } from './lifecycle.js';
@@ -19,6 +18,7 @@ export interface App {
   readonly pool: Pool;
   readonly databaseUrl: string;
   readonly schema: MigrationResult;
+  readonly demo: DemoWorld | undefined;
   /** The HTTP/WebSocket port actually bound (config.port may be 0). */
   readonly port: number;
   stop(): Promise<void>;
@@ -26,6 +26,8 @@ export interface App {
 
 export interface AppOptions {
   readonly log?: Logger;
+  /** How much demo history to seed (default 24 hours); tests seed less. */
+  readonly demoHistoryMs?: number;
 }
 
 /**
@@ -54,25 +56,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await publishSettings(pool, config);
     await prepareStorage(pool, config);
 
+    let demo: DemoWorld | undefined;
     if (config.demo) {
-      await installDemo(pool);
-      if (await seedDemoHistory(pool, log)) {
-        // Keyframes are exact without it, only slower; so it runs while the server already serves.
-        const refresh = refreshEntityLastStates(pool, log);
-        lifecycle.started('initial aggregate refresh', () => refresh);
-      }
-      const epoch = await demoEpoch(pool);
-      if (epoch) {
-        const generator = new DemoLiveGenerator(pool, epoch, log);
-        await generator.start();
-        lifecycle.started('demo live generator', () => generator.stop());
-      } else {
-        log.warn('DEMO is on but this database was not seeded by the demo; no live demo events');
-      }
+      demo = new DemoWorld(pool, log, options.demoHistoryMs);
+      await demo.start();
+      lifecycle.started('demo', () => demo!.stop());
     }
 
     const transport = new Transport(log);
-    transport.addRoutes([...healthRoutes(pool, schema.version), ...availabilityRoutes(pool, config)]);
+    transport.addRoutes([...healthRoutes(pool, schema.version, demo), ...availabilityRoutes(pool, config)]);
     const port = await transport.listen(config.host, config.port);
     lifecycle.started('http', () => transport.close());
     log.info({ host: config.host, port }, `MSR listening on http://${config.host}:${port}`);
@@ -83,6 +75,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       pool,
       databaseUrl,
       schema,
+      demo,
       port,
       stop: () => lifecycle.stopAll(),
     };

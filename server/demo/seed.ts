@@ -45,7 +45,7 @@ export async function demoEpoch(pool: Pool): Promise<Date | null> {
 export async function seedDemoHistory(
   pool: Pool,
   log: Logger,
-  options: { now?: Date; historyMs?: number } = {},
+  options: { now?: Date; historyMs?: number | undefined } = {},
 ): Promise<SeedResult | null> {
   const now = options.now ?? new Date();
   const guard = await pool.connect();

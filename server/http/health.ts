@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import { schemaIsCurrent } from '../db/migrate.js';
+import type { DemoWorld } from '../demo/world.js';
 import { json, type Route } from './route.js';
 
 const CHECK_TIMEOUT_MS = 3_000;
@@ -10,7 +11,7 @@ export interface ReadinessCheck {
 }
 
 /** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
-export function healthRoutes(pool: Pool, schemaVersion: number): Route[] {
+export function healthRoutes(pool: Pool, schemaVersion: number, demo?: DemoWorld): Route[] {
   return [
     { method: 'get', path: '/healthz', handler: () => json(200, { status: 'ok' }) },
     {
@@ -21,7 +22,12 @@ export function healthRoutes(pool: Pool, schemaVersion: number): Route[] {
           if (!(await schemaIsCurrent(pool, schemaVersion)))
             throw new Error(`schema is not at version ${schemaVersion}`);
         });
-        const checks = { database };
+        const checks: Record<string, ReadinessCheck> = { database };
+        if (demo) {
+          const { state, error } = demo.status;
+          checks.demo =
+            state === 'seeding' || state === 'failed' ? { ok: false, error: error ?? state } : { ok: true };
+        }
         const ready = Object.values(checks).every((c) => c.ok);
         return json(ready ? 200 : 503, { ready, checks });
       },

@@ -166,3 +166,40 @@ describe('/readyz while the database goes away and comes back', () => {
     }
   });
 });
+
+describe('the demo world in the running server', () => {
+  it('answers /healthz at once, is ready once seeded, and keeps appending live events', async () => {
+    const db = await createTestDatabase();
+    const app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
+      {
+        log,
+        demoHistoryMs: 600_000,
+      },
+    );
+    try {
+      expect((await getJson(app.port, '/healthz')).status).toBe(200);
+      let ready = await getJson(app.port, '/readyz');
+      const deadline = Date.now() + 30_000;
+      while (ready.status !== 200 && Date.now() < deadline) {
+        expect(ready.body.checks.demo).toEqual({ ok: false, error: 'seeding' });
+        await new Promise((r) => setTimeout(r, 100));
+        ready = await getJson(app.port, '/readyz');
+      }
+      expect(ready.body.checks).toEqual({ database: { ok: true }, demo: { ok: true } });
+      const first = (await getJson(app.port, '/api/v1/availability')).body;
+      expect(first.latest - first.earliest).toBeGreaterThan(590_000);
+      // Vehicles report every 40 to 130 s, so 2,000 of them bring ~25 events a second.
+      const count = async () =>
+        (await db.pool.query(`select count(*)::int as n from msr.cdc_event`)).rows[0].n;
+      const before = await count();
+      await new Promise((r) => setTimeout(r, 2_500));
+      expect(await count()).toBeGreaterThan(before);
+      const later = (await getJson(app.port, '/api/v1/availability')).body;
+      expect(later.latest).toBeGreaterThan(first.latest);
+    } finally {
+      await app.stop();
+      await db.drop();
+    }
+  });
+});
