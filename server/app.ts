@@ -8,6 +8,7 @@ import { prepareStorage, publishSettings } from './db/settings.js';
 import { DemoWorld } from './demo/world.js';
 import { availabilityRoutes } from './http/availability.js';
 import { healthRoutes } from './http/health.js';
+import { stateRoutes } from './http/state.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { Transport } from './ws/transport.js';
@@ -64,7 +65,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }
 
     const transport = new Transport(log);
-    transport.addRoutes([...healthRoutes(pool, schema.version, demo), ...availabilityRoutes(pool, config)]);
+    transport.addRoutes([
+      ...healthRoutes(pool, schema.version, demo),
+      ...availabilityRoutes(pool, config),
+      ...stateRoutes(pool, config),
+    ]);
     const port = await transport.listen(config.host, config.port);
     lifecycle.started('http', () => transport.close());
     log.info({ host: config.host, port }, `MSR listening on http://${config.host}:${port}`);

@@ -203,3 +203,64 @@ describe('the demo world in the running server', () => {
     }
   });
 });
+
+describe('GET /api/v1/state', () => {
+  let db: TestDatabase;
+  let app: App;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    app = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' }), { log });
+    await db.pool.query(
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after) values
+         (now() - interval '3 hours', 'demo', 'city', 'vehicle', '1', 'c', '{"v":1}'),
+         (now() - interval '2 hours', 'demo', 'city', 'vehicle', '1', 'u', '{"v":2}'),
+         (now() - interval '2 hours', 'demo', 'city', 'incident', 'A', 'c', '{"i":1}'),
+         (now() - interval '1 hours', 'demo', 'city', 'incident', 'A', 'd', null)`,
+    );
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await db?.drop();
+  });
+
+  it('returns the keyframe at t, filtered by tables', async () => {
+    const t = Date.now() - 90 * 60_000;
+    const all = await getJson(app.port, `/api/v1/state?t=${t}`);
+    expect(all.status).toBe(200);
+    expect(all.body.t).toBe(t);
+    expect(all.body.entities).toEqual(
+      expect.arrayContaining([
+        { table: 'city.vehicle', id: '1', state: { v: 2 } },
+        { table: 'city.incident', id: 'A', state: { i: 1 } },
+      ]),
+    );
+    expect(all.body.entities).toHaveLength(2);
+    const vehicles = await getJson(app.port, `/api/v1/state?t=${t}&tables=city.vehicle`);
+    expect(vehicles.body.entities).toEqual([{ table: 'city.vehicle', id: '1', state: { v: 2 } }]);
+    const later = await getJson(app.port, `/api/v1/state?t=${Date.now() - 60_000}`);
+    expect(later.body.entities).toEqual([{ table: 'city.vehicle', id: '1', state: { v: 2 } }]);
+  });
+
+  it('answers bad input with a code', async () => {
+    expect(await getJson(app.port, '/api/v1/state')).toMatchObject({
+      status: 400,
+      body: { code: 'BAD_MESSAGE' },
+    });
+    expect(await getJson(app.port, '/api/v1/state?t=soon')).toMatchObject({
+      status: 400,
+      body: { code: 'BAD_MESSAGE' },
+    });
+    expect(await getJson(app.port, `/api/v1/state?t=${Date.now()}&tables=vehicle`)).toMatchObject({
+      status: 400,
+      body: { code: 'BAD_MESSAGE' },
+    });
+    expect(await getJson(app.port, `/api/v1/state?t=${Date.now() - 30 * 86_400_000}`)).toMatchObject({
+      status: 400,
+      body: { code: 'OUT_OF_RANGE' },
+    });
+    expect(await getJson(app.port, `/api/v1/state?t=${Date.now() + 3_600_000}`)).toMatchObject({
+      status: 400,
+      body: { code: 'OUT_OF_RANGE' },
+    });
+  });
+});

@@ -1,0 +1,87 @@
+import { Packr } from 'msgpackr';
+import { ErrorCode } from './codes.js';
+import { ClientMessage, CLIENT_MESSAGE_TYPES, SUBPROTOCOL_JSON, type Subprotocol } from './messages.js';
+
+/** Largest client message accepted (bytes); controls are tiny, an `open` with filters is the largest. */
+export const MAX_CLIENT_MESSAGE_BYTES = 256 * 1024;
+
+// Plain maps and arrays on the wire, no msgpackr record extension, so any msgpack library reads them.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+export type Decoded<T> =
+  { ok: true; message: T } | { ok: false; code: ErrorCode; message: string; rid?: string | number };
+
+/** Encodes any protocol message for the socket's subprotocol: text for JSON, binary for msgpack. */
+export function encode(message: object, subprotocol: Subprotocol): string | Uint8Array {
+  return subprotocol === SUBPROTOCOL_JSON ? JSON.stringify(message) : packr.pack(message);
+}
+
+/** Parses raw socket data into a value, before validation. */
+export function parse(data: ArrayBuffer | Uint8Array | string, subprotocol: Subprotocol): Decoded<unknown> {
+  const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+  if (size > MAX_CLIENT_MESSAGE_BYTES) {
+    return {
+      ok: false,
+      code: ErrorCode.MESSAGE_TOO_LARGE,
+      message: `message of ${size} bytes is over ${MAX_CLIENT_MESSAGE_BYTES}`,
+    };
+  }
+  try {
+    if (subprotocol === SUBPROTOCOL_JSON) {
+      const text =
+        typeof data === 'string'
+          ? data
+          : Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data).toString('utf8');
+      return { ok: true, message: JSON.parse(text) as unknown };
+    }
+    const bytes =
+      typeof data === 'string'
+        ? Buffer.from(data)
+        : Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data);
+    return { ok: true, message: packr.unpack(bytes) as unknown };
+  } catch (err) {
+    return {
+      ok: false,
+      code: ErrorCode.BAD_MESSAGE,
+      message: `not valid ${subprotocol === SUBPROTOCOL_JSON ? 'JSON' : 'msgpack'}: ${(err as Error).message}`,
+    };
+  }
+}
+
+/** Raw socket data to a validated client message, or the error to answer with (rid kept when readable). */
+export function decodeClientMessage(
+  data: ArrayBuffer | Uint8Array | string,
+  subprotocol: Subprotocol,
+): Decoded<ClientMessage> {
+  const parsed = parse(data, subprotocol);
+  if (!parsed.ok) return parsed;
+  const value = parsed.message;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { ok: false, code: ErrorCode.BAD_MESSAGE, message: 'a message must be an object with a type' };
+  }
+  const record = value as Record<string, unknown>;
+  const rid = typeof record.rid === 'string' || typeof record.rid === 'number' ? record.rid : undefined;
+  const withRid = <T extends object>(error: T) => (rid === undefined ? error : { ...error, rid });
+  if (typeof record.type !== 'string') {
+    return withRid({
+      ok: false as const,
+      code: ErrorCode.BAD_MESSAGE,
+      message: 'missing field: type (string)',
+    });
+  }
+  if (!(CLIENT_MESSAGE_TYPES as readonly string[]).includes(record.type)) {
+    return withRid({
+      ok: false as const,
+      code: ErrorCode.UNKNOWN_TYPE,
+      message: `unknown message type: ${record.type}`,
+    });
+  }
+  const result = ClientMessage.safeParse(value);
+  if (!result.success) {
+    const detail = result.error.issues
+      .map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`)
+      .join('; ');
+    return withRid({ ok: false as const, code: ErrorCode.BAD_MESSAGE, message: `${record.type}: ${detail}` });
+  }
+  return { ok: true, message: result.data };
+}

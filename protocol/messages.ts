@@ -1,0 +1,141 @@
+import { z } from 'zod';
+
+/**
+ * Wire protocol v1: one zod schema per message; the TypeScript types are inferred from them.
+ * Times are epoch milliseconds. Client messages may carry `rid`, echoed in the one `ok` or
+ * `error` that answers them.
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const SUBPROTOCOL_JSON = 'msr.v1.json';
+export const SUBPROTOCOL_MSGPACK = 'msr.v1.msgpack';
+export const SUBPROTOCOLS = [SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK] as const;
+export type Subprotocol = (typeof SUBPROTOCOLS)[number];
+
+export const MIN_SPEED = 0.1;
+export const MAX_SPEED = 1000;
+
+const time = z.number().finite();
+const rid = z.union([z.string().max(64), z.number().finite()]).optional();
+
+/** A playback speed: a factor with MIN_SPEED <= |speed| <= MAX_SPEED (negative plays backwards), or as fast as possible. */
+export const Speed = z.union([
+  z
+    .number()
+    .finite()
+    .refine((s) => Math.abs(s) >= MIN_SPEED && Math.abs(s) <= MAX_SPEED, {
+      message: `speed must be between ${MIN_SPEED} and ${MAX_SPEED} in either direction`,
+    }),
+  z.literal('max'),
+  z.literal('-max'),
+]);
+export type Speed = z.infer<typeof Speed>;
+
+/** `schema.table` names. */
+const tables = z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table')).max(1000);
+
+// Client to server
+
+export const OpenMessage = z.strictObject({
+  type: z.literal('open'),
+  rid,
+  from: time,
+  to: time,
+  at: time.optional(),
+  speed: Speed.optional(),
+  tables: tables.optional(),
+  entities: z.array(z.string().max(1000)).max(10000).optional(),
+});
+export const AttachMessage = z.strictObject({
+  type: z.literal('attach'),
+  rid,
+  session: z.string().uuid(),
+  resume: z.string().max(2000).optional(),
+});
+export const PlayMessage = z.strictObject({ type: z.literal('play'), rid });
+export const PauseMessage = z.strictObject({ type: z.literal('pause'), rid });
+export const SeekMessage = z.strictObject({ type: z.literal('seek'), rid, t: time });
+export const SpeedMessage = z.strictObject({ type: z.literal('speed'), rid, speed: Speed });
+export const CloseMessage = z.strictObject({ type: z.literal('close'), rid });
+
+export const ClientMessage = z.discriminatedUnion('type', [
+  OpenMessage,
+  AttachMessage,
+  PlayMessage,
+  PauseMessage,
+  SeekMessage,
+  SpeedMessage,
+  CloseMessage,
+]);
+export type ClientMessage = z.infer<typeof ClientMessage>;
+export type OpenMessage = z.infer<typeof OpenMessage>;
+export const CLIENT_MESSAGE_TYPES = ClientMessage.options.map((o) => o.shape.type.value);
+
+// Server to client
+
+const entityState = z.record(z.string(), z.unknown());
+
+export const OpenedMessage = z.object({
+  type: z.literal('opened'),
+  rid,
+  session: z.string(),
+  from: time,
+  to: time,
+  earliest: time,
+  latest: time,
+});
+export const OkMessage = z.object({ type: z.literal('ok'), rid });
+export const ErrorMessage = z.object({
+  type: z.literal('error'),
+  rid,
+  code: z.string(),
+  message: z.string(),
+});
+export const KeyframeMessage = z.object({
+  type: z.literal('keyframe'),
+  epoch: z.number().int(),
+  t: time,
+  part: z.number().int().nonnegative(),
+  last: z.boolean(),
+  entities: z.array(z.object({ table: z.string(), id: z.string(), state: entityState })),
+});
+export const Change = z.object({
+  table: z.string(),
+  id: z.string(),
+  op: z.enum(['c', 'u', 'd', 'r', 't']),
+  ts: time,
+  state: entityState.nullable().optional(),
+});
+export type Change = z.infer<typeof Change>;
+export const FrameMessage = z.object({
+  type: z.literal('frame'),
+  epoch: z.number().int(),
+  seq: z.number().int().nonnegative(),
+  t: time,
+  coalesced: z.boolean().optional(),
+  changes: z.array(Change),
+});
+export const ClockMessage = z.object({
+  type: z.literal('clock'),
+  epoch: z.number().int(),
+  t: time,
+  speed: Speed.or(z.literal(0)),
+  achievedSpeed: z.number().optional(),
+  playing: z.boolean(),
+});
+export const EndMessage = z.object({ type: z.literal('end'), epoch: z.number().int(), t: time });
+
+export const ServerMessage = z.discriminatedUnion('type', [
+  OpenedMessage,
+  OkMessage,
+  ErrorMessage,
+  KeyframeMessage,
+  FrameMessage,
+  ClockMessage,
+  EndMessage,
+]);
+export type ServerMessage = z.infer<typeof ServerMessage>;
+export type KeyframeMessage = z.infer<typeof KeyframeMessage>;
+export type FrameMessage = z.infer<typeof FrameMessage>;
+export type ClockMessage = z.infer<typeof ClockMessage>;
+export type ErrorMessage = z.infer<typeof ErrorMessage>;

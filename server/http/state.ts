@@ -1,0 +1,47 @@
+import type { Pool } from 'pg';
+import { ErrorCode } from '../../protocol/codes.js';
+import type { Config } from '../config.js';
+import { readAvailability } from '../replay/availability.js';
+import { readKeyframe, type KeyframeEntity } from '../replay/keyframe.js';
+import { json, type Route } from './route.js';
+
+/** GET /api/v1/state?t=<epoch ms>&tables=<schema.table,...>: the keyframe at t as JSON. */
+export function stateRoutes(pool: Pool, config: Config): Route[] {
+  return [
+    {
+      method: 'get',
+      path: '/api/v1/state',
+      handler: async ({ query }) => {
+        const rawT = query.get('t');
+        const t = rawT === null || rawT === '' ? NaN : Number(rawT);
+        if (!Number.isFinite(t)) {
+          return json(400, {
+            code: ErrorCode.BAD_MESSAGE,
+            message: 't is required: a time in epoch milliseconds',
+          });
+        }
+        const tables = query
+          .get('tables')
+          ?.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        if (tables?.some((name) => !/^[^.\s]+\.[^.\s]+$/.test(name))) {
+          return json(400, {
+            code: ErrorCode.BAD_MESSAGE,
+            message: 'tables: expected schema.table names, comma-separated',
+          });
+        }
+        const availability = await readAvailability(pool, config);
+        if (availability.earliest === null || t < availability.earliest || t > Date.now()) {
+          return json(400, {
+            code: ErrorCode.OUT_OF_RANGE,
+            message: `t must lie between the earliest available time (${availability.earliest}) and now`,
+          });
+        }
+        const entities: KeyframeEntity[] = [];
+        for await (const chunk of readKeyframe(pool, t, { tables })) entities.push(...chunk);
+        return json(200, { t, entities });
+      },
+    },
+  ];
+}

@@ -1,0 +1,103 @@
+import { pack } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+import { decodeClientMessage, encode, MAX_CLIENT_MESSAGE_BYTES, parse } from '../../protocol/codec.js';
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, ServerMessage } from '../../protocol/messages.js';
+
+const json = (v: unknown) => JSON.stringify(v);
+
+describe('client message decoding', () => {
+  it('accepts every control in both encodings', () => {
+    const messages = [
+      {
+        type: 'open',
+        rid: 1,
+        from: 1000,
+        to: 2000,
+        at: 1500,
+        speed: 8,
+        tables: ['city.vehicle'],
+        entities: ['7'],
+      },
+      { type: 'attach', session: '3f1b2a9e-7c4d-4e5f-9a1b-2c3d4e5f6a7b' },
+      { type: 'play', rid: 'a' },
+      { type: 'pause' },
+      { type: 'seek', t: 1234 },
+      { type: 'speed', speed: -4 },
+      { type: 'speed', speed: 'max' },
+      { type: 'close' },
+    ];
+    for (const message of messages) {
+      expect(decodeClientMessage(json(message), SUBPROTOCOL_JSON)).toEqual({ ok: true, message });
+      expect(decodeClientMessage(pack(message), SUBPROTOCOL_MSGPACK)).toEqual({ ok: true, message });
+    }
+  });
+
+  it.each([
+    ['not JSON', '{"type":', 'BAD_MESSAGE', /not valid JSON/],
+    ['an array', '[1,2]', 'BAD_MESSAGE', /must be an object/],
+    ['no type', '{"t":1}', 'BAD_MESSAGE', /missing field: type/],
+    ['an unknown type', '{"type":"rewind","rid":9}', 'UNKNOWN_TYPE', /rewind/],
+    ['a missing field', '{"type":"seek","rid":"s1"}', 'BAD_MESSAGE', /seek: t:/],
+    ['a wrong-typed field', '{"type":"seek","t":"soon"}', 'BAD_MESSAGE', /t:/],
+    ['an unknown field', '{"type":"play","volume":3}', 'BAD_MESSAGE', /volume/],
+    ['a speed out of range', '{"type":"speed","speed":5000}', 'BAD_MESSAGE', /between 0.1 and 1000/],
+    ['a zero speed', '{"type":"speed","speed":0}', 'BAD_MESSAGE', /speed/],
+    [
+      'a bad table name',
+      '{"type":"open","from":1,"to":2,"tables":["vehicle"]}',
+      'BAD_MESSAGE',
+      /schema.table/,
+    ],
+  ])('rejects %s with %s', (_label, raw, code, pattern) => {
+    const result = decodeClientMessage(raw, SUBPROTOCOL_JSON);
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.code).toBe(code);
+    expect(result.message).toMatch(pattern);
+  });
+
+  it('keeps the rid of a bad message so the error can answer it', () => {
+    const result = decodeClientMessage('{"type":"seek","rid":"s1"}', SUBPROTOCOL_JSON);
+    expect(result).toMatchObject({ ok: false, rid: 's1' });
+  });
+
+  it('rejects malformed msgpack and oversize messages', () => {
+    const bad = decodeClientMessage(new Uint8Array([0xc1]), SUBPROTOCOL_MSGPACK);
+    expect(bad).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });
+    const big = parse('x'.repeat(MAX_CLIENT_MESSAGE_BYTES + 1), SUBPROTOCOL_JSON);
+    expect(big).toMatchObject({ ok: false, code: 'MESSAGE_TOO_LARGE' });
+  });
+});
+
+describe('server message encoding', () => {
+  const frame = {
+    type: 'frame',
+    epoch: 2,
+    seq: 7,
+    t: 1795500000000,
+    changes: [
+      {
+        table: 'city.vehicle',
+        id: '7',
+        op: 'u',
+        ts: 1795500000000,
+        state: { lat: 60.1, status: 'en_route' },
+      },
+    ],
+  } as const;
+
+  it('is text JSON or binary msgpack with the same shape, valid against the schema', () => {
+    const text = encode(frame, SUBPROTOCOL_JSON);
+    expect(typeof text).toBe('string');
+    const binary = encode(frame, SUBPROTOCOL_MSGPACK);
+    expect(binary).toBeInstanceOf(Uint8Array);
+    for (const [data, sub] of [
+      [text, SUBPROTOCOL_JSON],
+      [binary, SUBPROTOCOL_MSGPACK],
+    ] as const) {
+      const parsed = parse(data, sub);
+      expect(parsed).toEqual({ ok: true, message: frame });
+      expect(ServerMessage.safeParse(parsed.ok && parsed.message).success).toBe(true);
+    }
+  });
+});
