@@ -7,6 +7,9 @@ export const MAX_CLIENT_MESSAGE_BYTES = 256 * 1024;
 
 // Plain maps and arrays on the wire, no msgpackr record extension, so any msgpack library reads them.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// TextEncoder/TextDecoder rather than Buffer: this module also runs in the browser (viewer).
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 export type Decoded<T> =
   { ok: true; message: T } | { ok: false; code: ErrorCode; message: string; rid?: string | number };
@@ -18,7 +21,7 @@ export function encode(message: object, subprotocol: Subprotocol): string | Uint
 
 /** Parses raw socket data into a value, before validation. */
 export function parse(data: ArrayBuffer | Uint8Array | string, subprotocol: Subprotocol): Decoded<unknown> {
-  const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+  const size = typeof data === 'string' ? utf8.encode(data).byteLength : data.byteLength;
   if (size > MAX_CLIENT_MESSAGE_BYTES) {
     return {
       ok: false,
@@ -27,18 +30,13 @@ export function parse(data: ArrayBuffer | Uint8Array | string, subprotocol: Subp
     };
   }
   try {
+    const bytes =
+      typeof data === 'string' ? undefined : data instanceof Uint8Array ? data : new Uint8Array(data);
     if (subprotocol === SUBPROTOCOL_JSON) {
-      const text =
-        typeof data === 'string'
-          ? data
-          : Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data).toString('utf8');
+      const text = bytes === undefined ? (data as string) : utf8Decoder.decode(bytes);
       return { ok: true, message: JSON.parse(text) as unknown };
     }
-    const bytes =
-      typeof data === 'string'
-        ? Buffer.from(data)
-        : Buffer.from(data instanceof ArrayBuffer ? new Uint8Array(data) : data);
-    return { ok: true, message: packr.unpack(bytes) as unknown };
+    return { ok: true, message: packr.unpack(bytes ?? utf8.encode(data as string)) as unknown };
   } catch (err) {
     return {
       ok: false,

@@ -11,6 +11,7 @@ import { healthRoutes } from './http/health.js';
 import { stateRoutes } from './http/state.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
+import { SessionManager, type SessionManagerOptions } from './replay/sessions.js';
 import { Transport } from './ws/transport.js';
 
 export interface App {
@@ -20,6 +21,7 @@ export interface App {
   readonly databaseUrl: string;
   readonly schema: MigrationResult;
   readonly demo: DemoWorld | undefined;
+  readonly sessions: SessionManager;
   /** The HTTP/WebSocket port actually bound (config.port may be 0). */
   readonly port: number;
   stop(): Promise<void>;
@@ -29,6 +31,8 @@ export interface AppOptions {
   readonly log?: Logger;
   /** How much demo history to seed (default 24 hours); tests seed less. */
   readonly demoHistoryMs?: number;
+  /** Replay pacing and backpressure limits; tests make them small. */
+  readonly replay?: SessionManagerOptions;
 }
 
 /**
@@ -64,7 +68,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       lifecycle.started('demo', () => demo!.stop());
     }
 
+    const sessions = new SessionManager(pool, config, log, undefined, options.replay);
+    sessions.start();
+    lifecycle.started('sessions', () => sessions.stop());
+
     const transport = new Transport(log);
+    transport.addReplaySocket(sessions);
     transport.addRoutes([
       ...healthRoutes(pool, schema.version, demo),
       ...availabilityRoutes(pool, config),
@@ -81,6 +90,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       databaseUrl,
       schema,
       demo,
+      sessions,
       port,
       stop: () => lifecycle.stopAll(),
     };

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
+import { msToUs } from '../replay/deltas.js';
 import { readKeyframe, type KeyframeEntity } from '../replay/keyframe.js';
 import { json, type Route } from './route.js';
 
@@ -39,7 +40,7 @@ export function stateRoutes(pool: Pool, config: Config): Route[] {
           });
         }
         const entities: KeyframeEntity[] = [];
-        for await (const chunk of readKeyframe(pool, t, { tables })) entities.push(...chunk);
+        for await (const chunk of readKeyframe(pool, msToUs(t), { tables })) entities.push(...chunk);
         return json(200, { t, entities });
       },
     },

@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import Cursor from 'pg-cursor';
+import type { Micros } from './deltas.js';
 
 export interface KeyframeEntity {
   readonly table: string;
@@ -18,17 +19,17 @@ export const KEYFRAME_CHUNK = 1000;
 
 const KEYFRAME_SQL = `
   select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after as state
-    from msr.entity_states_at(to_timestamp($1::float8 / 1000), $2::text[]) s
+    from msr.entity_states_at(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2::text[]) s
    where $3::text[] is null or s.entity_id = any ($3::text[])`;
 
 /**
- * The state of every entity matching the filter at replay time t (epoch ms), in chunks read
+ * The state of every entity matching the filter at replay time t (epoch microseconds), in chunks read
  * through a server-side cursor, so a keyframe of 100,000 entities never sits whole in memory.
  * Aborting the signal closes the cursor and ends the iteration.
  */
 export async function* readKeyframe(
   db: Pool | PoolClient,
-  t: number,
+  t: Micros,
   filter: EntityFilter = {},
   options: { chunkSize?: number; signal?: AbortSignal } = {},
 ): AsyncGenerator<KeyframeEntity[]> {

@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, Route } from '../http/route.js';
+import type { SessionManager } from '../replay/sessions.js';
+import { registerReplaySocket } from './replay-socket.js';
 import {
   uws,
   type HttpRequest as UwsRequest,
@@ -36,6 +38,11 @@ export class Transport {
 
   get port(): number {
     return this.boundPort;
+  }
+
+  /** The replay WebSocket at /v1/replay; register it before the HTTP routes' catch-all. */
+  addReplaySocket(manager: SessionManager): void {
+    registerReplaySocket(this.app, manager, this.log);
   }
 
   addRoutes(routes: readonly Route[]): void {

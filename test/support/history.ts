@@ -3,6 +3,8 @@ import type pg from 'pg';
 /** A change as the tests write it into msr.cdc_event and fold it independently. */
 export interface HistoryEvent {
   id?: number;
+  /** The entity's state just before this event in replay order, as REPLICA IDENTITY FULL gives it. */
+  before?: Record<string, unknown> | null;
   ts: number;
   source: string;
   schema: string;
@@ -78,17 +80,36 @@ export function generateHistory(seed: number, start: number, spanMs: number, cou
       offset: null,
     });
   }
+  addBeforeImages(events);
   return events;
+}
+
+/** Sets each event's before image to its entity's state just before it, in replay order. */
+function addBeforeImages(events: HistoryEvent[]): void {
+  const order = events
+    .map((e, index) => ({ e, index }))
+    .sort((a, b) => a.e.ts - b.e.ts || (a.e.lsn ?? -1) - (b.e.lsn ?? -1) || a.index - b.index);
+  const state = new Map<string, Record<string, unknown> | null>();
+  for (const { e } of order) {
+    const tableKey = `${e.source}|${e.schema}|${e.table}|`;
+    if (e.op === 't') {
+      e.before = null;
+      for (const key of [...state.keys()]) if (key.startsWith(tableKey)) state.delete(key);
+      continue;
+    }
+    e.before = state.get(tableKey + e.entityId) ?? null;
+    state.set(tableKey + e.entityId, e.op === 'd' ? null : e.after);
+  }
 }
 
 export async function insertHistory(pool: pg.Pool, events: HistoryEvent[]): Promise<void> {
   for (let i = 0; i < events.length; i += 2000) {
     const chunk = events.slice(i, i + 2000);
     const { rows } = await pool.query<{ id: string }>(
-      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after, lsn, kafka_offset)
-       select to_timestamp(ts / 1000.0), source, schema, tab, entity, op, after, lsn, kafka_offset
-         from unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[])
-              with ordinality as u(ts, source, schema, tab, entity, op, after, lsn, kafka_offset, n)
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after, lsn, kafka_offset, before)
+       select to_timestamp(ts / 1000.0), source, schema, tab, entity, op, after, lsn, kafka_offset, before
+         from unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::bigint[], $9::bigint[], $10::jsonb[])
+              with ordinality as u(ts, source, schema, tab, entity, op, after, lsn, kafka_offset, before, n)
         order by n
        returning id`,
       [
@@ -101,6 +122,7 @@ export async function insertHistory(pool: pg.Pool, events: HistoryEvent[]): Prom
         chunk.map((e) => (e.after === null ? null : JSON.stringify(e.after))),
         chunk.map((e) => e.lsn),
         chunk.map((e) => e.offset),
+        chunk.map((e) => (e.before ? JSON.stringify(e.before) : null)),
       ],
     );
     // RETURNING follows the insert order here because the SELECT is ordered.

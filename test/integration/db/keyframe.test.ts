@@ -22,7 +22,7 @@ describe('readKeyframe', () => {
   it('streams the state at t in chunks of the asked size', async () => {
     const t = start + 1_800_000;
     const chunks = [];
-    for await (const chunk of readKeyframe(db.pool, t, {}, { chunkSize: 7 })) chunks.push(chunk);
+    for await (const chunk of readKeyframe(db.pool, t * 1000, {}, { chunkSize: 7 })) chunks.push(chunk);
     const expected = referenceState(events, t);
     expect(expected.size).toBeGreaterThan(20);
     expect(chunks.slice(0, -1).every((c) => c.length === 7)).toBe(true);
@@ -32,7 +32,7 @@ describe('readKeyframe', () => {
   it('filters by table and by entity id', async () => {
     const t = start + 3_000_000;
     const chunks = [];
-    for await (const chunk of readKeyframe(db.pool, t, {
+    for await (const chunk of readKeyframe(db.pool, t * 1000, {
       tables: ['city.vehicle'],
       entities: ['3', '5', '8', '13'],
     })) {
@@ -49,7 +49,7 @@ describe('readKeyframe', () => {
     let chunks = 0;
     for await (const _chunk of readKeyframe(
       db.pool,
-      start + 3_600_000,
+      (start + 3_600_000) * 1000,
       {},
       { chunkSize: 2, signal: controller.signal },
     )) {

@@ -1,0 +1,275 @@
+import { encode, parse } from './codec.js';
+import { CloseCode } from './codes.js';
+import {
+  ServerMessage,
+  SUBPROTOCOL_JSON,
+  type Change,
+  type ClientMessage,
+  type OpenMessage,
+  type Speed,
+  type Subprotocol,
+} from './messages.js';
+
+/** The part of the WebSocket API the client needs (browsers' WebSocket, or the `ws` package in Node). */
+export interface WebSocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  readonly protocol: string;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+}
+
+export type WebSocketFactory = (url: string, protocols: string[]) => WebSocketLike;
+
+export interface ReplayClientOptions {
+  readonly subprotocol?: Subprotocol;
+  /** How sockets are made; defaults to the global WebSocket (browsers, Node 22+). */
+  readonly webSocket?: WebSocketFactory;
+  /** Reconnect and resume the session after a going-away, too-slow or broken connection. */
+  readonly reconnect?: boolean;
+  readonly requestTimeoutMs?: number;
+}
+
+export class ReplayRequestError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+    this.name = 'ReplayRequestError';
+  }
+}
+
+type Listener = (message: ServerMessage) => void;
+type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
+type Opened = Extract<ServerMessage, { type: 'opened' }>;
+
+const RESUMABLE = new Set<number>([CloseCode.GOING_AWAY, CloseCode.TOO_SLOW, 1006]);
+
+/**
+ * Typed client of protocol v1: controls as promises, a stream of server messages, and the
+ * replayed world as a local map (`state`, keyed `table|id`) kept by applying keyframes and frames.
+ */
+export class ReplayClient {
+  /** Entity states by `${table}|${id}`. */
+  readonly state = new Map<string, Record<string, unknown>>();
+  epoch = 0;
+  /** Replay time of the state in `state` (ms). */
+  t = 0;
+  keyframeComplete = false;
+  session: string | undefined;
+  playing = false;
+  achievedSpeed = 0;
+
+  private socket!: WebSocketLike;
+  private nextRid = 1;
+  private readonly pending = new Map<
+    number,
+    { resolve: (m: ServerMessage) => void; reject: (e: Error) => void }
+  >();
+  private readonly listeners = new Set<Listener>();
+  private closedByUser = false;
+
+  private constructor(
+    private readonly url: string,
+    private readonly options: ReplayClientOptions,
+  ) {}
+
+  static async connect(url: string, options: ReplayClientOptions = {}): Promise<ReplayClient> {
+    const client = new ReplayClient(url, options);
+    await client.dial();
+    return client;
+  }
+
+  get subprotocol(): Subprotocol {
+    return (this.socket.protocol || this.options.subprotocol || SUBPROTOCOL_JSON) as Subprotocol;
+  }
+
+  /** Every server message, as it arrives; returns an unsubscribe function. */
+  on(listener: Listener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Resolves with the first message (arriving from now on) that matches. */
+  waitFor<T extends ServerMessage>(predicate: (m: ServerMessage) => m is T, timeoutMs?: number): Promise<T>;
+  waitFor(predicate: (m: ServerMessage) => boolean, timeoutMs?: number): Promise<ServerMessage>;
+  waitFor(predicate: (m: ServerMessage) => boolean, timeoutMs = 10_000): Promise<ServerMessage> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`no matching message within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const off = this.on((m) => {
+        if (!predicate(m)) return;
+        clearTimeout(timer);
+        off();
+        resolve(m);
+      });
+    });
+  }
+
+  async open(params: OpenParams): Promise<Opened> {
+    const opened = (await this.request({ type: 'open', ...params })) as Opened;
+    this.session = opened.session;
+    return opened;
+  }
+
+  async attach(session: string): Promise<Opened> {
+    const opened = (await this.request({ type: 'attach', session })) as Opened;
+    this.session = opened.session;
+    return opened;
+  }
+
+  play = () => this.request({ type: 'play' }).then(() => undefined);
+  pause = () => this.request({ type: 'pause' }).then(() => undefined);
+  seek = (t: number) => this.request({ type: 'seek', t }).then(() => undefined);
+  speed = (speed: Speed) => this.request({ type: 'speed', speed }).then(() => undefined);
+
+  async close(): Promise<void> {
+    await this.request({ type: 'close' });
+    this.session = undefined;
+  }
+
+  /** Closes the socket without closing the session (it can be attached again). */
+  disconnect(): void {
+    this.closedByUser = true;
+    this.socket.close(CloseCode.NORMAL);
+  }
+
+  /** Sends raw data, for tests of the server's robustness. */
+  sendRaw(data: string | Uint8Array): void {
+    this.socket.send(data);
+  }
+
+  private request(message: ClientMessage): Promise<ServerMessage> {
+    const rid = this.nextRid++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(rid);
+        reject(new Error(`${message.type} got no answer`));
+      }, this.options.requestTimeoutMs ?? 15_000);
+      this.pending.set(rid, {
+        resolve: (m) => {
+          clearTimeout(timer);
+          resolve(m);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      this.socket.send(encode({ ...message, rid }, this.subprotocol));
+    });
+  }
+
+  private dial(): Promise<void> {
+    const factory =
+      this.options.webSocket ??
+      ((url: string, protocols: string[]) =>
+        new (globalThis as unknown as { WebSocket: new (u: string, p: string[]) => WebSocketLike }).WebSocket(
+          url,
+          protocols,
+        ));
+    const socket = factory(this.url, [this.options.subprotocol ?? SUBPROTOCOL_JSON]);
+    socket.binaryType = 'arraybuffer';
+    this.socket = socket;
+    return new Promise((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = (event) => reject(new Error(`could not connect to ${this.url}: ${String(event)}`));
+      socket.onmessage = (event) => this.receive(event.data);
+      socket.onclose = (event) => this.onClose(event.code);
+    });
+  }
+
+  private onClose(code: number): void {
+    for (const { reject } of this.pending.values()) reject(new Error(`socket closed (${code})`));
+    this.pending.clear();
+    if (this.closedByUser || !this.options.reconnect || !this.session || !RESUMABLE.has(code)) return;
+    const session = this.session;
+    void (async () => {
+      for (let attempt = 0; attempt < 10; attempt++) {
+        await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
+        try {
+          await this.dial();
+          await this.attach(session);
+          return;
+        } catch {
+          // next attempt
+        }
+      }
+    })();
+  }
+
+  private receive(data: unknown): void {
+    const raw = typeof data === 'string' ? data : new Uint8Array(data as ArrayBuffer);
+    const parsed = parse(raw, this.subprotocol);
+    if (!parsed.ok) return;
+    const checked = ServerMessage.safeParse(parsed.message);
+    if (!checked.success) return;
+    const message = checked.data;
+    this.apply(message);
+    if (
+      (message.type === 'ok' || message.type === 'opened' || message.type === 'error') &&
+      typeof message.rid === 'number'
+    ) {
+      const waiter = this.pending.get(message.rid);
+      if (waiter) {
+        this.pending.delete(message.rid);
+        if (message.type === 'error') waiter.reject(new ReplayRequestError(message.code, message.message));
+        else waiter.resolve(message);
+      }
+    }
+    for (const listener of [...this.listeners]) listener(message);
+  }
+
+  /** Keeps `state` equal to the server's replayed world. */
+  private apply(message: ServerMessage): void {
+    switch (message.type) {
+      case 'opened':
+        // Epochs count per session and server: after (re)attaching, any epoch is new.
+        this.epoch = 0;
+        break;
+      case 'keyframe':
+        if (message.epoch < this.epoch) return;
+        if (message.epoch > this.epoch || message.part === 0) {
+          this.epoch = message.epoch;
+          this.state.clear();
+          this.keyframeComplete = false;
+        }
+        for (const e of message.entities) this.state.set(`${e.table}|${e.id}`, e.state);
+        this.t = message.t;
+        if (message.last) this.keyframeComplete = true;
+        break;
+      case 'frame':
+        if (message.epoch !== this.epoch) return;
+        for (const change of message.changes) applyChange(this.state, change);
+        this.t = message.t;
+        break;
+      case 'clock':
+        if (message.epoch !== this.epoch) return;
+        this.t = message.t;
+        this.playing = message.playing;
+        this.achievedSpeed = message.achievedSpeed ?? 0;
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+/** One change applied to a state map: t clears its table, d removes, anything else sets. */
+export function applyChange(state: Map<string, Record<string, unknown>>, change: Change): void {
+  if (change.op === 't') {
+    const prefix = `${change.table}|`;
+    for (const key of [...state.keys()]) if (key.startsWith(prefix)) state.delete(key);
+  } else if (change.op === 'd') {
+    state.delete(`${change.table}|${change.id}`);
+  } else {
+    state.set(`${change.table}|${change.id}`, change.state ?? {});
+  }
+}

@@ -1,0 +1,116 @@
+import type { Logger } from 'pino';
+import { ErrorCode } from '../../protocol/codes.js';
+import type { ClientMessage, ServerMessage } from '../../protocol/messages.js';
+import { usToMs } from './deltas.js';
+import { ReplayError } from './errors.js';
+import type { ReplaySession, SessionSink } from './session.js';
+import type { SessionManager } from './sessions.js';
+
+/**
+ * One client socket's conversation: its messages are handled one at a time, in order, and every
+ * message with a rid gets exactly one ok or error.
+ */
+export class ReplayConnection {
+  private session: ReplaySession | undefined;
+  private queue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly manager: SessionManager,
+    private readonly sink: SessionSink,
+    private readonly log: Logger,
+    private readonly owner: string | null = null,
+  ) {}
+
+  get sessionId(): string | undefined {
+    return this.session?.id;
+  }
+
+  /** Queues a decoded message; the returned promise settles when it has been answered. */
+  receive(message: ClientMessage): Promise<void> {
+    this.queue = this.queue.then(() => this.handle(message));
+    return this.queue;
+  }
+
+  /** Answers a message that could not be decoded. */
+  reject(code: ErrorCode, message: string, rid?: string | number): void {
+    this.sink.send(
+      rid === undefined ? { type: 'error', code, message } : { type: 'error', rid, code, message },
+    );
+  }
+
+  /** The socket closed: the session stays (for a while) so the client can attach again. */
+  closed(): void {
+    this.session?.detach(this.sink);
+    this.session = undefined;
+  }
+
+  private async handle(message: ClientMessage): Promise<void> {
+    try {
+      await this.dispatch(message);
+    } catch (err) {
+      if (err instanceof ReplayError) {
+        this.reject(err.code, err.message, message.rid);
+      } else {
+        this.log.error({ err, type: message.type }, 'replay request failed');
+        this.reject(ErrorCode.INTERNAL, 'internal error', message.rid);
+      }
+    }
+  }
+
+  private ok(message: ClientMessage): void {
+    if (message.rid !== undefined) this.sink.send({ type: 'ok', rid: message.rid });
+  }
+
+  private async dispatch(message: ClientMessage): Promise<void> {
+    if (message.type === 'open' || message.type === 'attach') {
+      if (this.session)
+        throw new ReplayError(ErrorCode.ALREADY_OPEN, `this socket already has session ${this.session.id}`);
+      const session =
+        message.type === 'open'
+          ? await this.manager.open(message, this.owner)
+          : await this.manager.find(message.session);
+      if (session.spec.owner !== null && session.spec.owner !== this.owner) {
+        throw new ReplayError(ErrorCode.FORBIDDEN, 'this session belongs to another user');
+      }
+      this.session = session;
+      session.attach(this.sink);
+      const window = await this.manager.window();
+      const opened: ServerMessage = {
+        type: 'opened',
+        session: session.id,
+        from: usToMs(session.spec.from),
+        to: usToMs(session.spec.to),
+        earliest: window.earliest ?? usToMs(session.spec.from),
+        latest: window.latest ?? usToMs(session.spec.from),
+      };
+      this.sink.send(message.rid === undefined ? opened : { ...opened, rid: message.rid });
+      // A fresh epoch at the session's position: the keyframe for this socket, then frames.
+      session.player.seek(session.player.state.position);
+      if (message.type === 'attach' && session.spec.playing && !session.player.state.playing)
+        session.player.play();
+      return;
+    }
+    const session = this.session;
+    if (!session) throw new ReplayError(ErrorCode.NOT_OPEN, `${message.type} before open or attach`);
+    switch (message.type) {
+      case 'play':
+        session.player.play();
+        break;
+      case 'pause':
+        session.player.pause();
+        break;
+      case 'seek':
+        session.player.seek(await this.manager.checkSeek(session, message.t));
+        break;
+      case 'speed':
+        session.player.setSpeed(message.speed);
+        break;
+      case 'close':
+        this.ok(message);
+        this.session = undefined;
+        await this.manager.close(session.id);
+        return;
+    }
+    this.ok(message);
+  }
+}

@@ -1,0 +1,284 @@
+import type { Pool } from 'pg';
+import type { Change, ServerMessage, Speed } from '../../protocol/messages.js';
+import { readDeltas, usToMs, type Micros } from './deltas.js';
+import { readKeyframe, type EntityFilter, type KeyframeEntity } from './keyframe.js';
+
+/** Where a session's messages go: every attached socket. */
+export interface SessionOutput {
+  /** Queues a message on every attached socket; never dropped. */
+  send(message: ServerMessage): void;
+  /** Bytes waiting in the slowest attached socket. */
+  buffered(): number;
+  /** The slowest socket stayed over the high-water mark too long. */
+  stuck(): void;
+}
+
+export interface PlayerLimits {
+  /** Wall time between two frames at a finite speed. */
+  readonly tickMs: number;
+  /** Events read ahead at most per window (bounded read-ahead). */
+  readonly maxEventsPerRead: number;
+  /** Buffered bytes over which frames are coalesced. */
+  readonly highWaterBytes: number;
+  /** Buffered bytes under which a coalesced frame is sent. */
+  readonly lowWaterBytes: number;
+  /** Entities held while coalescing; past it the clock stops advancing instead. */
+  readonly maxPendingEntities: number;
+  /** How long a socket may stay over the high-water mark before it is closed. */
+  readonly stuckMs: number;
+  readonly keyframeChunk: number;
+}
+
+export const DEFAULT_LIMITS: PlayerLimits = {
+  tickMs: 100,
+  maxEventsPerRead: 2000,
+  highWaterBytes: 1024 * 1024,
+  lowWaterBytes: 256 * 1024,
+  maxPendingEntities: 50_000,
+  stuckMs: 30_000,
+  keyframeChunk: 1000,
+};
+
+export interface PlayerState {
+  readonly epoch: number;
+  readonly position: Micros;
+  readonly speed: Speed;
+  readonly playing: boolean;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * One session's replay clock and its reads. Each seek starts an epoch with its own abort signal:
+ * the old epoch's reads stop and none of its messages is sent once the new epoch has begun.
+ */
+export class Player {
+  private epoch = 0;
+  private seq = 0;
+  private position: Micros;
+  private speed: Speed;
+  private playing = false;
+  private controller = new AbortController();
+  private pending = new Map<string, Change>();
+  private overSince: number | undefined;
+  private achieved = 0;
+  private closed = false;
+  private keyframeSent = false;
+  private loopEpoch: number | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly output: SessionOutput,
+    private readonly range: { readonly from: Micros; readonly to: Micros },
+    private readonly filter: EntityFilter,
+    start: { position: Micros; speed: Speed },
+    private readonly limits: PlayerLimits = DEFAULT_LIMITS,
+    private readonly onError: (err: unknown) => void = () => undefined,
+  ) {
+    this.position = start.position;
+    this.speed = start.speed;
+  }
+
+  get state(): PlayerState {
+    return { epoch: this.epoch, position: this.position, speed: this.speed, playing: this.playing };
+  }
+
+  /** Starts a new epoch at t: keyframe in chunks, then frames if playing. */
+  seek(t: Micros): void {
+    this.controller.abort();
+    const controller = new AbortController();
+    this.controller = controller;
+    this.epoch += 1;
+    this.seq = 0;
+    this.position = t;
+    this.keyframeSent = false;
+    this.pending.clear();
+    this.keyframe(controller.signal).then(
+      () => {
+        if (controller.signal.aborted) return;
+        this.keyframeSent = true;
+        this.sendClock();
+        this.ensureLoop();
+      },
+      (err: unknown) => {
+        if (!controller.signal.aborted) this.onError(err);
+      },
+    );
+  }
+
+  play(): void {
+    this.playing = true;
+    this.sendClock();
+    this.ensureLoop();
+  }
+
+  pause(): void {
+    this.playing = false;
+    this.sendClock();
+  }
+
+  setSpeed(speed: Speed): void {
+    this.speed = speed;
+    this.sendClock();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.playing = false;
+    this.controller.abort();
+  }
+
+  /** One frame loop per epoch, started once its keyframe is out and while playing. */
+  private ensureLoop(): void {
+    if (!this.playing || !this.keyframeSent || this.loopEpoch === this.epoch || this.closed) return;
+    const epoch = this.epoch;
+    const signal = this.controller.signal;
+    this.loopEpoch = epoch;
+    this.frames(signal)
+      .catch((err: unknown) => {
+        if (!signal.aborted) this.onError(err);
+      })
+      .finally(() => {
+        if (this.loopEpoch !== epoch) return;
+        this.loopEpoch = undefined;
+        // A play that came while this loop was winding down after a pause.
+        if (!signal.aborted) this.ensureLoop();
+      });
+  }
+
+  private async keyframe(signal: AbortSignal): Promise<void> {
+    const epoch = this.epoch;
+    const t = usToMs(this.position);
+    let part = 0;
+    let held: KeyframeEntity[] | undefined;
+    // One chunk is held back so that the last one sent can say last: true.
+    for await (const chunk of readKeyframe(this.pool, this.position, this.filter, {
+      chunkSize: this.limits.keyframeChunk,
+      signal,
+    })) {
+      if (signal.aborted) return;
+      if (held) this.output.send({ type: 'keyframe', epoch, t, part: part++, last: false, entities: held });
+      held = chunk;
+    }
+    if (signal.aborted) return;
+    this.output.send({ type: 'keyframe', epoch, t, part, last: true, entities: held ?? [] });
+  }
+
+  private async frames(signal: AbortSignal): Promise<void> {
+    let lastWall = Date.now();
+    let clockWall = lastWall;
+    let clockPosition = this.position;
+    while (!signal.aborted && this.playing && !this.closed) {
+      const max = this.speed === 'max' || this.speed === '-max';
+      const forward = this.speed === 'max' || (typeof this.speed === 'number' && this.speed > 0);
+      if (max) await this.drained(signal);
+      else await sleep(this.limits.tickMs);
+      if (signal.aborted) return;
+      const wall = Date.now();
+      const elapsed = wall - lastWall;
+      lastWall = wall;
+
+      const behind = this.watchBackpressure(wall);
+      if (behind && this.pending.size >= this.limits.maxPendingEntities) continue; // the clock waits
+      const end = forward ? Math.min(this.range.to, Date.now() * 1000) : this.range.from;
+      const step = max ? Infinity : elapsed * 1000 * Math.abs(this.speed as number);
+      const target = forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
+      if (target !== this.position) {
+        const window = await readDeltas(
+          this.pool,
+          this.position,
+          target,
+          this.filter,
+          this.limits.maxEventsPerRead,
+        );
+        // Paused or superseded while reading: drop the window, the position has not moved.
+        if (signal.aborted || !this.playing) return;
+        this.position = window.reached;
+        if (behind) this.coalesce(window.changes);
+        else {
+          this.flushPending();
+          if (window.changes.length > 0) this.sendFrame(window.changes, false);
+        }
+      }
+      if (!behind) this.flushPending();
+
+      if (wall - clockWall >= 1000) {
+        this.achieved = usToMs(this.position - clockPosition) / (wall - clockWall);
+        clockWall = wall;
+        clockPosition = this.position;
+        this.sendClock();
+      }
+      const atEnd = forward ? this.position >= this.range.to : this.position <= this.range.from;
+      if (atEnd) {
+        this.flushPending();
+        this.playing = false;
+        this.output.send({ type: 'end', epoch: this.epoch, t: usToMs(this.position) });
+        this.sendClock();
+        return;
+      }
+    }
+  }
+
+  /** True while the slowest socket is over the high-water mark; closes it when stuck too long. */
+  private watchBackpressure(wall: number): boolean {
+    const buffered = this.output.buffered();
+    if (buffered > this.limits.highWaterBytes) {
+      this.overSince ??= wall;
+      if (wall - this.overSince > this.limits.stuckMs) this.output.stuck();
+      return true;
+    }
+    this.overSince = undefined;
+    return buffered > this.limits.lowWaterBytes && this.pending.size > 0;
+  }
+
+  private async drained(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted && this.output.buffered() > this.limits.lowWaterBytes) {
+      this.watchBackpressure(Date.now());
+      await sleep(10);
+    }
+    // Let other sessions' timers and sockets run between windows at full speed.
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  /** Keeps only the latest change per entity, in an order that still applies correctly. */
+  private coalesce(changes: Change[]): void {
+    for (const change of changes) {
+      if (change.op === 't') {
+        for (const key of this.pending.keys())
+          if (key.startsWith(`${change.table}|`)) this.pending.delete(key);
+      }
+      const key = `${change.table}|${change.id}`;
+      this.pending.delete(key);
+      this.pending.set(key, change);
+    }
+  }
+
+  private flushPending(): void {
+    if (this.pending.size === 0) return;
+    const changes = [...this.pending.values()];
+    this.pending.clear();
+    this.sendFrame(changes, true);
+  }
+
+  private sendFrame(changes: Change[], coalesced: boolean): void {
+    const frame = {
+      type: 'frame' as const,
+      epoch: this.epoch,
+      seq: this.seq++,
+      t: usToMs(this.position),
+      changes,
+    };
+    this.output.send(coalesced ? { ...frame, coalesced: true } : frame);
+  }
+
+  private sendClock(): void {
+    this.output.send({
+      type: 'clock',
+      epoch: this.epoch,
+      t: usToMs(this.position),
+      speed: this.speed,
+      playing: this.playing,
+      achievedSpeed: this.playing ? Math.round(this.achieved * 1000) / 1000 : 0,
+    });
+  }
+}

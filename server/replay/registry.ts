@@ -1,0 +1,152 @@
+import type { Pool } from 'pg';
+import type { Speed } from '../../protocol/messages.js';
+import type { Micros } from './deltas.js';
+import type { EntityFilter } from './keyframe.js';
+
+/** Serialises slot claims across server processes: the cap is counted in PostgreSQL. */
+const SESSION_LOCK = 7_305_118_003;
+
+export interface SessionRecord {
+  readonly id: string;
+  readonly owner: string | null;
+  readonly from: Micros;
+  readonly to: Micros;
+  readonly filter: EntityFilter;
+  readonly position: Micros;
+  readonly speed: Speed;
+  readonly playing: boolean;
+}
+
+export class SessionLimitError extends Error {
+  readonly code = 'SESSION_LIMIT';
+}
+
+const AT = (param: string) => `timestamptz 'epoch' + ${param}::bigint * interval '1 microsecond'`;
+const US = (column: string) => `(extract(epoch from ${column}) * 1000000)::bigint::text`;
+
+/**
+ * msr.session as the shared list of active sessions: a session holds a slot while its lease is
+ * renewed by its server; a crashed server's sessions lapse when their leases run out.
+ */
+export class SessionRegistry {
+  constructor(
+    private readonly pool: Pool,
+    private readonly serverId: string,
+    private readonly maxActive: () => number,
+    readonly leaseMs: number,
+  ) {}
+
+  /** Takes a slot for a new session, or throws SessionLimitError when all are taken. */
+  async claim(session: SessionRecord): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('select pg_advisory_xact_lock($1)', [SESSION_LOCK]);
+      const { rows } = await client.query<{ n: number }>(
+        `select count(*)::int as n from msr.session where closed_at is null and lease_until > now()`,
+      );
+      if (rows[0]!.n >= this.maxActive()) {
+        await client.query('rollback');
+        throw new SessionLimitError(`all ${this.maxActive()} session slots are in use`);
+      }
+      await client.query(
+        `insert into msr.session (id, owner, server_id, range_from, range_to, filter, position, speed, playing, lease_until)
+         values ($1, $2, $3, ${AT('$4')}, ${AT('$5')}, $6, ${AT('$7')}, $8, $9, now() + $10 * interval '1 millisecond')`,
+        [
+          session.id,
+          session.owner,
+          this.serverId,
+          session.from,
+          session.to,
+          JSON.stringify(session.filter),
+          session.position,
+          encodeSpeed(session.speed),
+          session.playing,
+          this.leaseMs,
+        ],
+      );
+      await client.query('commit');
+    } catch (err) {
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Extends the leases of this server's sessions and records where each one is. */
+  async renew(
+    states: readonly { id: string; position: Micros; speed: Speed; playing: boolean }[],
+  ): Promise<void> {
+    if (states.length === 0) return;
+    await this.pool.query(
+      `update msr.session s
+          set lease_until = now() + $5 * interval '1 millisecond',
+              position = timestamptz 'epoch' + u.position * interval '1 microsecond',
+              speed = u.speed, playing = u.playing
+         from unnest($1::uuid[], $2::bigint[], $3::float8[], $4::boolean[]) as u(id, position, speed, playing)
+        where s.id = u.id and s.server_id = $6 and s.closed_at is null`,
+      [
+        states.map((s) => s.id),
+        states.map((s) => s.position),
+        states.map((s) => encodeSpeed(s.speed)),
+        states.map((s) => s.playing),
+        this.leaseMs,
+        this.serverId,
+      ],
+    );
+  }
+
+  async release(id: string): Promise<void> {
+    await this.pool.query(`update msr.session set closed_at = now() where id = $1 and closed_at is null`, [
+      id,
+    ]);
+  }
+
+  /**
+   * Takes over a session another server held (it shut down or crashed), so a client can resume it
+   * here; null when there is no such active session.
+   */
+  async adopt(id: string): Promise<SessionRecord | null> {
+    const { rows } = await this.pool.query<{
+      id: string;
+      owner: string | null;
+      range_from: string;
+      range_to: string;
+      filter: EntityFilter;
+      position: string;
+      speed: number;
+      playing: boolean;
+    }>(
+      `update msr.session set server_id = $2, lease_until = now() + $3 * interval '1 millisecond'
+        where id = $1 and closed_at is null and lease_until > now() - $3 * interval '1 millisecond'
+        returning id, owner, ${US('range_from')} as range_from, ${US('range_to')} as range_to, filter,
+                  ${US('position')} as position, speed, playing`,
+      [id, this.serverId, this.leaseMs],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      id: row.id,
+      owner: row.owner,
+      from: Number(row.range_from),
+      to: Number(row.range_to),
+      filter: row.filter,
+      position: Number(row.position),
+      speed: decodeSpeed(row.speed),
+      playing: row.playing,
+    };
+  }
+
+  async activeCount(): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `select count(*)::int as n from msr.session where closed_at is null and lease_until > now()`,
+    );
+    return rows[0]!.n;
+  }
+}
+
+// 'max' is stored as an infinite speed, so the column stays a plain number.
+const encodeSpeed = (speed: Speed) => (speed === 'max' ? 'Infinity' : speed === '-max' ? '-Infinity' : speed);
+const decodeSpeed = (speed: number): Speed =>
+  speed === Infinity ? 'max' : speed === -Infinity ? '-max' : speed;

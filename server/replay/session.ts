@@ -1,0 +1,83 @@
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { ServerMessage, Speed } from '../../protocol/messages.js';
+import type { Micros } from './deltas.js';
+import type { EntityFilter } from './keyframe.js';
+import { Player, type PlayerLimits, type SessionOutput } from './player.js';
+
+/** One attached socket, as the session sees it. */
+export interface SessionSink {
+  send(message: ServerMessage): void;
+  buffered(): number;
+  close(code: number, reason: string): void;
+}
+
+export interface SessionSpec {
+  readonly id: string;
+  readonly owner: string | null;
+  readonly from: Micros;
+  readonly to: Micros;
+  readonly filter: EntityFilter;
+  readonly position: Micros;
+  readonly speed: Speed;
+  readonly playing: boolean;
+}
+
+/** A replay session: its player and the sockets attached to it. */
+export class ReplaySession implements SessionOutput {
+  readonly sinks = new Set<SessionSink>();
+  readonly player: Player;
+  /** When the last socket left (epoch ms); undefined while one is attached. */
+  idleSince: number | undefined = Date.now();
+  readonly startedAt = Date.now();
+  framesSent = 0;
+
+  constructor(
+    readonly spec: SessionSpec,
+    pool: Pool,
+    limits: PlayerLimits,
+    private readonly log: Logger,
+    private readonly tooSlowCode: number,
+  ) {
+    this.player = new Player(
+      pool,
+      this,
+      { from: spec.from, to: spec.to },
+      spec.filter,
+      { position: spec.position, speed: spec.speed },
+      limits,
+      (err) => this.log.error({ err, session: spec.id }, 'replay read failed'),
+    );
+  }
+
+  get id(): string {
+    return this.spec.id;
+  }
+
+  attach(sink: SessionSink): void {
+    this.sinks.add(sink);
+    this.idleSince = undefined;
+  }
+
+  detach(sink: SessionSink): void {
+    this.sinks.delete(sink);
+    if (this.sinks.size === 0) this.idleSince = Date.now();
+  }
+
+  send(message: ServerMessage): void {
+    if (message.type === 'frame') this.framesSent += 1;
+    for (const sink of this.sinks) sink.send(message);
+  }
+
+  buffered(): number {
+    let most = 0;
+    for (const sink of this.sinks) most = Math.max(most, sink.buffered());
+    return most;
+  }
+
+  stuck(): void {
+    for (const sink of [...this.sinks]) {
+      if (sink.buffered() > 0) sink.close(this.tooSlowCode, 'client too slow: frames not read');
+    }
+  }
+}

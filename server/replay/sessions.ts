@@ -1,0 +1,190 @@
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import { CloseCode, ErrorCode } from '../../protocol/codes.js';
+import type { OpenMessage } from '../../protocol/messages.js';
+import type { Config } from '../config.js';
+import { readAvailability, type Availability } from './availability.js';
+import { msToUs, usToMs, type Micros } from './deltas.js';
+import { ReplayError } from './errors.js';
+import { DEFAULT_LIMITS, type PlayerLimits } from './player.js';
+import { SessionLimitError, SessionRegistry } from './registry.js';
+import { ReplaySession } from './session.js';
+
+export interface SessionManagerOptions {
+  readonly leaseMs?: number;
+  /** A session with no socket attached for this long is closed. */
+  readonly idleMs?: number;
+  readonly limits?: PlayerLimits;
+}
+
+export type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
+
+/** Opens, finds, resumes and closes this server's replay sessions; the slots are counted in PostgreSQL. */
+export class SessionManager {
+  private readonly sessions = new Map<string, ReplaySession>();
+  private readonly registry: SessionRegistry;
+  private readonly idleMs: number;
+  private readonly limits: PlayerLimits;
+  private timer: NodeJS.Timeout | undefined;
+  private availability: { value: Availability; at: number } | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly config: Config,
+    private readonly log: Logger,
+    readonly serverId: string = randomUUID(),
+    options: SessionManagerOptions = {},
+  ) {
+    this.registry = new SessionRegistry(
+      pool,
+      serverId,
+      () => config.maxActiveSessions,
+      options.leaseMs ?? 30_000,
+    );
+    this.idleMs = options.idleMs ?? 60_000;
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.housekeeping(), Math.min(this.registry.leaseMs / 3, 5_000));
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await Promise.all(
+      [...this.sessions.keys()].map((id) => this.close(id, CloseCode.GOING_AWAY, 'server shutting down')),
+    );
+  }
+
+  /** The window a session may cover now, cached for a second: seek storms must not hammer the database. */
+  async window(): Promise<Availability> {
+    const now = Date.now();
+    if (!this.availability || now - this.availability.at > 1_000) {
+      this.availability = { value: await readAvailability(this.pool, this.config, now), at: now };
+    }
+    return this.availability.value;
+  }
+
+  async open(params: OpenParams, owner: string | null): Promise<ReplaySession> {
+    const window = await this.window();
+    const now = Date.now();
+    if (!(params.from < params.to)) throw new ReplayError(ErrorCode.BAD_RANGE, 'from must be before to');
+    if (params.to - params.from > this.config.maxPlaybackRangeDays * 86_400_000) {
+      throw new ReplayError(
+        ErrorCode.BAD_RANGE,
+        `a range may cover at most ${this.config.maxPlaybackRangeDays} days`,
+      );
+    }
+    const earliest = window.earliest ?? now;
+    if (params.from < earliest || params.from > now) {
+      throw new ReplayError(
+        ErrorCode.OUT_OF_RANGE,
+        `from must lie between the earliest available time ${earliest} and now ${now}`,
+      );
+    }
+    const at = params.at ?? params.from;
+    if (at < params.from || at > params.to || at > now) {
+      throw new ReplayError(ErrorCode.OUT_OF_RANGE, 'at must lie inside [from, to] and not in the future');
+    }
+    const spec = {
+      id: randomUUID(),
+      owner,
+      from: msToUs(params.from),
+      to: msToUs(params.to),
+      filter: { tables: params.tables, entities: params.entities },
+      position: msToUs(at),
+      speed: params.speed ?? 1,
+      playing: false,
+    };
+    try {
+      await this.registry.claim(spec);
+    } catch (err) {
+      if (err instanceof SessionLimitError) throw new ReplayError(ErrorCode.SESSION_LIMIT, err.message);
+      throw err;
+    }
+    const session = new ReplaySession(spec, this.pool, this.limits, this.log, CloseCode.TOO_SLOW);
+    this.sessions.set(spec.id, session);
+    this.log.info(
+      { session: spec.id, from: params.from, to: params.to, filter: spec.filter },
+      'session opened',
+    );
+    return session;
+  }
+
+  /** This server's session, or one another server left behind (resumed here at its last position). */
+  async find(id: string): Promise<ReplaySession> {
+    const local = this.sessions.get(id);
+    if (local) return local;
+    const record = await this.registry.adopt(id);
+    if (!record) throw new ReplayError(ErrorCode.SESSION_NOT_FOUND, `no active session ${id}`);
+    const session = new ReplaySession(record, this.pool, this.limits, this.log, CloseCode.TOO_SLOW);
+    this.sessions.set(id, session);
+    this.log.info({ session: id, position: usToMs(record.position) }, 'session resumed from another server');
+    return session;
+  }
+
+  local(id: string): ReplaySession | undefined {
+    return this.sessions.get(id);
+  }
+
+  list(): ReplaySession[] {
+    return [...this.sessions.values()];
+  }
+
+  async close(id: string, code: number = CloseCode.NORMAL, reason = 'session closed'): Promise<boolean> {
+    const session = this.sessions.get(id);
+    if (!session) return false;
+    this.sessions.delete(id);
+    session.player.close();
+    for (const sink of [...session.sinks]) sink.close(code, reason);
+    await this.registry
+      .release(id)
+      .catch((err: unknown) => this.log.warn({ err, session: id }, 'could not release slot'));
+    const { position } = session.player.state;
+    this.log.info(
+      {
+        session: id,
+        ms: Date.now() - session.startedAt,
+        frames: session.framesSent,
+        position: usToMs(position),
+        reason,
+      },
+      'session ended',
+    );
+    return true;
+  }
+
+  /** Validates a seek target against the session's range and what is stored now. */
+  async checkSeek(session: ReplaySession, t: number): Promise<Micros> {
+    const window = await this.window();
+    const earliest = Math.max(window.earliest ?? 0, usToMs(session.spec.from));
+    const latest = Math.min(usToMs(session.spec.to), Date.now());
+    if (t < earliest || t > latest) {
+      throw new ReplayError(ErrorCode.OUT_OF_RANGE, `t must lie between ${earliest} and ${latest}`);
+    }
+    return msToUs(t);
+  }
+
+  async activeCount(): Promise<number> {
+    return this.registry.activeCount();
+  }
+
+  private async housekeeping(): Promise<void> {
+    const now = Date.now();
+    for (const session of this.list()) {
+      if (session.idleSince !== undefined && now - session.idleSince > this.idleMs) {
+        await this.close(session.id, CloseCode.SESSION_GONE, 'idle session expired');
+      }
+    }
+    try {
+      await this.registry.renew(this.list().map((s) => ({ id: s.id, ...s.player.state })));
+    } catch (err) {
+      this.log.warn({ err }, 'could not renew session leases');
+    }
+  }
+}

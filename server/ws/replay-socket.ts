@@ -1,0 +1,104 @@
+import type { Logger } from 'pino';
+import { decodeClientMessage, encode, MAX_CLIENT_MESSAGE_BYTES } from '../../protocol/codec.js';
+import {
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOLS,
+  type ServerMessage,
+  type Subprotocol,
+} from '../../protocol/messages.js';
+import { ReplayConnection } from '../replay/connection.js';
+import type { SessionSink } from '../replay/session.js';
+import type { SessionManager } from '../replay/sessions.js';
+import type { TemplatedApp, WebSocket } from './uws.js';
+
+export const REPLAY_PATH = '/v1/replay';
+
+interface SocketData {
+  subprotocol: Subprotocol;
+  connection?: ReplayConnection;
+  sink?: UwsSink;
+}
+
+/** A uWebSockets.js socket as a session sink; sends after close are dropped, not thrown. */
+class UwsSink implements SessionSink {
+  open = true;
+  constructor(
+    private readonly ws: WebSocket<SocketData>,
+    private readonly subprotocol: Subprotocol,
+  ) {}
+
+  send(message: ServerMessage): void {
+    if (!this.open) return;
+    const data = encode(message, this.subprotocol);
+    this.ws.send(data, typeof data !== 'string');
+  }
+
+  buffered(): number {
+    return this.open ? this.ws.getBufferedAmount() : 0;
+  }
+
+  close(code: number, reason: string): void {
+    if (!this.open) return;
+    this.open = false;
+    this.ws.end(code, reason);
+  }
+}
+
+/** The first subprotocol the client offers that we speak; JSON when it offers none. */
+export function chooseSubprotocol(header: string): Subprotocol | null {
+  const offered = header
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (offered.length === 0) return SUBPROTOCOL_JSON;
+  return (
+    (offered.find((p) => (SUBPROTOCOLS as readonly string[]).includes(p)) as Subprotocol | undefined) ?? null
+  );
+}
+
+export function registerReplaySocket(app: TemplatedApp, manager: SessionManager, log: Logger): void {
+  app.ws<SocketData>(REPLAY_PATH, {
+    maxPayloadLength: MAX_CLIENT_MESSAGE_BYTES,
+    // The session layer watches buffered bytes itself (coalescing, then 4008); uWS must not drop.
+    maxBackpressure: 256 * 1024 * 1024,
+    closeOnBackpressureLimit: 0,
+    idleTimeout: 120,
+    sendPingsAutomatically: true,
+    upgrade: (res, req, context) => {
+      const subprotocol = chooseSubprotocol(req.getHeader('sec-websocket-protocol'));
+      if (!subprotocol) {
+        res
+          .writeStatus('400 Bad Request')
+          .end(`unsupported subprotocol; use one of ${SUBPROTOCOLS.join(', ')}`);
+        return;
+      }
+      res.upgrade<SocketData>(
+        { subprotocol },
+        req.getHeader('sec-websocket-key'),
+        subprotocol,
+        req.getHeader('sec-websocket-extensions'),
+        context,
+      );
+    },
+    open: (ws) => {
+      const data = ws.getUserData();
+      data.sink = new UwsSink(ws, data.subprotocol);
+      data.connection = new ReplayConnection(manager, data.sink, log);
+    },
+    message: (ws, raw) => {
+      const data = ws.getUserData();
+      // uWebSockets.js reuses `raw` after this callback: decode now.
+      const decoded = decodeClientMessage(new Uint8Array(raw), data.subprotocol);
+      if (!decoded.ok) {
+        data.connection!.reject(decoded.code, decoded.message, decoded.rid);
+        return;
+      }
+      void data.connection!.receive(decoded.message);
+    },
+    close: (ws) => {
+      const data = ws.getUserData();
+      if (data.sink) data.sink.open = false;
+      data.connection?.closed();
+    },
+  });
+}

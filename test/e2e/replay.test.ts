@@ -1,0 +1,201 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReplayClient } from '../../protocol/client.js';
+import type { FrameMessage, KeyframeMessage, ServerMessage } from '../../protocol/messages.js';
+import { createApp, type App } from '../../server/app.js';
+import { loadConfig } from '../../server/config.js';
+import { DEFAULT_LIMITS } from '../../server/replay/player.js';
+import { createLogger } from '../../server/logger.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import {
+  generateHistory,
+  insertHistory,
+  random,
+  referenceState,
+  type HistoryEvent,
+} from '../support/history.js';
+import { asClientKeys, connect } from '../support/replay.js';
+
+// The replay contract end to end over real WebSockets: after every keyframe and every frame the
+// client's state equals the state computed independently from the raw rows.
+
+const log = createLogger(process.env.TEST_LOG ?? 'silent');
+const HOUR = 3_600_000;
+
+describe('replay over WebSocket', () => {
+  let db: TestDatabase;
+  let app: App;
+  let events: HistoryEvent[];
+  const start = Math.floor((Date.now() - 3 * HOUR) / 1000) * 1000;
+  const end = start + 2 * HOUR;
+  const clients: ReplayClient[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    events = generateHistory(99, start, 2 * HOUR - 1000, 2000);
+    await insertHistory(db.pool, events);
+    // The aggregate covers the first half only, so keyframes use snapshot, aggregate and raw tail.
+    await db.pool.query(
+      `call refresh_continuous_aggregate('msr.entity_last_states', null, $1::timestamptz)`,
+      [new Date(start + HOUR)],
+    );
+    app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '3', MAX_ACTIVE_SESSIONS: '60' }),
+      { log, replay: { limits: { ...DEFAULT_LIMITS, maxEventsPerRead: 37, keyframeChunk: 25, tickMs: 20 } } },
+    );
+  });
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await app?.stop();
+    await db?.drop();
+  });
+
+  const client = async (subprotocol?: 'msr.v1.json' | 'msr.v1.msgpack') => {
+    const c = await connect(app.port, subprotocol ? { subprotocol } : {});
+    clients.push(c);
+    return c;
+  };
+  const expected = (t: number) => asClientKeys(referenceState(events, t));
+  const keyframeDone = (c: ReplayClient) =>
+    c.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last);
+
+  /** Plays to the end of the range, checking the state after every frame; returns the frame count. */
+  const playChecked = async (c: ReplayClient) => {
+    let frames = 0;
+    let failure: string | undefined;
+    const off = c.on((m: ServerMessage) => {
+      if (m.type !== 'frame' || failure) return;
+      frames += 1;
+      const want = expected(m.t);
+      try {
+        expect(new Map(c.state)).toEqual(want);
+      } catch {
+        failure = `state differs after frame ${m.seq} at ${m.t}`;
+      }
+    });
+    const ended = c.waitFor((m) => m.type === 'end', 60_000);
+    await c.play();
+    await ended;
+    off();
+    expect(failure).toBeUndefined();
+    return frames;
+  };
+
+  it('sends the keyframe at `at` in parts, then frames that keep the state exact, to the end', async () => {
+    const c = await client();
+    const at = start + 40 * 60_000;
+    const keyframe = keyframeDone(c);
+    const opened = await c.open({ from: start, to: end, at, speed: 'max' });
+    expect(opened).toMatchObject({ type: 'opened', from: start, to: end });
+    expect(opened.session).toMatch(/^[0-9a-f-]{36}$/);
+    const last = await keyframe;
+    expect(last.part).toBeGreaterThan(0);
+    expect(c.state).toEqual(expected(at));
+    const frames = await playChecked(c);
+    expect(frames).toBeGreaterThan(10);
+    expect(c.state).toEqual(expected(end));
+  });
+
+  it('plays backwards with before images, exact after every frame', async () => {
+    const c = await client('msr.v1.msgpack');
+    const keyframe = keyframeDone(c);
+    await c.open({ from: start, to: end, at: end - 1000, speed: '-max' });
+    await keyframe;
+    expect(c.state).toEqual(expected(end - 1000));
+    const frames = await playChecked(c);
+    expect(frames).toBeGreaterThan(10);
+    expect(c.state).toEqual(expected(start));
+  });
+
+  it('plays at a finite speed from random seeks, forward and reverse', async () => {
+    const rnd = random(3);
+    const c = await client();
+    await c.open({ from: start, to: end, at: start });
+    await keyframeDone(c);
+    for (let round = 0; round < 4; round++) {
+      // The generated history fills about the first 80 minutes of the range.
+      const t = Math.round(start + (0.1 + rnd() * 0.5) * (end - start));
+      const keyframe = keyframeDone(c);
+      await c.seek(t);
+      expect((await keyframe).t).toBe(t);
+      expect(c.state).toEqual(expected(t));
+      await c.speed(round % 2 === 0 ? 900 : -900);
+      const frame = c.waitFor((m): m is FrameMessage => m.type === 'frame', 20_000);
+      await c.play();
+      await frame;
+      await new Promise((r) => setTimeout(r, 300));
+      await c.pause();
+      // After the pause's ok no frame follows: the state is the state at the client's time.
+      await new Promise((r) => setTimeout(r, 100));
+      expect(c.state).toEqual(expected(c.t));
+    }
+  });
+
+  it('answers a storm of 100 seeks with 100 oks; only the last epoch survives', async () => {
+    const c = await client();
+    await c.open({ from: start, to: end, at: start });
+    await keyframeDone(c);
+    const seen: ServerMessage[] = [];
+    c.on((m) => seen.push(m));
+    const times = Array.from({ length: 100 }, (_, i) => start + ((i * 7919) % 100) * 60_000);
+    await Promise.all(times.map((t) => c.seek(t)));
+    // The last seek's keyframe completes (earlier ones may be cut short).
+    const lastT = times.at(-1)!;
+    const deadline = Date.now() + 10_000;
+    while (!(c.keyframeComplete && c.t === lastT) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(c.keyframeComplete).toBe(true);
+    expect(c.state).toEqual(expected(lastT));
+    const completed = seen.filter((m): m is KeyframeMessage => m.type === 'keyframe' && m.last);
+    expect(completed.at(-1)!.t).toBe(lastT);
+    // Once an epoch has begun, nothing of an older epoch arrives.
+    let newest = 0;
+    for (const m of seen) {
+      if (!('epoch' in m)) continue;
+      expect(m.epoch).toBeGreaterThanOrEqual(newest);
+      newest = m.epoch;
+    }
+    expect(seen.filter((m) => m.type === 'ok')).toHaveLength(100);
+  });
+
+  it('answers bad input with its error code and keeps serving', async () => {
+    const c = await client();
+    const errors: ServerMessage[] = [];
+    c.on((m) => m.type === 'error' && errors.push(m));
+    c.sendRaw('{"type":');
+    c.sendRaw('{"type":"rewind","rid":7}');
+    c.sendRaw('{"type":"seek","rid":8}');
+    await expect(c.play()).rejects.toThrow(/NOT_OPEN/);
+    await expect(c.open({ from: end, to: start })).rejects.toThrow(/BAD_RANGE/);
+    await expect(c.open({ from: start - HOUR, to: start })).rejects.toThrow(/OUT_OF_RANGE/);
+    await expect(c.open({ from: start - 30 * 86_400_000, to: start })).rejects.toThrow(/BAD_RANGE/);
+    await c.open({ from: start, to: end });
+    await expect(c.seek(end + HOUR)).rejects.toThrow(/OUT_OF_RANGE/);
+    await expect(c.open({ from: start, to: end })).rejects.toThrow(/ALREADY_OPEN/);
+    expect(errors.slice(0, 3)).toEqual([
+      { type: 'error', code: 'BAD_MESSAGE', message: expect.stringMatching(/not valid JSON/) },
+      { type: 'error', rid: 7, code: 'UNKNOWN_TYPE', message: expect.any(String) },
+      { type: 'error', rid: 8, code: 'BAD_MESSAGE', message: expect.stringMatching(/seek/) },
+    ]);
+    await c.seek(start + HOUR);
+    expect((await getJsonOk(app.port)).status).toBe(200);
+  });
+
+  it('refuses a session beyond MAX_ACTIVE_SESSIONS with SESSION_LIMIT', async () => {
+    const active = await app.sessions.activeCount();
+    const extra: ReplayClient[] = [];
+    for (let i = active; i < 60; i++) {
+      const c = await client();
+      await c.open({ from: start, to: end });
+      extra.push(c);
+    }
+    const c = await client();
+    await expect(c.open({ from: start, to: end })).rejects.toThrow(/SESSION_LIMIT/);
+    await extra[0]!.close();
+    await c.open({ from: start, to: end });
+  });
+});
+
+async function getJsonOk(port: number) {
+  return fetch(`http://127.0.0.1:${port}/healthz`);
+}

@@ -1,0 +1,19 @@
+import WebSocket from 'ws';
+import { ReplayClient, type ReplayClientOptions, type WebSocketLike } from '../../protocol/client.js';
+
+export const wsFactory = (url: string, protocols: string[]) =>
+  new WebSocket(url, protocols) as unknown as WebSocketLike;
+
+export function connect(port: number, options: ReplayClientOptions = {}): Promise<ReplayClient> {
+  return ReplayClient.connect(`ws://127.0.0.1:${port}/v1/replay`, { webSocket: wsFactory, ...options });
+}
+
+/** A reference state (keys source|schema|table|id) in the client's key shape (schema.table|id). */
+export function asClientKeys(reference: Map<string, unknown>): Map<string, unknown> {
+  return new Map(
+    [...reference].map(([key, value]) => {
+      const [, schema, table, id] = key.split('|');
+      return [`${schema}.${table}|${id}`, value];
+    }),
+  );
+}
