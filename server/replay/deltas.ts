@@ -18,6 +18,8 @@ export interface DeltaWindow {
   readonly reached: Micros;
   /** True when the read stopped early (limit) and `reached` is before the asked end. */
   readonly partial: boolean;
+  /** msr.cdc_event ids of the events read (live-follow uses them to recognise late rows). */
+  readonly ids: string[];
 }
 
 interface DeltaRow {
@@ -100,7 +102,7 @@ export async function readDeltas(
       changes.push(await undo(pool, row, ts));
     }
   }
-  return { changes, reached, partial };
+  return { changes, reached, partial, ids: rows.map((r) => r.event_id) };
 }
 
 /**

@@ -2,6 +2,12 @@ import type { Pool } from 'pg';
 import type { Change, ServerMessage, Speed } from '../../protocol/messages.js';
 import { readDeltas, usToMs, type Micros } from './deltas.js';
 import { readKeyframe, type EntityFilter, type KeyframeEntity } from './keyframe.js';
+import { LiveEdge } from './live.js';
+
+/** A live session trails the wall clock by this much, so rows still being ingested are not outrun. */
+export const LIVE_DELAY_MS = 1_000;
+/** How often a session at the live edge looks for rows that arrived late. */
+const LATE_CHECK_MS = 500;
 
 /** Where a session's messages go: every attached socket. */
 export interface SessionOutput {
@@ -65,6 +71,8 @@ export class Player {
   private closed = false;
   private keyframeSent = false;
   private loopEpoch: number | undefined;
+  private readonly live: LiveEdge;
+  private lateCheckedAt = 0;
 
   constructor(
     private readonly pool: Pool,
@@ -77,6 +85,12 @@ export class Player {
   ) {
     this.position = start.position;
     this.speed = start.speed;
+    this.live = new LiveEdge(pool, filter);
+  }
+
+  /** Whether the range reaches the present, so that playing forward follows new events. */
+  get followsLive(): boolean {
+    return this.range.to > Date.now() * 1000 - LIVE_DELAY_MS * 1000;
   }
 
   get state(): PlayerState {
@@ -151,6 +165,9 @@ export class Player {
     const t = usToMs(this.position);
     let part = 0;
     let held: KeyframeEntity[] | undefined;
+    // Mark where the log stands before reading, so rows committed during the keyframe are caught.
+    if (this.followsLive) await this.live.begin();
+    if (signal.aborted) return;
     // One chunk is held back so that the last one sent can say last: true.
     for await (const chunk of readKeyframe(this.pool, this.position, this.filter, {
       chunkSize: this.limits.keyframeChunk,
@@ -180,9 +197,12 @@ export class Player {
 
       const behind = this.watchBackpressure(wall);
       if (behind && this.pending.size >= this.limits.maxPendingEntities) continue; // the clock waits
-      const end = forward ? Math.min(this.range.to, Date.now() * 1000) : this.range.from;
+      const liveEdge = (Date.now() - LIVE_DELAY_MS) * 1000;
+      const end = forward ? Math.min(this.range.to, liveEdge) : this.range.from;
       const step = max ? Infinity : elapsed * 1000 * Math.abs(this.speed as number);
       const target = forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
+      // At the live edge there is nothing to read yet; at full speed, do not spin.
+      if (max && target === this.position) await sleep(this.limits.tickMs);
       if (target !== this.position) {
         const window = await readDeltas(
           this.pool,
@@ -194,6 +214,7 @@ export class Player {
         // Paused or superseded while reading: drop the window, the position has not moved.
         if (signal.aborted || !this.playing) return;
         this.position = window.reached;
+        if (this.followsLive) this.live.remember(window.ids);
         if (behind) this.coalesce(window.changes);
         else {
           this.flushPending();
@@ -201,6 +222,15 @@ export class Player {
         }
       }
       if (!behind) this.flushPending();
+      if (forward && this.followsLive && this.position >= end && wall - this.lateCheckedAt >= LATE_CHECK_MS) {
+        this.lateCheckedAt = wall;
+        const corrections = await this.live.corrections(this.position);
+        if (signal.aborted || !this.playing) return;
+        if (corrections.length > 0) {
+          if (behind) this.coalesce(corrections);
+          else this.sendFrame(corrections, false);
+        }
+      }
 
       if (wall - clockWall >= 1000) {
         this.achieved = usToMs(this.position - clockPosition) / (wall - clockWall);

@@ -1,0 +1,107 @@
+import type { Pool } from 'pg';
+import type { Change } from '../../protocol/messages.js';
+import type { Micros } from './deltas.js';
+import type { EntityFilter } from './keyframe.js';
+
+/** How far back (wall time) rows are looked for again, for transactions that commit late. */
+const LATE_WINDOW_MS = 30_000;
+
+interface LateRow {
+  event_id: string;
+  table: string;
+  id: string;
+  op: Change['op'];
+}
+
+/**
+ * Keeps a live session exact at the live edge. Rows are streamed by event time like any replay;
+ * a row that becomes visible only after the session's position passed its time (a slow writer,
+ * a transaction committing late) is found by id, and the entities it touches are re-sent with
+ * their exact state at the position. Rows already sent are recognised by id, so nothing is sent
+ * twice.
+ */
+export class LiveEdge {
+  private readonly sent = new Map<string, number>();
+  private readonly marks: { wall: number; lastId: string }[] = [];
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly filter: EntityFilter,
+  ) {}
+
+  /** Call at the start of an epoch: rows written from here on are checked. */
+  async begin(): Promise<void> {
+    this.sent.clear();
+    this.marks.length = 0;
+    await this.mark();
+  }
+
+  remember(ids: readonly string[]): void {
+    const now = Date.now();
+    for (const id of ids) this.sent.set(id, now);
+  }
+
+  /** Corrections for rows at or before `position` that arrived after it was streamed. */
+  async corrections(position: Micros): Promise<Change[]> {
+    if (this.marks.length === 0) await this.mark();
+    const floor = this.floor();
+    await this.mark();
+    const { rows } = await this.pool.query<LateRow>(
+      `select e.id::text as event_id, e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op
+         from msr.cdc_event e
+        where e.id > $1::bigint
+          and e.event_timestamp <= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+          and ($3::text[] is null or e.table_schema || '.' || e.table_name = any ($3::text[]))
+          and ($4::text[] is null or e.entity_id = any ($4::text[]) or e.op = 't')`,
+      [floor, position, this.filter.tables ?? null, this.filter.entities ?? null],
+    );
+    const late = rows.filter((r) => !this.sent.has(r.event_id));
+    this.prune();
+    if (late.length === 0) return [];
+    this.remember(late.map((r) => r.event_id));
+    return this.exactStates(position, late);
+  }
+
+  private async exactStates(position: Micros, late: LateRow[]): Promise<Change[]> {
+    const truncated = [...new Set(late.filter((r) => r.op === 't').map((r) => r.table))];
+    const touched = late.filter((r) => r.op !== 't' && !truncated.includes(r.table));
+    const tables = [...new Set([...truncated, ...touched.map((r) => r.table)])];
+    const { rows } = await this.pool.query<{ table: string; id: string; state: Record<string, unknown> }>(
+      `select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after as state
+         from msr.entity_states_at(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2::text[]) s
+        where s.table_schema || '.' || s.table_name = any ($3::text[])
+           or (s.table_schema || '.' || s.table_name, s.entity_id) in (select * from unnest($4::text[], $5::text[]))`,
+      [position, tables, truncated, touched.map((r) => r.table), touched.map((r) => r.id)],
+    );
+    const ts = position / 1000;
+    const changes: Change[] = truncated.map((table) => ({ table, id: '', op: 't' as const, ts }));
+    const present = new Set(rows.map((r) => `${r.table}|${r.id}`));
+    for (const row of rows) changes.push({ table: row.table, id: row.id, op: 'u', ts, state: row.state });
+    for (const row of touched) {
+      if (!present.has(`${row.table}|${row.id}`)) changes.push({ table: row.table, id: row.id, op: 'd', ts });
+    }
+    return changes;
+  }
+
+  /** The last id as of LATE_WINDOW_MS ago (or the epoch's start): rows after it are checked. */
+  private floor(): string {
+    const cutoff = Date.now() - LATE_WINDOW_MS;
+    let floor = this.marks[0]!.lastId;
+    for (const m of this.marks) if (m.wall <= cutoff) floor = m.lastId;
+    return floor;
+  }
+
+  private async mark(): Promise<void> {
+    // The sequence's position, not max(id): it also covers ids of transactions still in flight.
+    const { rows } = await this.pool.query<{ last: string }>(
+      `select case when is_called then last_value else last_value - 1 end::text as last from msr.cdc_event_id_seq`,
+    );
+    this.marks.push({ wall: Date.now(), lastId: rows[0]!.last });
+  }
+
+  private prune(): void {
+    const cutoff = Date.now() - 2 * LATE_WINDOW_MS;
+    while (this.marks.length > 1 && this.marks[1]!.wall <= Date.now() - LATE_WINDOW_MS) this.marks.shift();
+    for (const [id, at] of this.sent) if (at < cutoff) this.sent.delete(id);
+  }
+}
