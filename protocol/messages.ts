@@ -69,6 +69,10 @@ export const ClientMessage = z.discriminatedUnion('type', [
 ]);
 export type ClientMessage = z.infer<typeof ClientMessage>;
 export type OpenMessage = z.infer<typeof OpenMessage>;
+/** Body of POST /api/v1/sessions: what `open` takes. */
+export const SessionRequest = OpenMessage.omit({ type: true, rid: true });
+export type SessionRequest = z.infer<typeof SessionRequest>;
+
 export const CLIENT_MESSAGE_TYPES = ClientMessage.options.map((o) => o.shape.type.value);
 
 // Server to client

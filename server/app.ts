@@ -8,6 +8,7 @@ import { prepareStorage, publishSettings } from './db/settings.js';
 import { DemoWorld } from './demo/world.js';
 import { availabilityRoutes } from './http/availability.js';
 import { healthRoutes } from './http/health.js';
+import { sessionRoutes } from './http/sessions.js';
 import { stateRoutes } from './http/state.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
@@ -78,6 +79,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       ...healthRoutes(pool, schema.version, demo),
       ...availabilityRoutes(pool, config),
       ...stateRoutes(pool, config),
+      ...sessionRoutes(sessions),
     ]);
     const port = await transport.listen(config.host, config.port);
     lifecycle.started('http', () => transport.close());

@@ -4,6 +4,8 @@ export interface HttpRequest {
   readonly path: string;
   readonly query: URLSearchParams;
   readonly headers: Readonly<Record<string, string>>;
+  /** Values of the route's :parameters, in order. */
+  readonly params: readonly string[];
   readonly body: Buffer;
 }
 

@@ -106,10 +106,11 @@ export class ReplayConnection {
         session.player.setSpeed(message.speed);
         break;
       case 'close':
-        this.ok(message);
+        // This socket stays open (it may open another session); its slot is free before the ok.
+        session.detach(this.sink);
         this.session = undefined;
         await this.manager.close(session.id);
-        return;
+        break;
     }
     this.ok(message);
   }

@@ -12,6 +12,7 @@ import type { SessionManager } from '../replay/sessions.js';
 import type { TemplatedApp, WebSocket } from './uws.js';
 
 export const REPLAY_PATH = '/v1/replay';
+const FORCE_CLOSE_AFTER_MS = 5_000;
 
 interface SocketData {
   subprotocol: Subprotocol;
@@ -22,6 +23,8 @@ interface SocketData {
 /** A uWebSockets.js socket as a session sink; sends after close are dropped, not thrown. */
 class UwsSink implements SessionSink {
   open = true;
+  /** uWebSockets.js reported the socket closed. */
+  gone = false;
   constructor(
     private readonly ws: WebSocket<SocketData>,
     private readonly subprotocol: Subprotocol,
@@ -40,7 +43,12 @@ class UwsSink implements SessionSink {
   close(code: number, reason: string): void {
     if (!this.open) return;
     this.open = false;
+    // The close frame queues behind unread data; a client that reads nothing never gets it, so
+    // the connection is cut after a grace period.
     this.ws.end(code, reason);
+    setTimeout(() => {
+      if (!this.gone) this.ws.close();
+    }, FORCE_CLOSE_AFTER_MS).unref();
   }
 }
 
@@ -97,7 +105,10 @@ export function registerReplaySocket(app: TemplatedApp, manager: SessionManager,
     },
     close: (ws) => {
       const data = ws.getUserData();
-      if (data.sink) data.sink.open = false;
+      if (data.sink) {
+        data.sink.open = false;
+        data.sink.gone = true;
+      }
       data.connection?.closed();
     },
   });

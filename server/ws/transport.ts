@@ -90,6 +90,10 @@ export class Transport {
     // uWebSockets.js request objects die when this callback returns: copy what the handler needs.
     const url = req.getUrl();
     const rawQuery = req.getQuery() ?? '';
+    const params = Array.from(
+      { length: (route.path.match(/:/g) ?? []).length },
+      (_, i) => req.getParameter(i) ?? '',
+    );
     const headers: Record<string, string> = {};
     req.forEach((key, value) => {
       headers[key] = value;
@@ -115,6 +119,7 @@ export class Transport {
         path: url,
         query: new URLSearchParams(rawQuery),
         headers,
+        params,
         body,
       };
       Promise.resolve()

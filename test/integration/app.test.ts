@@ -264,3 +264,85 @@ describe('GET /api/v1/state', () => {
     });
   });
 });
+
+describe('REST sessions', () => {
+  let db: TestDatabase;
+  let app: App;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.pool.query(
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
+       values (now() - interval '3 hours', 'demo', 'city', 'vehicle', '1', 'c', '{"v":1}')`,
+    );
+    app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '1' }),
+      {
+        log,
+      },
+    );
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await db?.drop();
+  });
+
+  const send = async (method: string, path: string, body?: unknown) => {
+    const response = await fetch(`http://127.0.0.1:${app.port}${path}`, {
+      method,
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : null };
+  };
+
+  it('creates, lists, shows and deletes a session, holding a slot meanwhile', async () => {
+    const from = Date.now() - 2 * 3_600_000;
+    const created = await send('POST', '/api/v1/sessions', {
+      from,
+      to: from + 3_600_000,
+      tables: ['city.vehicle'],
+    });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({
+      from,
+      to: from + 3_600_000,
+      position: from,
+      playing: false,
+      tables: ['city.vehicle'],
+    });
+    const id = created.body.session;
+    expect((await send('GET', '/api/v1/sessions')).body).toMatchObject({
+      active: 1,
+      sessions: [{ session: id }],
+    });
+    expect((await send('GET', `/api/v1/sessions/${id}`)).body).toMatchObject({ session: id, sockets: 0 });
+    // The only slot is taken.
+    expect(await send('POST', '/api/v1/sessions', { from, to: from + 1000 })).toMatchObject({
+      status: 429,
+      body: { code: 'SESSION_LIMIT' },
+    });
+    expect((await send('DELETE', `/api/v1/sessions/${id}`)).status).toBe(204);
+    expect((await send('GET', `/api/v1/sessions/${id}`)).status).toBe(404);
+    expect((await send('DELETE', `/api/v1/sessions/${id}`)).body).toMatchObject({
+      code: 'SESSION_NOT_FOUND',
+    });
+    expect((await send('GET', '/api/v1/sessions')).body.active).toBe(0);
+  });
+
+  it('rejects bad bodies with a code', async () => {
+    expect(await send('POST', '/api/v1/sessions', '{nope')).toMatchObject({
+      status: 400,
+      body: { code: 'BAD_MESSAGE' },
+    });
+    expect(await send('POST', '/api/v1/sessions', { from: 'yesterday' })).toMatchObject({
+      status: 400,
+      body: { code: 'BAD_MESSAGE' },
+    });
+    expect(await send('POST', '/api/v1/sessions', { from: Date.now(), to: Date.now() - 1000 })).toMatchObject(
+      {
+        status: 400,
+        body: { code: 'BAD_RANGE' },
+      },
+    );
+  });
+});

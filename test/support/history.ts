@@ -40,8 +40,8 @@ export function generateHistory(seed: number, start: number, spanMs: number, cou
   let ts = start;
   let lsn = 1000;
   for (let i = 0; i < count; i++) {
-    // About a third of the events share the previous timestamp.
-    if (rnd() > 0.33) ts += Math.floor(rnd() * ((2 * spanMs) / count));
+    // The first event is at `start`; about a third of the others share the previous timestamp.
+    if (rnd() > 0.33 && i > 0) ts += Math.floor(rnd() * ((2 * spanMs) / count));
     ts = Math.min(ts, start + spanMs);
     const table = tables[Math.floor(rnd() * tables.length)]!;
     lsn += 1 + Math.floor(rnd() * 5);

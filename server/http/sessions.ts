@@ -1,0 +1,104 @@
+import { ErrorCode } from '../../protocol/codes.js';
+import { SessionRequest } from '../../protocol/messages.js';
+import { usToMs } from '../replay/deltas.js';
+import { ReplayError } from '../replay/errors.js';
+import type { ReplaySession } from '../replay/session.js';
+import type { SessionManager } from '../replay/sessions.js';
+import { json, type HttpResponse, type Route } from './route.js';
+
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  BAD_MESSAGE: 400,
+  BAD_RANGE: 400,
+  OUT_OF_RANGE: 400,
+  SESSION_LIMIT: 429,
+  SESSION_NOT_FOUND: 404,
+  FORBIDDEN: 403,
+  UNAUTHORIZED: 401,
+};
+
+const describe = (session: ReplaySession) => {
+  const { position, speed, playing, epoch } = session.player.state;
+  return {
+    session: session.id,
+    from: usToMs(session.spec.from),
+    to: usToMs(session.spec.to),
+    tables: session.spec.filter.tables ?? null,
+    entities: session.spec.filter.entities ?? null,
+    position: usToMs(position),
+    speed,
+    playing,
+    epoch,
+    sockets: session.sinks.size,
+  };
+};
+
+async function answer(work: () => Promise<HttpResponse>): Promise<HttpResponse> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ReplayError)
+      return json(STATUS[err.code] ?? 400, { code: err.code, message: err.message });
+    throw err;
+  }
+}
+
+/**
+ * POST /api/v1/sessions creates a session that a socket then `attach`es to (it expires when
+ * nobody attaches); GET lists this server's sessions or shows one; DELETE closes one.
+ */
+export function sessionRoutes(manager: SessionManager): Route[] {
+  return [
+    {
+      method: 'post',
+      path: '/api/v1/sessions',
+      handler: ({ body }) =>
+        answer(async () => {
+          let raw: unknown;
+          try {
+            raw = JSON.parse(body.toString('utf8') || 'null');
+          } catch {
+            return json(400, { code: ErrorCode.BAD_MESSAGE, message: 'body is not valid JSON' });
+          }
+          const parsed = SessionRequest.safeParse(raw);
+          if (!parsed.success) {
+            const message = parsed.error.issues
+              .map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
+              .join('; ');
+            return json(400, { code: ErrorCode.BAD_MESSAGE, message });
+          }
+          const session = await manager.open(parsed.data, null);
+          return json(201, describe(session));
+        }),
+    },
+    {
+      method: 'get',
+      path: '/api/v1/sessions',
+      handler: async () =>
+        json(200, { sessions: manager.list().map(describe), active: await manager.activeCount() }),
+    },
+    {
+      method: 'get',
+      path: '/api/v1/sessions/:id',
+      handler: ({ params }) => {
+        const session = manager.local(params[0]!);
+        return session
+          ? json(200, describe(session))
+          : json(404, {
+              code: ErrorCode.SESSION_NOT_FOUND,
+              message: `no session ${params[0]} on this server`,
+            });
+      },
+    },
+    {
+      method: 'delete',
+      path: '/api/v1/sessions/:id',
+      handler: async ({ params }) =>
+        (await manager.close(params[0]!))
+          ? { status: 204, body: '' }
+          : json(404, {
+              code: ErrorCode.SESSION_NOT_FOUND,
+              message: `no session ${params[0]} on this server`,
+            }),
+    },
+  ];
+}

@@ -1,0 +1,218 @@
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReplayClient } from '../../protocol/client.js';
+import { CloseCode } from '../../protocol/codes.js';
+import type { FrameMessage, KeyframeMessage, Speed } from '../../protocol/messages.js';
+import { createApp, type App } from '../../server/app.js';
+import { loadConfig } from '../../server/config.js';
+import { createLogger } from '../../server/logger.js';
+import { DEFAULT_LIMITS } from '../../server/replay/player.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../support/history.js';
+import { startServerProcess } from '../support/process.js';
+import { asClientKeys, connect } from '../support/replay.js';
+
+const log = createLogger('silent');
+const HOUR = 3_600_000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('sessions under load, slow clients and across servers', () => {
+  let db: TestDatabase;
+  let app: App;
+  let events: HistoryEvent[];
+  const start = Math.floor((Date.now() - 3 * HOUR) / 1000) * 1000;
+  const end = start + 2 * HOUR;
+  const clients: ReplayClient[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    events = generateHistory(17, start, 2 * HOUR - 1000, 3000);
+    await insertHistory(db.pool, events);
+    app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '4', MAX_ACTIVE_SESSIONS: '55' }),
+      { log, replay: { leaseMs: 1_500, idleMs: 700, limits: { ...DEFAULT_LIMITS, tickMs: 25 } } },
+    );
+  });
+  afterAll(async () => {
+    for (const c of clients) c.disconnect();
+    await app?.stop();
+    await db?.drop();
+  });
+
+  const client = async () => {
+    const c = await connect(app.port, { reconnect: true });
+    clients.push(c);
+    return c;
+  };
+  const expected = (t: number) => asClientKeys(referenceState(events, t));
+  const keyframeDone = (c: ReplayClient) =>
+    c.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last);
+
+  it('plays 50 sessions at different speeds at once, each exact, on a fixed pool', async () => {
+    const speeds: Speed[] = [1, 10, 60, 300, 1000, -60, -300, 'max', '-max', 0.5];
+    const sessions = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const c = await client();
+        const at = start + ((i * 37) % 60) * 60_000;
+        const keyframe = keyframeDone(c);
+        await c.open({ from: start, to: end, at, speed: speeds[i % speeds.length] });
+        await keyframe;
+        return c;
+      }),
+    );
+    await Promise.all(sessions.map((c) => c.play()));
+    const connections = await db.pool.query(
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'msr'`,
+    );
+    await sleep(1_500);
+    await Promise.all(sessions.map((c) => c.pause()));
+    await sleep(200);
+    for (const c of sessions) expect(c.state).toEqual(expected(c.t));
+    // The server's pool never grows with sessions.
+    expect(connections.rows[0].n).toBeLessThanOrEqual(4);
+    const moved = sessions.filter((c, i) => c.t !== start + ((i * 37) % 60) * 60_000);
+    expect(moved.length).toBeGreaterThan(40);
+    await Promise.all(sessions.map((c) => c.close()));
+  });
+
+  it('lets a second socket attach, and resumes a session after a going-away close', async () => {
+    const a = await client();
+    await a.open({ from: start, to: end, at: start + HOUR });
+    const session = a.session!;
+    const b = await client();
+    const keyframe = keyframeDone(b);
+    await b.attach(session);
+    await keyframe;
+    expect(b.state).toEqual(expected(start + HOUR));
+
+    // The server drops a's socket as it would when shutting down: a reconnects and attaches.
+    const resumed = a.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last, 10_000);
+    const live = app.sessions.local(session)!;
+    const [sink] = [...live.sinks];
+    sink!.close(CloseCode.GOING_AWAY, 'test');
+    await resumed;
+    expect(a.session).toBe(session);
+    expect(a.state).toEqual(expected(start + HOUR));
+    await a.close();
+  });
+
+  it('expires a session nobody is attached to and frees its slot', async () => {
+    const created = await fetch(`http://127.0.0.1:${app.port}/api/v1/sessions`, {
+      method: 'POST',
+      body: JSON.stringify({ from: start, to: end }),
+    });
+    const { session } = (await created.json()) as { session: string };
+    expect(app.sessions.local(session)).toBeDefined();
+    const deadline = Date.now() + 5_000;
+    while (app.sessions.local(session) && Date.now() < deadline) await sleep(100);
+    expect(app.sessions.local(session)).toBeUndefined();
+    const c = await client();
+    await expect(c.attach(session)).rejects.toThrow(/SESSION_NOT_FOUND/);
+  });
+
+  it('coalesces for a client that stops reading, stays bounded, then closes it with 4008', async () => {
+    const slow = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' }), {
+      log,
+      replay: {
+        limits: {
+          ...DEFAULT_LIMITS,
+          highWaterBytes: 8_000,
+          lowWaterBytes: 2_000,
+          maxPendingEntities: 200,
+          stuckMs: 2_500,
+          tickMs: 10,
+        },
+      },
+    });
+    // Large rows, so the frames outgrow what the kernel's socket buffers absorb.
+    await db.pool.query(
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
+       select to_timestamp($1 / 1000.0) + i * interval '1 second', 'test', 'city', 'blob', (i % 150)::text, 'u',
+              jsonb_build_object('i', i, 'pad', repeat('x', 10000))
+         from generate_series(1, 3000) i`,
+      [start],
+    );
+    try {
+      const socket = new WebSocket(`ws://127.0.0.1:${slow.port}/v1/replay`, ['msr.v1.json']);
+      await new Promise((resolve) => socket.once('open', resolve));
+      const received: { type: string; coalesced?: boolean }[] = [];
+      socket.on('message', (data) => received.push(JSON.parse(String(data))));
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      const raw = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      socket.send(
+        JSON.stringify({
+          type: 'open',
+          rid: 1,
+          from: start,
+          to: end,
+          at: start,
+          speed: 1000,
+          tables: ['city.blob'],
+        }),
+      );
+      await sleep(300);
+      // Stop reading as soon as play starts: about 10 MB/s of frames pile up in the server.
+      socket.send(JSON.stringify({ type: 'play', rid: 2 }));
+      raw.pause();
+      await sleep(2_000);
+      const session = slow.sessions.list()[0]!;
+      const pending = (session.player as unknown as { pending: Map<string, unknown> }).pending;
+      // Coalescing holds at most one change per entity (150 blobs), not every event.
+      expect(pending.size).toBeGreaterThan(0);
+      expect(pending.size).toBeLessThanOrEqual(150);
+      raw.resume();
+      await sleep(1_500);
+      expect(received.some((m) => m.type === 'frame' && m.coalesced === true)).toBe(true);
+      expect(received.filter((m) => m.type === 'ok')).toHaveLength(1);
+
+      // From the start again, and never read: past stuckMs the server ends the socket with 4008,
+      // which the client sees once it reads what was queued before it.
+      socket.send(JSON.stringify({ type: 'seek', rid: 3, t: start }));
+      await sleep(100);
+      raw.pause();
+      const deadline = Date.now() + 15_000;
+      const ended = () => [...session.sinks].every((sink) => !(sink as unknown as { open: boolean }).open);
+      while (!ended() && Date.now() < deadline) await sleep(50);
+      expect(ended()).toBe(true);
+      raw.resume();
+      const code = await Promise.race([closed, sleep(10_000).then(() => -1)]);
+      expect(code).toBe(CloseCode.TOO_SLOW);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it('counts the session cap across two server processes on one database', async () => {
+    await db.pool.query(`update msr.session set closed_at = now() where closed_at is null`);
+    const other = startServerProcess({
+      DATABASE_URL: db.url,
+      PORT: '0',
+      MAX_ACTIVE_SESSIONS: '2',
+      LOG_LEVEL: 'info',
+    });
+    const inProcess = await createApp(
+      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '2' }),
+      { log },
+    );
+    try {
+      const otherPort = await other.port();
+      const c1 = await connect(otherPort);
+      await c1.open({ from: start, to: end });
+      const c2 = await connect(inProcess.port);
+      await c2.open({ from: start, to: end });
+      const c3 = await connect(otherPort);
+      await expect(c3.open({ from: start, to: end })).rejects.toThrow(/SESSION_LIMIT/);
+      const c4 = await connect(inProcess.port);
+      await expect(c4.open({ from: start, to: end })).rejects.toThrow(/SESSION_LIMIT/);
+      await c1.close();
+      await c4.open({ from: start, to: end });
+      for (const c of [c2, c3, c4]) c.disconnect();
+    } finally {
+      other.child.kill('SIGTERM');
+      expect(await other.exited).toBe(0);
+      await inProcess.stop();
+    }
+  });
+});
+
+export type { FrameMessage };
