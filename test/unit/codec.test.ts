@@ -101,3 +101,17 @@ describe('server message encoding', () => {
     }
   });
 });
+
+describe('the examples in PROTOCOL.md', () => {
+  it('decode as documented', () => {
+    const fixmap = Uint8Array.from(
+      '82 a4 74 79 70 65 a4 70 6c 61 79 a3 72 69 64 03'.split(' ').map((h) => parseInt(h, 16)),
+    );
+    expect(decodeClientMessage(fixmap, SUBPROTOCOL_MSGPACK)).toEqual({
+      ok: true,
+      message: { type: 'play', rid: 3 },
+    });
+    const written = encode({ type: 'play', rid: 3 }, SUBPROTOCOL_MSGPACK) as Uint8Array;
+    expect(Buffer.from(written).toString('hex')).toBe('de0002a474797065a4706c6179a372696403');
+  });
+});
