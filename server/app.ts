@@ -10,6 +10,7 @@ import { availabilityRoutes } from './http/availability.js';
 import { healthRoutes } from './http/health.js';
 import { sessionRoutes } from './http/sessions.js';
 import { stateRoutes } from './http/state.js';
+import { viewerRoutes } from './http/viewer.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { SessionManager, type SessionManagerOptions } from './replay/sessions.js';
@@ -80,6 +81,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       ...availabilityRoutes(pool, config),
       ...stateRoutes(pool, config),
       ...sessionRoutes(sessions),
+      ...viewerRoutes(),
     ]);
     const port = await transport.listen(config.host, config.port);
     lifecycle.started('http', () => transport.close());

@@ -133,6 +133,8 @@ export class Player {
 
   setSpeed(speed: Speed): void {
     this.speed = speed;
+    // The achieved speed of the old setting says nothing about the new one.
+    this.achieved = 0;
     this.sendClock();
   }
 
