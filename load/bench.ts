@@ -1,5 +1,6 @@
-// Foundation benchmark: demo seed rate, aggregate refresh, "state at T" against the naive
-// DISTINCT ON query, and the raw pg-cursor read rate, all in one run on one embedded PostgreSQL.
+// Benchmark on the 24-hour demo history: seed rate, aggregate refresh, "state at T" against the
+// naive DISTINCT ON query, the raw pg-cursor read rate, and the replay figures (replay-bench.ts),
+// all in one run on one embedded PostgreSQL.
 // Usage: npm run bench            (writes load/results/foundation.{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { installDemo, seedDemoHistory } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
+import { replayBench } from './replay-bench.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -84,6 +86,9 @@ try {
   });
   client.release();
 
+  const latest = seed.epoch.getTime() + 24 * 3_600_000;
+  const replay = await replayBench(database.url, seed.epoch.getTime(), latest);
+
   const result = {
     machine: `${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15`,
     seed: { events: seed.events, ms: seed.ms, eventsPerSecond: Math.round((seed.events / seed.ms) * 1000) },
@@ -100,6 +105,7 @@ try {
       p95Ms: Math.round(percentile(naive, 95)),
     },
     rawCursor: { rows, ms: Math.round(cursorMs), rowsPerSecond: Math.round((rows / cursorMs) * 1000) },
+    replay,
   };
   await mkdir(RESULTS, { recursive: true });
   await writeFile(new URL('foundation.json', RESULTS), `${JSON.stringify(result, null, 2)}\n`);
@@ -115,6 +121,17 @@ try {
     `| state at T (${entities} entities), p50 / p95 | ${result.stateAtT.p50Ms} / ${result.stateAtT.p95Ms} ms |`,
     `| naive DISTINCT ON, p50 / p95 | ${result.naiveDistinctOn.p50Ms} / ${result.naiveDistinctOn.p95Ms} ms |`,
     `| raw pg-cursor read | ${result.rawCursor.rows} rows at ${result.rawCursor.rowsPerSecond} rows/s |`,
+    `| seek to first keyframe byte, p50 / p95 (${replay.seek.entities} entities, over WebSocket) | ${replay.seek.firstByteP50} / ${replay.seek.firstByteP95} ms |`,
+    `| seek to complete keyframe, p50 / p95 | ${replay.seek.completeP50} / ${replay.seek.completeP95} ms |`,
+    `| one session at max speed | ${replay.maxSpeed.eventsPerSecond} events/s (${Math.round((replay.maxSpeed.eventsPerSecond / result.rawCursor.rowsPerSecond) * 100)} % of the raw cursor) |`,
+    `| memory per idle socket / per playing 1x session | ${replay.memory.idleSocketKb} / ${replay.memory.playingSessionKb} KiB |`,
+    '',
+    '| 1x sessions | all opened in | frames in 10 s | lateness p50 / p99 | database connections |',
+    '| --- | --- | --- | --- | --- |',
+    ...replay.concurrent.map(
+      (c) =>
+        `| ${c.sessions} | ${c.openSeconds} s | ${c.frames} | ${c.latenessP50} / ${c.latenessP99} ms | ${c.dbConnections} |`,
+    ),
     '',
   ].join('\n');
   await writeFile(new URL('foundation.md', RESULTS), md);

@@ -48,7 +48,7 @@ type Listener = (message: ServerMessage) => void;
 type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
 type Opened = Extract<ServerMessage, { type: 'opened' }>;
 
-const RESUMABLE = new Set<number>([CloseCode.GOING_AWAY, CloseCode.TOO_SLOW, 1006]);
+const RESUMABLE = new Set<number>([CloseCode.GOING_AWAY, CloseCode.TOO_SLOW, CloseCode.ABNORMAL]);
 
 /**
  * Typed client of protocol v1: controls as promises, a stream of server messages, and the

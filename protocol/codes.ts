@@ -45,8 +45,8 @@ export const CloseCode = {
   GOING_AWAY: 1001,
   /** Protocol violation the server cannot answer on (unsupported subprotocol). Do not reconnect as is. */
   PROTOCOL_ERROR: 1002,
-  /** A message over the size limit. Do not resend it. */
-  TOO_LARGE: 1009,
+  /** The connection broke without a close frame (network, or a message over 1 MiB). Reconnect. */
+  ABNORMAL: 1006,
   /** Credentials missing or rejected. Reconnect only with a new token. */
   UNAUTHORIZED: 4001,
   /** The client did not read its frames for too long (backpressure limit). Reconnect and resume. */

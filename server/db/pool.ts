@@ -5,7 +5,9 @@ export function createPool(url: string, size: number, log: Logger): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max: size,
-    connectionTimeoutMillis: 5_000,
+    // Sessions queue for the fixed pool under load (200 keyframes at once); waiting is the design,
+    // a short timeout would turn a busy minute into failed seeks.
+    connectionTimeoutMillis: 60_000,
     idleTimeoutMillis: 30_000,
     application_name: 'msr',
   });

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { ErrorCode } from '../../protocol/codes.js';
 import type { Change, ServerMessage, Speed } from '../../protocol/messages.js';
 import { readDeltas, usToMs, type Micros } from './deltas.js';
 import { readKeyframe, type EntityFilter, type KeyframeEntity } from './keyframe.js';
@@ -8,6 +9,8 @@ import { LiveEdge } from './live.js';
 export const LIVE_DELAY_MS = 1_000;
 /** How often a session at the live edge looks for rows that arrived late. */
 const LATE_CHECK_MS = 500;
+/** Wait before a failed read is tried again. */
+const RETRY_MS = 1_000;
 
 /** Where a session's messages go: every attached socket. */
 export interface SessionOutput {
@@ -115,7 +118,12 @@ export class Player {
         this.ensureLoop();
       },
       (err: unknown) => {
-        if (!controller.signal.aborted) this.onError(err);
+        if (controller.signal.aborted) return;
+        this.failed(err);
+        // Try the same epoch's position again, as a new epoch, unless something else happened meanwhile.
+        setTimeout(() => {
+          if (!controller.signal.aborted && !this.closed) this.seek(this.position);
+        }, RETRY_MS).unref();
       },
     );
   }
@@ -151,8 +159,10 @@ export class Player {
     const signal = this.controller.signal;
     this.loopEpoch = epoch;
     this.frames(signal)
-      .catch((err: unknown) => {
-        if (!signal.aborted) this.onError(err);
+      .catch(async (err: unknown) => {
+        if (signal.aborted) return;
+        this.failed(err);
+        await sleep(RETRY_MS);
       })
       .finally(() => {
         if (this.loopEpoch !== epoch) return;
@@ -249,6 +259,16 @@ export class Player {
         return;
       }
     }
+  }
+
+  /** A read failed (database away, pool exhausted): the client hears of it; the caller retries. */
+  private failed(err: unknown): void {
+    this.onError(err);
+    this.output.send({
+      type: 'error',
+      code: ErrorCode.UNAVAILABLE,
+      message: `replay read failed, retrying: ${(err as Error).message}`,
+    });
   }
 
   /** True while the slowest socket is over the high-water mark; closes it when stuck too long. */

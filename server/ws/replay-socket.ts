@@ -66,7 +66,9 @@ export function chooseSubprotocol(header: string): Subprotocol | null {
 
 export function registerReplaySocket(app: TemplatedApp, manager: SessionManager, log: Logger): void {
   app.ws<SocketData>(REPLAY_PATH, {
-    maxPayloadLength: MAX_CLIENT_MESSAGE_BYTES,
+    // Up to 4x the message limit is read and answered with MESSAGE_TOO_LARGE; beyond it uWebSockets.js
+    // drops the connection without reading further.
+    maxPayloadLength: 4 * MAX_CLIENT_MESSAGE_BYTES,
     // The session layer watches buffered bytes itself (coalescing, then 4008); uWS must not drop.
     maxBackpressure: 256 * 1024 * 1024,
     closeOnBackpressureLimit: 0,

@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReplayClient } from '../../protocol/client.js';
 import { CloseCode } from '../../protocol/codes.js';
-import type { FrameMessage, KeyframeMessage, Speed } from '../../protocol/messages.js';
+import type { KeyframeMessage, Speed } from '../../protocol/messages.js';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
@@ -214,5 +214,3 @@ describe('sessions under load, slow clients and across servers', () => {
     }
   });
 });
-
-export type { FrameMessage };

@@ -1,0 +1,183 @@
+// Replay figures on a seeded database, through the real server and real WebSockets on 127.0.0.1:
+// seek latency, one session at max speed, many 1x sessions with their frame lateness, memory per
+// socket and per session, and the database connections in use.
+import pg from 'pg';
+import WebSocket from 'ws';
+import { ReplayClient, type WebSocketLike } from '../protocol/client.js';
+import type { ServerMessage } from '../protocol/messages.js';
+import { createApp } from '../server/app.js';
+import { loadConfig } from '../server/config.js';
+import { createLogger } from '../server/logger.js';
+
+const factory = (url: string, protocols: string[]) =>
+  new WebSocket(url, protocols) as unknown as WebSocketLike;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export interface ReplayFigures {
+  seek: {
+    runs: number;
+    firstByteP50: number;
+    firstByteP95: number;
+    completeP50: number;
+    completeP95: number;
+    entities: number;
+  };
+  maxSpeed: { events: number; seconds: number; eventsPerSecond: number };
+  concurrent: {
+    sessions: number;
+    openSeconds: number;
+    frames: number;
+    latenessP50: number;
+    latenessP99: number;
+    dbConnections: number;
+  }[];
+  memory: { idleSocketKb: number; playingSessionKb: number };
+}
+
+export async function replayBench(
+  databaseUrl: string,
+  earliest: number,
+  latest: number,
+): Promise<ReplayFigures> {
+  const log = createLogger('warn');
+  const app = await createApp(
+    loadConfig({
+      DATABASE_URL: databaseUrl,
+      PORT: '0',
+      DEMO: 'false',
+      MAX_ACTIVE_SESSIONS: '600',
+      DB_POOL_SIZE: '10',
+    }),
+    { log },
+  );
+  const url = `ws://127.0.0.1:${app.port}/v1/replay`;
+  const connect = () => ReplayClient.connect(url, { webSocket: factory, requestTimeoutMs: 120_000 });
+  const admin = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    // Seek latency: first keyframe byte and complete keyframe.
+    const client = await connect();
+    await client.open({ from: earliest, to: latest, at: earliest });
+    await client.waitFor((m) => m.type === 'keyframe' && m.last, 60_000);
+    const firstByte: number[] = [];
+    const complete: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const t = Math.round(earliest + (((i * 7919) % 1000) / 1000) * (latest - earliest - 60_000));
+      const started = performance.now();
+      const first = client.waitFor((m) => m.type === 'keyframe' && m.t === t, 60_000);
+      const last = client.waitFor((m) => m.type === 'keyframe' && m.t === t && m.last, 60_000);
+      await client.seek(t);
+      await first;
+      firstByte.push(performance.now() - started);
+      await last;
+      complete.push(performance.now() - started);
+    }
+    const entities = client.state.size;
+
+    // One session at max speed.
+    let events = 0;
+    const off = client.on((m) => {
+      if (m.type === 'frame') events += m.changes.length;
+    });
+    const rewound = client.waitFor((m) => m.type === 'keyframe' && m.t === earliest && m.last, 60_000);
+    await client.seek(earliest);
+    await rewound;
+    await client.speed('max');
+    const maxStarted = performance.now();
+    await client.play();
+    await sleep(10_000);
+    await client.pause();
+    const seconds = (performance.now() - maxStarted) / 1000;
+    off();
+    await client.close();
+    client.disconnect();
+
+    // Memory per idle socket.
+    global.gc?.();
+    const before = process.memoryUsage().rss;
+    const idle = await Promise.all(Array.from({ length: 200 }, () => connect()));
+    await sleep(500);
+    const idleSocketKb = (process.memoryUsage().rss - before) / 1024 / 200;
+    for (const c of idle) c.disconnect();
+    await sleep(500);
+
+    // Concurrent 1x sessions: frame lateness against each session's clock.
+    const concurrent: ReplayFigures['concurrent'] = [];
+    let playingSessionKb = 0;
+    for (const count of [1, 10, 50, 100, 200]) {
+      const rssBefore = process.memoryUsage().rss;
+      const clients = await Promise.all(Array.from({ length: count }, () => connect()));
+      const lateness: number[] = [];
+      let frames = 0;
+      // Sessions arrive in waves of 25 (every keyframe is a full state query); the time to get them
+      // all opened is reported separately from the steady-state lateness.
+      const openStarted = performance.now();
+      for (let first = 0; first < clients.length; first += 25) {
+        await Promise.all(
+          clients.slice(first, first + 25).map(async (c, k) => {
+            const i = first + k;
+            const at = Math.round(earliest + (((i * 104729) % 997) / 997) * (latest - earliest - 3_600_000));
+            await c.open({ from: earliest, to: latest, at, speed: 1 });
+            await c.waitFor((m) => m.type === 'keyframe' && m.last, 300_000);
+          }),
+        );
+      }
+      const openMs = performance.now() - openStarted;
+      await Promise.all(
+        clients.map(async (c) => {
+          let origin: { wall: number; t: number } | undefined;
+          c.on((m: ServerMessage) => {
+            if (m.type === 'clock' && m.playing && !origin) origin = { wall: Date.now(), t: m.t };
+            if (m.type === 'frame' && origin) {
+              frames += 1;
+              lateness.push(Date.now() - (origin.wall + (m.t - origin.t)));
+            }
+          });
+          await c.play();
+        }),
+      );
+      await sleep(10_000);
+      const { rows } = await admin.query(
+        `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'msr'`,
+      );
+      if (count === 200) playingSessionKb = (process.memoryUsage().rss - rssBefore) / 1024 / count;
+      concurrent.push({
+        sessions: count,
+        openSeconds: Math.round(openMs / 100) / 10,
+        frames,
+        latenessP50: Math.round(percentile(lateness, 50)),
+        latenessP99: Math.round(percentile(lateness, 99)),
+        dbConnections: rows[0].n,
+      });
+      await Promise.all(clients.map((c) => c.close()));
+      for (const c of clients) c.disconnect();
+      await sleep(500);
+    }
+
+    return {
+      seek: {
+        runs: complete.length,
+        firstByteP50: Math.round(percentile(firstByte, 50)),
+        firstByteP95: Math.round(percentile(firstByte, 95)),
+        completeP50: Math.round(percentile(complete, 50)),
+        completeP95: Math.round(percentile(complete, 95)),
+        entities,
+      },
+      maxSpeed: {
+        events,
+        seconds: Math.round(seconds * 10) / 10,
+        eventsPerSecond: Math.round(events / seconds),
+      },
+      concurrent,
+      memory: { idleSocketKb: Math.round(idleSocketKb), playingSessionKb: Math.round(playingSessionKb) },
+    };
+  } finally {
+    await admin.end();
+    await app.stop();
+  }
+}
