@@ -19,10 +19,18 @@ export function encode(message: object, subprotocol: Subprotocol): string | Uint
   return subprotocol === SUBPROTOCOL_JSON ? JSON.stringify(message) : packr.pack(message);
 }
 
-/** Parses raw socket data into a value, before validation. */
-export function parse(data: ArrayBuffer | Uint8Array | string, subprotocol: Subprotocol): Decoded<unknown> {
-  const size = typeof data === 'string' ? utf8.encode(data).byteLength : data.byteLength;
-  if (size > MAX_CLIENT_MESSAGE_BYTES) {
+/**
+ * Parses raw socket data into a value, before validation. `maxBytes` guards the server against
+ * large client messages; server messages (a keyframe part, a frame at full speed) may be far larger.
+ */
+export function parse(
+  data: ArrayBuffer | Uint8Array | string,
+  subprotocol: Subprotocol,
+  maxBytes = Infinity,
+): Decoded<unknown> {
+  const size =
+    maxBytes === Infinity ? 0 : typeof data === 'string' ? utf8.encode(data).byteLength : data.byteLength;
+  if (size > maxBytes) {
     return {
       ok: false,
       code: ErrorCode.MESSAGE_TOO_LARGE,
@@ -51,7 +59,7 @@ export function decodeClientMessage(
   data: ArrayBuffer | Uint8Array | string,
   subprotocol: Subprotocol,
 ): Decoded<ClientMessage> {
-  const parsed = parse(data, subprotocol);
+  const parsed = parse(data, subprotocol, MAX_CLIENT_MESSAGE_BYTES);
   if (!parsed.ok) return parsed;
   const value = parsed.message;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {

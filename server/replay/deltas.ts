@@ -36,7 +36,8 @@ const AT = (param: string) => `timestamptz 'epoch' + ${param}::bigint * interval
 
 const windowSql = (direction: 'asc' | 'desc') => `
   select (extract(epoch from e.event_timestamp) * 1000000)::bigint::text as ts_us, e.id::text as event_id,
-         e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op, e.before, e.after
+         e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op,
+         ${direction === 'asc' ? 'null::jsonb' : 'e.before'} as before, ${direction === 'asc' ? 'e.after' : 'null::jsonb'} as after
     from msr.cdc_event e
    where e.event_timestamp > ${AT('$1')} and e.event_timestamp <= ${AT('$2')}
      and ($3::text[] is null or e.table_schema || '.' || e.table_name = any ($3::text[]))

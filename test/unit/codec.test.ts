@@ -64,8 +64,18 @@ describe('client message decoding', () => {
   it('rejects malformed msgpack and oversize messages', () => {
     const bad = decodeClientMessage(new Uint8Array([0xc1]), SUBPROTOCOL_MSGPACK);
     expect(bad).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });
-    const big = parse('x'.repeat(MAX_CLIENT_MESSAGE_BYTES + 1), SUBPROTOCOL_JSON);
+    const big = decodeClientMessage(`"${'x'.repeat(MAX_CLIENT_MESSAGE_BYTES)}"`, SUBPROTOCOL_JSON);
     expect(big).toMatchObject({ ok: false, code: 'MESSAGE_TOO_LARGE' });
+    // Server messages have no such limit: a frame at full speed can be megabytes.
+    const frame = JSON.stringify({
+      type: 'frame',
+      epoch: 1,
+      seq: 0,
+      t: 1,
+      changes: [],
+      pad: 'x'.repeat(2 ** 20),
+    });
+    expect(parse(frame, SUBPROTOCOL_JSON).ok).toBe(true);
   });
 });
 
