@@ -1,25 +1,26 @@
-// Benchmark on the 24-hour demo history: seed rate, aggregate refresh, "state at T" against the
-// naive DISTINCT ON query, the raw pg-cursor read rate, and the replay figures (replay-bench.ts),
-// all in one run on one embedded PostgreSQL.
-// Usage: npm run bench            (writes load/results/foundation.{json,md})
+// Benchmark: for the 24-hour demo city (2,000 entities) and a larger one (10,000 entities, same
+// day), the seed rate, the aggregate refresh, "state at T" against the naive DISTINCT ON query,
+// the raw pg-cursor read rate and the replay figures (replay-bench.ts), each in one run on a fresh
+// embedded PostgreSQL 15, so every ratio compares figures taken side by side.
+// Usage: npm run bench      (writes load/results/bench.{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import Cursor from 'pg-cursor';
 import { startEmbeddedDatabase } from '../server/db/embedded.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
-import { installDemo, seedDemoHistory } from '../server/demo/seed.js';
+import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
-import { replayBench } from './replay-bench.js';
+import { percentile, replayBench, type ReplayFigures } from './replay-bench.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
+const DATASETS: { name: string; city: CityModel }[] = [
+  { name: 'demo city (2,000 entities)', city: DEMO_CITY },
+  // 10,000 vehicles reporting every 5 to 9 minutes: about 2 million events in 24 hours.
+  { name: 'large city (10,000 entities)', city: { vehicles: 10_000, minPeriodS: 300, periodSpreadS: 261 } },
+];
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const started = performance.now();
@@ -27,117 +28,142 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   return performance.now() - started;
 }
 
-const dir = await mkdtemp(path.join(tmpdir(), 'msr-bench-'));
-const database = await startEmbeddedDatabase(dir, 0, log);
-const pool = createPool(database.url, 4, log);
-try {
-  await migrate(pool, log);
-  await installDemo(pool);
-  const seed = (await seedDemoHistory(pool, log))!;
-  const refreshMs = await timed(() =>
-    pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),
-  );
-  await pool.query('analyze msr.cdc_event');
-  await pool.query('analyze msr.entity_last_states');
-
-  const end = seed.epoch.getTime() + 24 * 3_600_000;
-  const times = Array.from(
-    { length: 30 },
-    (_, i) => seed.epoch.getTime() + (((i * 7919) % 1000) / 1000) * (end - seed.epoch.getTime()),
-  );
-  const keyframe: number[] = [];
-  let entities = 0;
-  for (const t of times) {
-    keyframe.push(
-      await timed(async () => {
-        const { rows } = await pool.query(
-          `select count(*)::int as n from msr.entity_states_at(to_timestamp($1 / 1000.0))`,
-          [t],
-        );
-        entities = rows[0].n;
-      }),
-    );
-  }
-  const naive: number[] = [];
-  for (const t of times.slice(0, 5)) {
-    naive.push(
-      await timed(() =>
-        pool.query(
-          `select count(*) from (
-             select distinct on (source, table_schema, table_name, entity_id) op from msr.cdc_event
-              where event_timestamp <= to_timestamp($1 / 1000.0)
-              order by source, table_schema, table_name, entity_id, event_timestamp desc, id desc) x
-            where op not in ('d', 't')`,
-          [t],
-        ),
-      ),
-    );
-  }
-  const client = await pool.connect();
-  let rows = 0;
-  const cursorMs = await timed(async () => {
-    const cursor = client.query(new Cursor(`select * from msr.cdc_event order by event_timestamp, id`));
-    for (;;) {
-      const batch = await cursor.read(5000);
-      if (batch.length === 0) break;
-      rows += batch.length;
-    }
-    await cursor.close();
-  });
-  client.release();
-
-  const latest = seed.epoch.getTime() + 24 * 3_600_000;
-  const replay = await replayBench(database.url, seed.epoch.getTime(), latest);
-
-  const result = {
-    machine: `${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15`,
-    seed: { events: seed.events, ms: seed.ms, eventsPerSecond: Math.round((seed.events / seed.ms) * 1000) },
-    aggregateRefreshMs: Math.round(refreshMs),
-    stateAtT: {
-      entities,
-      runs: keyframe.length,
-      p50Ms: Math.round(percentile(keyframe, 50)),
-      p95Ms: Math.round(percentile(keyframe, 95)),
-    },
-    naiveDistinctOn: {
-      runs: naive.length,
-      p50Ms: Math.round(percentile(naive, 50)),
-      p95Ms: Math.round(percentile(naive, 95)),
-    },
-    rawCursor: { rows, ms: Math.round(cursorMs), rowsPerSecond: Math.round((rows / cursorMs) * 1000) },
-    replay,
-  };
-  await mkdir(RESULTS, { recursive: true });
-  await writeFile(new URL('foundation.json', RESULTS), `${JSON.stringify(result, null, 2)}\n`);
-  const md = [
-    '# Foundation benchmark',
-    '',
-    `Machine: ${result.machine}`,
-    '',
-    '| measure | value |',
-    '| --- | --- |',
-    `| demo seed | ${result.seed.events} events in ${result.seed.ms} ms (${result.seed.eventsPerSecond} events/s) |`,
-    `| entity_last_states refresh | ${result.aggregateRefreshMs} ms |`,
-    `| state at T (${entities} entities), p50 / p95 | ${result.stateAtT.p50Ms} / ${result.stateAtT.p95Ms} ms |`,
-    `| naive DISTINCT ON, p50 / p95 | ${result.naiveDistinctOn.p50Ms} / ${result.naiveDistinctOn.p95Ms} ms |`,
-    `| raw pg-cursor read | ${result.rawCursor.rows} rows at ${result.rawCursor.rowsPerSecond} rows/s |`,
-    `| seek to first keyframe byte, p50 / p95 (${replay.seek.entities} entities, over WebSocket) | ${replay.seek.firstByteP50} / ${replay.seek.firstByteP95} ms |`,
-    `| seek to complete keyframe, p50 / p95 | ${replay.seek.completeP50} / ${replay.seek.completeP95} ms |`,
-    `| one session at max speed | ${replay.maxSpeed.eventsPerSecond} events/s (${Math.round((replay.maxSpeed.eventsPerSecond / result.rawCursor.rowsPerSecond) * 100)} % of the raw cursor) |`,
-    `| memory per idle socket / per playing 1x session | ${replay.memory.idleSocketKb} / ${replay.memory.playingSessionKb} KiB |`,
-    '',
-    '| 1x sessions | all opened in | frames in 10 s | lateness p50 / p99 | database connections |',
-    '| --- | --- | --- | --- | --- |',
-    ...replay.concurrent.map(
-      (c) =>
-        `| ${c.sessions} | ${c.openSeconds} s | ${c.frames} | ${c.latenessP50} / ${c.latenessP99} ms | ${c.dbConnections} |`,
-    ),
-    '',
-  ].join('\n');
-  await writeFile(new URL('foundation.md', RESULTS), md);
-  process.stdout.write(`${md}\n`);
-} finally {
-  await pool.end();
-  await database.stop();
-  await rm(dir, { recursive: true, force: true });
+interface DatasetFigures {
+  name: string;
+  seed: { events: number; ms: number; eventsPerSecond: number };
+  aggregateRefreshMs: number;
+  stateAtT: { entities: number; p50Ms: number; p95Ms: number };
+  naiveDistinctOn: { p50Ms: number; p95Ms: number };
+  rawCursor: { rows: number; rowsPerSecond: number };
+  replay: ReplayFigures;
 }
+
+async function benchDataset(name: string, city: CityModel): Promise<DatasetFigures> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'msr-bench-'));
+  const database = await startEmbeddedDatabase(dir, 0, log);
+  const pool = createPool(database.url, 4, log);
+  try {
+    await migrate(pool, log);
+    await installDemo(pool);
+    const seed = (await seedDemoHistory(pool, log, { city }))!;
+    const refreshMs = await timed(() =>
+      pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),
+    );
+    await pool.query('analyze msr.entity_last_states');
+
+    const earliest = seed.epoch.getTime();
+    const latest = earliest + 24 * 3_600_000;
+    const times = Array.from(
+      { length: 30 },
+      (_, i) => earliest + (((i * 7919) % 1000) / 1000) * (latest - earliest),
+    );
+    const keyframe: number[] = [];
+    let entities = 0;
+    for (const t of times) {
+      keyframe.push(
+        await timed(async () => {
+          const { rows } = await pool.query(
+            `select count(*)::int as n from msr.entity_states_at(to_timestamp($1 / 1000.0))`,
+            [t],
+          );
+          entities = rows[0].n;
+        }),
+      );
+    }
+    const naive: number[] = [];
+    for (const t of times.slice(0, 5)) {
+      naive.push(
+        await timed(() =>
+          pool.query(
+            `select count(*) from (
+               select distinct on (source, table_schema, table_name, entity_id) op from msr.cdc_event
+                where event_timestamp <= to_timestamp($1 / 1000.0)
+                order by source, table_schema, table_name, entity_id, event_timestamp desc, id desc) x
+              where op not in ('d', 't')`,
+            [t],
+          ),
+        ),
+      );
+    }
+    const client = await pool.connect();
+    let rows = 0;
+    const cursorMs = await timed(async () => {
+      const cursor = client.query(new Cursor(`select * from msr.cdc_event order by event_timestamp, id`));
+      for (;;) {
+        const batch = await cursor.read(5000);
+        if (batch.length === 0) break;
+        rows += batch.length;
+      }
+      await cursor.close();
+    });
+    client.release();
+
+    const replay = await replayBench(database.url, earliest, latest);
+    return {
+      name,
+      seed: { events: seed.events, ms: seed.ms, eventsPerSecond: Math.round((seed.events / seed.ms) * 1000) },
+      aggregateRefreshMs: Math.round(refreshMs),
+      stateAtT: {
+        entities,
+        p50Ms: Math.round(percentile(keyframe, 50)),
+        p95Ms: Math.round(percentile(keyframe, 95)),
+      },
+      naiveDistinctOn: { p50Ms: Math.round(percentile(naive, 50)), p95Ms: Math.round(percentile(naive, 95)) },
+      rawCursor: { rows, rowsPerSecond: Math.round((rows / cursorMs) * 1000) },
+      replay,
+    };
+  } finally {
+    await pool.end();
+    await database.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function report(machine: string, results: DatasetFigures[]): string {
+  const lines = [
+    '# MSR benchmark',
+    '',
+    `Machine: ${machine}. Clients run in the same process as the server.`,
+    '',
+  ];
+  for (const r of results) {
+    const { replay } = r;
+    lines.push(
+      `## ${r.name}`,
+      '',
+      '| measure | value |',
+      '| --- | --- |',
+      `| demo seed | ${r.seed.events} events in ${r.seed.ms} ms (${r.seed.eventsPerSecond} events/s) |`,
+      `| entity_last_states refresh | ${r.aggregateRefreshMs} ms |`,
+      `| state at T (${r.stateAtT.entities} entities, SQL), p50 / p95 | ${r.stateAtT.p50Ms} / ${r.stateAtT.p95Ms} ms |`,
+      `| naive DISTINCT ON, p50 / p95 | ${r.naiveDistinctOn.p50Ms} / ${r.naiveDistinctOn.p95Ms} ms (${(r.naiveDistinctOn.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
+      `| raw pg-cursor read (all columns) | ${r.rawCursor.rows} rows at ${r.rawCursor.rowsPerSecond} rows/s |`,
+      `| seek to first keyframe byte, p50 / p95 (WebSocket) | ${replay.seek.firstByteP50} / ${replay.seek.firstByteP95} ms |`,
+      `| seek to complete keyframe, p50 / p95 | ${replay.seek.completeP50} / ${replay.seek.completeP95} ms |`,
+      `| one session at max speed | ${replay.maxSpeed.eventsPerSecond} events/s (${Math.round((replay.maxSpeed.eventsPerSecond / r.rawCursor.rowsPerSecond) * 100)} % of the raw cursor) |`,
+      `| RSS growth per idle socket / per playing 1x session (server and client together) | ${replay.memory.idleSocketKb} / ${replay.memory.playingSessionKb} KiB |`,
+      '',
+      '| 1x sessions | all opened in | frames in 10 s | lateness p50 / p99 | database connections |',
+      '| --- | --- | --- | --- | --- |',
+      ...replay.concurrent.map(
+        (c) =>
+          `| ${c.sessions} | ${c.openSeconds} s | ${c.frames} | ${c.latenessP50} / ${c.latenessP99} ms | ${c.dbConnections} |`,
+      ),
+      '',
+    );
+  }
+  return lines.join('\n');
+}
+
+const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15`;
+const only = process.argv[2];
+const results: DatasetFigures[] = [];
+for (const dataset of DATASETS) {
+  if (only && !dataset.name.startsWith(only)) continue;
+  results.push(await benchDataset(dataset.name, dataset.city));
+}
+await mkdir(RESULTS, { recursive: true });
+await writeFile(new URL('bench.json', RESULTS), `${JSON.stringify({ machine, results }, null, 2)}\n`);
+const md = report(machine, results);
+await writeFile(new URL('bench.md', RESULTS), md);
+process.stdout.write(`${md}\n`);

@@ -19,6 +19,16 @@ export interface SeedResult {
   readonly epoch: Date;
 }
 
+/** The size of the demo city: how many vehicles, and how often each reports. */
+export interface CityModel {
+  readonly vehicles: number;
+  readonly minPeriodS: number;
+  readonly periodSpreadS: number;
+}
+
+/** 2,000 vehicles reporting every 40 to 130 s: about 2.3 million events a day. */
+export const DEMO_CITY: CityModel = { vehicles: 2000, minPeriodS: 40, periodSpreadS: 91 };
+
 export interface Shard {
   readonly index: number;
   readonly count: number;
@@ -45,7 +55,7 @@ export async function demoEpoch(pool: Pool): Promise<Date | null> {
 export async function seedDemoHistory(
   pool: Pool,
   log: Logger,
-  options: { now?: Date; historyMs?: number | undefined } = {},
+  options: { now?: Date; historyMs?: number | undefined; city?: CityModel } = {},
 ): Promise<SeedResult | null> {
   const now = options.now ?? new Date();
   const guard = await pool.connect();
@@ -60,13 +70,17 @@ export async function seedDemoHistory(
       const shardCount = Math.max(1, Math.min(availableParallelism(), pool.options.max - 1));
       const counts =
         shardCount === 1
-          ? [await inTransaction(guard, (c) => appendDemoEvents(c, from, now, epoch))]
+          ? [
+              await inTransaction(guard, (c) =>
+                appendDemoEvents(c, from, now, epoch, undefined, options.city),
+              ),
+            ]
           : await Promise.all(
               Array.from({ length: shardCount }, async (_, index) => {
                 const client = await pool.connect();
                 try {
                   return await inTransaction(client, (c) =>
-                    appendDemoEvents(c, from, now, epoch, { index, count: shardCount }),
+                    appendDemoEvents(c, from, now, epoch, { index, count: shardCount }, options.city),
                   );
                 } finally {
                   client.release();
@@ -103,9 +117,17 @@ export async function appendDemoEvents(
   to: Date,
   epoch: Date,
   shard: Shard = { index: 0, count: 1 },
+  city: CityModel = DEMO_CITY,
 ): Promise<number> {
   const params = [from.toISOString(), to.toISOString(), epoch.toISOString()];
-  const vehicles = await db.query(VEHICLE_EVENTS_SQL, [...params, shard.index, shard.count]);
+  const vehicles = await db.query(VEHICLE_EVENTS_SQL, [
+    ...params,
+    shard.index,
+    shard.count,
+    city.vehicles,
+    city.minPeriodS,
+    city.periodSpreadS,
+  ]);
   const incidents = shard.index === 0 ? await db.query(INCIDENT_EVENTS_SQL, params) : { rowCount: 0 };
   return (vehicles.rowCount ?? 0) + (incidents.rowCount ?? 0);
 }

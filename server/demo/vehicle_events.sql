@@ -1,18 +1,19 @@
--- Demo vehicles: 2,000 units moving on smooth loops around the city centre and cycling through
--- statuses. Vehicle v reports every 40..130 s (its own period), so report k has a fixed time and
+-- Demo vehicles: $6 units (2,000 in the demo) moving on smooth loops around the city centre and
+-- cycling through statuses. Vehicle v reports every $7 .. $7 + $8 - 1 s (its own period; 40..130 s
+-- in the demo), so report k has a fixed time and
 -- state; this inserts the reports whose time falls in ($1, $2]. $3 is the demo epoch, where report
 -- 0 is a snapshot read ('r'). Every 250th vehicle is deleted for 20 reports, then re-created.
 -- Only vehicles with v % $5 = $4 are written, so the seed can run in parallel shards.
 with vehicle as (
   select v,
-         40 + (v * 7919) % 91 as period_s,
+         $7::int + (v * 7919) % $8::int as period_s,
          ((v * 104729::bigint) % 1000) / 1000.0::float8 as r1,
          ((v * 1299709::bigint) % 1000) / 1000.0::float8 as r2,
          (v * 31) % 1000 as offset_ms,
          v % 250 = 0 as churns,
          100 + v % 50 as delete_at,
          (array['ambulance', 'fire_engine', 'police_car', 'tow_truck', 'maintenance_van'])[1 + v % 5] as kind
-    from generate_series(1, 2000) as v
+    from generate_series(1, $6::int) as v
    where v % $5::int = $4::int
 ),
 report as (
