@@ -12,6 +12,9 @@ export function createPool(url: string, size: number, log: Logger): pg.Pool {
     application_name: 'msr',
   });
   // An idle client losing its connection (database restart) must not crash the process.
-  pool.on('error', (err) => log.warn({ err }, 'idle database connection failed'));
+  // (The error carries its whole client; log what helps, not that.)
+  pool.on('error', (err: Error & { code?: string }) =>
+    log.warn({ error: err.message, code: err.code }, 'idle database connection failed'),
+  );
   return pool;
 }
