@@ -90,6 +90,21 @@ export class SessionRegistry {
     );
   }
 
+  /**
+   * Leaves sessions for another server to adopt (shutdown): their slots stop counting at once, and
+   * for one lease period `attach` on any server resumes them where they were.
+   */
+  async handOver(
+    states: readonly { id: string; position: Micros; speed: Speed; playing: boolean }[],
+  ): Promise<void> {
+    if (states.length === 0) return;
+    await this.renew(states);
+    await this.pool.query(
+      `update msr.session set lease_until = now() where id = any ($1::uuid[]) and server_id = $2 and closed_at is null`,
+      [states.map((s) => s.id), this.serverId],
+    );
+  }
+
   async release(id: string): Promise<void> {
     await this.pool.query(`update msr.session set closed_at = now() where id = $1 and closed_at is null`, [
       id,

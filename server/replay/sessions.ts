@@ -54,11 +54,18 @@ export class SessionManager {
     this.timer = setInterval(() => void this.housekeeping(), Math.min(this.registry.leaseMs / 3, 5_000));
   }
 
+  /** Shutdown: clients are told to go elsewhere (1001) and their sessions are left to be resumed there. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await Promise.all(
-      [...this.sessions.keys()].map((id) => this.close(id, CloseCode.GOING_AWAY, 'server shutting down')),
-    );
+    const sessions = this.list();
+    this.sessions.clear();
+    for (const session of sessions) {
+      session.player.close();
+      for (const sink of [...session.sinks]) sink.close(CloseCode.GOING_AWAY, 'server shutting down');
+    }
+    await this.registry
+      .handOver(sessions.map((s) => ({ id: s.id, ...s.player.state })))
+      .catch((err: unknown) => this.log.warn({ err }, 'could not hand sessions over'));
   }
 
   /** The window a session may cover now, cached for a second: seek storms must not hammer the database. */

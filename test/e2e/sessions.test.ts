@@ -182,6 +182,41 @@ describe('sessions under load, slow clients and across servers', () => {
     }
   });
 
+  it('hands its sessions over when it shuts down: 1001, then attach on another server resumes', async () => {
+    const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' });
+    const first = await createApp(config, { log });
+    const second = await createApp(config, { log });
+    try {
+      const c = await connect(first.port);
+      const at = start + 30 * 60_000;
+      // (The filter leaves out the blobs an earlier test wrote, and must survive the hand-over.)
+      await c.open({ from: start, to: end, at, tables: ['city.vehicle', 'city.incident'] });
+      await keyframeDone(c);
+      const session = c.session!;
+      const closed = new Promise<number>((resolve) => {
+        (c as unknown as { socket: { onclose: (e: { code: number }) => void } }).socket.onclose = (e) =>
+          resolve(e.code);
+      });
+      await first.stop();
+      expect(await closed).toBe(CloseCode.GOING_AWAY);
+      // The slot is free at once, and the session resumes elsewhere where it was.
+      const { rows } = await db.pool.query(
+        `select count(*)::int as n from msr.session where id = $1 and closed_at is null and lease_until > now()`,
+        [session],
+      );
+      expect(rows[0].n).toBe(0);
+      const elsewhere = await connect(second.port);
+      const keyframe = keyframeDone(elsewhere);
+      await elsewhere.attach(session);
+      expect((await keyframe).t).toBe(at);
+      expect(elsewhere.state).toEqual(expected(at));
+      await elsewhere.close();
+      elsewhere.disconnect();
+    } finally {
+      await second.stop();
+    }
+  });
+
   it('counts the session cap across two server processes on one database', async () => {
     await db.pool.query(`update msr.session set closed_at = now() where closed_at is null`);
     const other = startServerProcess({

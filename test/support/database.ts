@@ -70,6 +70,23 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
  * such a query once, on a fresh connection; errors the database itself reports pass through.
  */
 class RetryingPool extends pg.Pool {
+  /** A fresh connection is probed once, so code that takes a client (migrate) gets a working one. */
+  override connect(...args: unknown[]): never {
+    if (args.length > 0) return (super.connect as (...a: unknown[]) => never).apply(this, args);
+    const take = async (attempt: number): Promise<pg.PoolClient> => {
+      const client = await (super.connect as () => Promise<pg.PoolClient>).call(this);
+      try {
+        await client.query('select 1');
+        return client;
+      } catch (err) {
+        client.release(err as Error);
+        if (attempt > 0 || !/Connection terminated|ECONNRESET/.test((err as Error).message)) throw err;
+        return take(attempt + 1);
+      }
+    };
+    return take(0) as never;
+  }
+
   override query(...args: unknown[]): never {
     const once = () => (super.query as (...a: unknown[]) => Promise<unknown>).apply(this, args);
     return once().catch((err: Error) => {
