@@ -21,10 +21,6 @@ export class ReplayConnection {
     private readonly owner: string | null = null,
   ) {}
 
-  get sessionId(): string | undefined {
-    return this.session?.id;
-  }
-
   /** Queues a decoded message; the returned promise settles when it has been answered. */
   receive(message: ClientMessage): Promise<void> {
     this.queue = this.queue.then(() => this.handle(message));

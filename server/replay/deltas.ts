@@ -1,23 +1,15 @@
 import type { Pool } from 'pg';
 import type { Change } from '../../protocol/messages.js';
 import type { EntityFilter } from './keyframe.js';
+import { sqlAt, sqlMicros, type Micros } from './micros.js';
 
-/**
- * Replay positions inside the server are whole microseconds since the epoch (what PostgreSQL
- * stores), so window bounds are exact; the wire carries milliseconds (fractions allowed).
- */
-export type Micros = number;
-
-export const usToMs = (us: Micros) => us / 1000;
-export const msToUs = (ms: number): Micros => Math.round(ms * 1000);
+export { msToUs, usToMs, type Micros } from './micros.js';
 
 export interface DeltaWindow {
   /** Changes in replay order (reverse: newest first, already inverted). */
   readonly changes: Change[];
   /** Replay time the changes bring the state to. */
   readonly reached: Micros;
-  /** True when the read stopped early (limit) and `reached` is before the asked end. */
-  readonly partial: boolean;
   /** msr.cdc_event ids of the events read (live-follow uses them to recognise late rows). */
   readonly ids: string[];
 }
@@ -32,14 +24,12 @@ interface DeltaRow {
   after: Record<string, unknown> | null;
 }
 
-const AT = (param: string) => `timestamptz 'epoch' + ${param}::bigint * interval '1 microsecond'`;
-
 const windowSql = (direction: 'asc' | 'desc') => `
-  select (extract(epoch from e.event_timestamp) * 1000000)::bigint::text as ts_us, e.id::text as event_id,
+  select ${sqlMicros('e.event_timestamp')} as ts_us, e.id::text as event_id,
          e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op,
          ${direction === 'asc' ? 'null::jsonb' : 'e.before'} as before, ${direction === 'asc' ? 'e.after' : 'null::jsonb'} as after
     from msr.cdc_event e
-   where e.event_timestamp > ${AT('$1')} and e.event_timestamp <= ${AT('$2')}
+   where e.event_timestamp > ${sqlAt('$1')} and e.event_timestamp <= ${sqlAt('$2')}
      and ($3::text[] is null or e.table_schema || '.' || e.table_name = any ($3::text[]))
      and ($4::text[] is null or e.entity_id = any ($4::text[]) or e.op = 't')
    order by e.event_timestamp ${direction}, coalesce(e.lsn, -1) ${direction},
@@ -71,7 +61,6 @@ export async function readDeltas(
   const [lo, hi] = forward ? [from, to] : [to, from];
   const params = [lo, hi, filter.tables ?? null, filter.entities ?? null];
   let { rows } = await pool.query<DeltaRow>(forward ? FORWARD_SQL : REVERSE_SQL, [...params, limit]);
-  let partial = false;
   let reached = to;
   const last = rows.at(-1);
   if (rows.length === limit && last) {
@@ -85,7 +74,6 @@ export async function readDeltas(
       1_000_000,
     ]);
     rows = rows.concat(group.rows.filter((r) => !seen.has(r.event_id)));
-    partial = forward ? edge < to : edge - 1 > to;
     reached = forward ? edge : edge - 1;
   }
   const changes: Change[] = [];
@@ -103,7 +91,7 @@ export async function readDeltas(
       changes.push(await undo(pool, row, ts));
     }
   }
-  return { changes, reached, partial, ids: rows.map((r) => r.event_id) };
+  return { changes, reached, ids: rows.map((r) => r.event_id) };
 }
 
 /**
@@ -115,7 +103,7 @@ async function undo(pool: Pool, row: DeltaRow, ts: number): Promise<Change> {
   if (before === null && row.op === 'u') {
     const { rows } = await pool.query<{ state: Record<string, unknown> }>(
       `select (s.last_event).after as state
-         from msr.entity_states_at(${AT('$1')}, array[$2::text]) s
+         from msr.entity_states_at(${sqlAt('$1')}, array[$2::text]) s
         where s.entity_id = $3`,
       [Number(row.ts_us) - 1, row.table, row.id],
     );
@@ -134,7 +122,7 @@ async function restoreTruncatedTable(
 ): Promise<Change[]> {
   const { rows } = await pool.query<{ id: string; state: Record<string, unknown> }>(
     `select s.entity_id as id, (s.last_event).after as state
-       from msr.entity_states_at(${AT('$1')}, array[$2::text]) s
+       from msr.entity_states_at(${sqlAt('$1')}, array[$2::text]) s
       where $3::text[] is null or s.entity_id = any ($3::text[])`,
     [Number(truncate.ts_us) - 1, truncate.table, filter.entities ?? null],
   );

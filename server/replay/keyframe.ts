@@ -1,6 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import Cursor from 'pg-cursor';
-import type { Micros } from './deltas.js';
+import { sqlAt, type Micros } from './micros.js';
 
 export interface KeyframeEntity {
   readonly table: string;
@@ -19,7 +19,7 @@ export const KEYFRAME_CHUNK = 1000;
 
 const KEYFRAME_SQL = `
   select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after as state
-    from msr.entity_states_at(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2::text[]) s
+    from msr.entity_states_at(${sqlAt('$1')}, $2::text[]) s
    where $3::text[] is null or s.entity_id = any ($3::text[])`;
 
 /**

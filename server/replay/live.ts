@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { Change } from '../../protocol/messages.js';
-import type { Micros } from './deltas.js';
+import { sqlAt, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
 
 /** How far back (wall time) rows are looked for again, for transactions that commit late. */
@@ -50,7 +50,7 @@ export class LiveEdge {
       `select e.id::text as event_id, e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op
          from msr.cdc_event e
         where e.id > $1::bigint
-          and e.event_timestamp <= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+          and e.event_timestamp <= ${sqlAt('$2')}
           and ($3::text[] is null or e.table_schema || '.' || e.table_name = any ($3::text[]))
           and ($4::text[] is null or e.entity_id = any ($4::text[]) or e.op = 't')`,
       [floor, position, this.filter.tables ?? null, this.filter.entities ?? null],
@@ -68,7 +68,7 @@ export class LiveEdge {
     const tables = [...new Set([...truncated, ...touched.map((r) => r.table)])];
     const { rows } = await this.pool.query<{ table: string; id: string; state: Record<string, unknown> }>(
       `select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after as state
-         from msr.entity_states_at(timestamptz 'epoch' + $1::bigint * interval '1 microsecond', $2::text[]) s
+         from msr.entity_states_at(${sqlAt('$1')}, $2::text[]) s
         where s.table_schema || '.' || s.table_name = any ($3::text[])
            or (s.table_schema || '.' || s.table_name, s.entity_id) in (select * from unnest($4::text[], $5::text[]))`,
       [position, tables, truncated, touched.map((r) => r.table), touched.map((r) => r.id)],

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { Speed } from '../../protocol/messages.js';
-import type { Micros } from './deltas.js';
+import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
 import type { SessionSpec } from './session.js';
 
@@ -10,12 +10,17 @@ const SESSION_LOCK = 7_305_118_003;
 /** What msr.session records of a session, enough to resume it on any server. */
 export type SessionRecord = SessionSpec;
 
+/** Where a session is, as its server records it with each lease renewal. */
+export interface SessionPosition {
+  readonly id: string;
+  readonly position: Micros;
+  readonly speed: Speed;
+  readonly playing: boolean;
+}
+
 export class SessionLimitError extends Error {
   readonly code = 'SESSION_LIMIT';
 }
-
-const AT = (param: string) => `timestamptz 'epoch' + ${param}::bigint * interval '1 microsecond'`;
-const US = (column: string) => `(extract(epoch from ${column}) * 1000000)::bigint::text`;
 
 /**
  * msr.session as the shared list of active sessions: a session holds a slot while its lease is
@@ -44,7 +49,7 @@ export class SessionRegistry {
       }
       await client.query(
         `insert into msr.session (id, owner, server_id, range_from, range_to, filter, position, speed, playing, lease_until)
-         values ($1, $2, $3, ${AT('$4')}, ${AT('$5')}, $6, ${AT('$7')}, $8, $9, now() + $10 * interval '1 millisecond')`,
+         values ($1, $2, $3, ${sqlAt('$4')}, ${sqlAt('$5')}, $6, ${sqlAt('$7')}, $8, $9, now() + $10 * interval '1 millisecond')`,
         [
           session.id,
           session.owner,
@@ -68,14 +73,12 @@ export class SessionRegistry {
   }
 
   /** Extends the leases of this server's sessions and records where each one is. */
-  async renew(
-    states: readonly { id: string; position: Micros; speed: Speed; playing: boolean }[],
-  ): Promise<void> {
+  async renew(states: readonly SessionPosition[], leaseMs = this.leaseMs): Promise<void> {
     if (states.length === 0) return;
     await this.pool.query(
       `update msr.session s
           set lease_until = now() + $5 * interval '1 millisecond',
-              position = timestamptz 'epoch' + u.position * interval '1 microsecond',
+              position = ${sqlAt('u.position')},
               speed = u.speed, playing = u.playing
          from unnest($1::uuid[], $2::bigint[], $3::float8[], $4::boolean[]) as u(id, position, speed, playing)
         where s.id = u.id and s.server_id = $6 and s.closed_at is null`,
@@ -84,7 +87,7 @@ export class SessionRegistry {
         states.map((s) => s.position),
         states.map((s) => encodeSpeed(s.speed)),
         states.map((s) => s.playing),
-        this.leaseMs,
+        leaseMs,
         this.serverId,
       ],
     );
@@ -94,15 +97,8 @@ export class SessionRegistry {
    * Leaves sessions for another server to adopt (shutdown): their slots stop counting at once, and
    * for one lease period `attach` on any server resumes them where they were.
    */
-  async handOver(
-    states: readonly { id: string; position: Micros; speed: Speed; playing: boolean }[],
-  ): Promise<void> {
-    if (states.length === 0) return;
-    await this.renew(states);
-    await this.pool.query(
-      `update msr.session set lease_until = now() where id = any ($1::uuid[]) and server_id = $2 and closed_at is null`,
-      [states.map((s) => s.id), this.serverId],
-    );
+  async handOver(states: readonly SessionPosition[]): Promise<void> {
+    await this.renew(states, 0);
   }
 
   async release(id: string): Promise<void> {
@@ -128,8 +124,8 @@ export class SessionRegistry {
     }>(
       `update msr.session set server_id = $2, lease_until = now() + $3 * interval '1 millisecond'
         where id = $1 and closed_at is null and lease_until > now() - $3 * interval '1 millisecond'
-        returning id, owner, ${US('range_from')} as range_from, ${US('range_to')} as range_to, filter,
-                  ${US('position')} as position, speed, playing`,
+        returning id, owner, ${sqlMicros('range_from')} as range_from, ${sqlMicros('range_to')} as range_to, filter,
+                  ${sqlMicros('position')} as position, speed, playing`,
       [id, this.serverId, this.leaseMs],
     );
     const row = rows[0];

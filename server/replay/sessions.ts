@@ -46,10 +46,6 @@ export class SessionManager {
     this.limits = options.limits ?? DEFAULT_LIMITS;
   }
 
-  get size(): number {
-    return this.sessions.size;
-  }
-
   start(): void {
     this.timer = setInterval(() => void this.housekeeping(), Math.min(this.registry.leaseMs / 3, 5_000));
   }
