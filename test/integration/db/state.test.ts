@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { createTestDatabase, dialect, type TestDatabase } from '../../support/database.js';
 import {
   generateHistory,
   insertHistory,
@@ -29,6 +29,27 @@ describe('state at T (entity_states_at)', () => {
   });
   afterAll(() => db?.drop());
 
+  const refresh = (until: number | null) =>
+    db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, $1::timestamptz)`, [
+      until === null ? null : new Date(until),
+    ]);
+
+  // Plain PostgreSQL keeps each row's next materialized bucket for its keyframe lookup; after any
+  // refresh it must equal the entity's actual next bucket.
+  const expectLinked = async () => {
+    if (dialect !== 'postgres') return;
+    const { rows } = await db.pool.query(
+      `select count(*)::int as rows,
+              count(*) filter (where next_bucket is distinct from following)::int as broken
+         from (select next_bucket,
+                      lead(bucket) over (partition by source, table_schema, table_name, entity_id
+                                         order by bucket) as following
+                 from msr.entity_last_states) l`,
+    );
+    expect(rows[0].rows).toBeGreaterThan(0);
+    expect(rows[0].broken).toBe(0);
+  };
+
   const expectSame = async (label: string) => {
     for (const t of probes) {
       const expected = referenceState(events, t);
@@ -50,8 +71,10 @@ describe('state at T (entity_states_at)', () => {
     await expectSame('unmaterialized');
   });
 
-  it('matches after refresh_continuous_aggregate, reading the aggregate', async () => {
-    await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+  it('matches after refresh_continuous_aggregate in two steps, reading the aggregate', async () => {
+    await refresh(start + 2.5 * HOUR);
+    await expectLinked();
+    await refresh(null);
     const { rows } = await db.pool.query(
       `select count(*)::int as n, min(bucket) as lo from msr.entity_last_states`,
     );
@@ -61,6 +84,7 @@ describe('state at T (entity_states_at)', () => {
     const lastEvent = Math.max(...events.map((e) => e.ts));
     expect(new Date(wm.rows[0].w).getTime()).toBeGreaterThan(lastEvent);
     await expectSame('materialized');
+    await expectLinked();
   });
 
   it('stays exact when late rows land in materialized buckets', async () => {
@@ -85,6 +109,33 @@ describe('state at T (entity_states_at)', () => {
     await expectSame('late rows, not refreshed');
     await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
     await expectSame('late rows, refreshed');
+    await expectLinked();
+  });
+
+  it('stays exact when a refresh after late rows stops short of the materialized end', async () => {
+    const late = generateHistory(11, start + 1.5 * HOUR, HOUR / 2, 100).map((e) => ({
+      ...e,
+      entityId: e.entityId && `late2-${e.entityId}`,
+    }));
+    late.push({
+      ts: start + 1.6 * HOUR,
+      source: 'test',
+      schema: 'city',
+      table: 'vehicle',
+      entityId: '8',
+      op: 'u',
+      after: { late: 2 },
+      lsn: 1,
+      offset: null,
+    });
+    await insertHistory(db.pool, late);
+    events = [...events, ...late];
+    await refresh(start + 3 * HOUR);
+    await expectSame('late rows, refreshed up to 3 h');
+    await expectLinked();
+    await refresh(null);
+    await expectSame('late rows, refreshed to the end');
+    await expectLinked();
   });
 
   it('filters by schema.table', async () => {
