@@ -33,6 +33,8 @@ export const ErrorCode = {
   UNAVAILABLE: 'UNAVAILABLE',
   /** A fault on the server; the session may continue. */
   INTERNAL: 'INTERNAL',
+  /** The request needs a part this server runs without (snapshot signals without KAFKA_BROKERS). */
+  NOT_CONFIGURED: 'NOT_CONFIGURED',
   /** No such HTTP route. */
   NOT_FOUND: 'NOT_FOUND',
 } as const;

@@ -73,6 +73,20 @@ export type OpenMessage = z.infer<typeof OpenMessage>;
 export const SessionRequest = OpenMessage.omit({ type: true, rid: true });
 export type SessionRequest = z.infer<typeof SessionRequest>;
 
+/**
+ * Body of POST /api/v1/snapshots: ask the Debezium connector whose topic.prefix is `source` to
+ * snapshot `collections` (schema.table names) again.
+ */
+export const SnapshotRequest = z.object({
+  source: z.string().regex(/^[A-Za-z0-9_.-]{1,200}$/, { error: 'expected the connector topic.prefix' }),
+  collections: z
+    .array(z.string().regex(/^[^.\s"]+\.[^.\s"]+$/, { error: 'expected schema.table' }))
+    .min(1)
+    .max(1000),
+  type: z.enum(['blocking', 'incremental']).default('blocking'),
+});
+export type SnapshotRequest = z.infer<typeof SnapshotRequest>;
+
 export const CLIENT_MESSAGE_TYPES = ClientMessage.options.map((o) => o.shape.type.value);
 
 // Server to client

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond npm packages: Debian's Chromium for the viewer test.
+# Installs what the tests need beyond npm packages: Debian's Chromium for the viewer test, and
+# Kafka with Debezium from Maven Central.
 # Runs before `npm test` (pretest); does nothing when everything is already there.
 set -euo pipefail
 
@@ -13,3 +14,6 @@ if ! command -v chromium >/dev/null 2>&1; then
       "the viewer test will be skipped outside CI" >&2
   fi
 fi
+
+# Apache Kafka, Kafka Connect and Debezium from Maven Central (cached; the tests start them).
+bash "$(dirname "$0")/ensure-kafka.sh" >/dev/null

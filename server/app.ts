@@ -8,11 +8,16 @@ import { prepareStorage, publishSettings } from './db/settings.js';
 import { DemoWorld } from './demo/world.js';
 import { availabilityRoutes } from './http/availability.js';
 import { healthRoutes } from './http/health.js';
+import { metricsRoutes } from './http/metrics.js';
 import { sessionRoutes } from './http/sessions.js';
+import { snapshotRoutes } from './http/snapshots.js';
 import { stateRoutes } from './http/state.js';
 import { viewerRoutes } from './http/viewer.js';
+import { Ingest, type IngestOptions } from './ingest/consumer.js';
+import { SnapshotSignals } from './ingest/signals.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
+import { Metrics } from './metrics.js';
 import { SessionManager, type SessionManagerOptions } from './replay/sessions.js';
 import { Transport } from './ws/transport.js';
 
@@ -24,6 +29,8 @@ export interface App {
   readonly schema: MigrationResult;
   readonly demo: DemoWorld | undefined;
   readonly sessions: SessionManager;
+  readonly ingest: Ingest | undefined;
+  readonly metrics: Metrics;
   /** The HTTP/WebSocket port actually bound (config.port may be 0). */
   readonly port: number;
   stop(): Promise<void>;
@@ -35,10 +42,12 @@ export interface AppOptions {
   readonly demoHistoryMs?: number;
   /** Replay pacing and backpressure limits; tests make them small. */
   readonly replay?: SessionManagerOptions;
+  /** Ingest hooks and topic refresh period; tests make the period short. */
+  readonly ingest?: IngestOptions;
 }
 
 /**
- * Starts every part in dependency order (database, schema, demo data, HTTP) and returns a handle
+ * Starts every part in dependency order (database, schema, demo data, ingest, sessions, HTTP) and returns a handle
  * whose stop() undoes them in reverse. A failure part-way stops what had started, then throws.
  */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -70,6 +79,24 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       lifecycle.started('demo', () => demo!.stop());
     }
 
+    const metrics = new Metrics();
+    let ingest: Ingest | undefined;
+    if (config.kafka.brokers) {
+      ingest = new Ingest(
+        pool,
+        { ...config.kafka, brokers: config.kafka.brokers },
+        log,
+        metrics,
+        options.ingest,
+      );
+      ingest.start();
+      lifecycle.started('ingest', () => ingest!.stop());
+    }
+    const signals = config.kafka.brokers
+      ? new SnapshotSignals(config.kafka.brokers, config.kafka.signalTopic, config.kafka.clientId)
+      : undefined;
+    if (signals) lifecycle.started('snapshot signals', () => signals.stop());
+
     const sessions = new SessionManager(pool, config, log, undefined, options.replay);
     sessions.start();
     lifecycle.started('sessions', () => sessions.stop());
@@ -77,10 +104,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const transport = new Transport(log);
     transport.addReplaySocket(sessions);
     transport.addRoutes([
-      ...healthRoutes(pool, schema.version, demo),
+      ...healthRoutes(pool, schema.version, demo, ingest),
+      ...metricsRoutes(metrics),
       ...availabilityRoutes(pool, config),
       ...stateRoutes(pool, config),
       ...sessionRoutes(sessions),
+      ...snapshotRoutes(signals),
       ...viewerRoutes(),
     ]);
     const port = await transport.listen(config.host, config.port);
@@ -95,6 +124,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       schema,
       demo,
       sessions,
+      ingest,
+      metrics,
       port,
       stop: () => lifecycle.stopAll(),
     };

@@ -78,8 +78,10 @@ const envSchema = z.object({
   KAFKA_BROKERS: list.optional(),
   KAFKA_CLIENT_ID: z.string().min(1).default('msr'),
   KAFKA_GROUP_ID: z.string().min(1).default('msr-ingest'),
+  KAFKA_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
   KAFKA_TOPICS: list.optional(),
-  KAFKA_TOPIC_PATTERN: regex.optional(),
+  // Debezium names topics <topic.prefix>.<schema>.<table>; internal topics start with '__'.
+  KAFKA_TOPIC_PATTERN: regex.default(/^(?!__)[^.]+\.[^.]+\.[^.]+$/),
   SIGNAL_TOPIC: z.string().min(1).default('msr.debezium_adhoc_snapshots'),
 });
 
@@ -103,8 +105,9 @@ export interface Config {
     readonly brokers: readonly string[] | undefined;
     readonly clientId: string;
     readonly groupId: string;
+    readonly sessionTimeoutMs: number;
     readonly topics: readonly string[] | undefined;
-    readonly topicPattern: RegExp | undefined;
+    readonly topicPattern: RegExp;
     readonly signalTopic: string;
   };
 }
@@ -150,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       brokers: e.KAFKA_BROKERS,
       clientId: e.KAFKA_CLIENT_ID,
       groupId: e.KAFKA_GROUP_ID,
+      sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
       topics: e.KAFKA_TOPICS,
       topicPattern: e.KAFKA_TOPIC_PATTERN,
       signalTopic: e.SIGNAL_TOPIC,

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { schemaIsCurrent } from '../db/migrate.js';
 import type { DemoWorld } from '../demo/world.js';
+import type { Ingest } from '../ingest/consumer.js';
 import { json, type Route } from './route.js';
 
 const CHECK_TIMEOUT_MS = 3_000;
@@ -8,10 +9,11 @@ const CHECK_TIMEOUT_MS = 3_000;
 export interface ReadinessCheck {
   readonly ok: boolean;
   readonly error?: string;
+  readonly topics?: readonly string[];
 }
 
 /** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
-export function healthRoutes(pool: Pool, schemaVersion: number, demo?: DemoWorld): Route[] {
+export function healthRoutes(pool: Pool, schemaVersion: number, demo?: DemoWorld, ingest?: Ingest): Route[] {
   return [
     { method: 'get', path: '/healthz', handler: () => json(200, { status: 'ok' }) },
     {
@@ -27,6 +29,11 @@ export function healthRoutes(pool: Pool, schemaVersion: number, demo?: DemoWorld
           const { state, error } = demo.status;
           checks.demo =
             state === 'seeding' || state === 'failed' ? { ok: false, error: error ?? state } : { ok: true };
+        }
+        if (ingest) {
+          const { state, error, topics } = ingest.status;
+          checks.kafka =
+            state === 'consuming' ? { ok: true, topics } : { ok: false, error: error ?? state, topics };
         }
         const ready = Object.values(checks).every((c) => c.ok);
         return json(ready ? 200 : 503, { ready, checks });

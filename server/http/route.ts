@@ -1,3 +1,6 @@
+import type { z } from 'zod';
+import { ErrorCode } from '../../protocol/codes.js';
+
 /** What an HTTP handler sees and returns; the transport (server/ws) adapts uWebSockets.js to it. */
 export interface HttpRequest {
   readonly method: string;
@@ -25,4 +28,18 @@ export interface Route {
 
 export function json(status: number, body: unknown): HttpResponse {
   return { status, body };
+}
+
+/** A JSON request body checked against its schema, or the 400 BAD_MESSAGE answer naming each problem. */
+export function parseJsonBody<T>(body: Buffer, schema: z.ZodType<T>): { data: T } | { error: HttpResponse } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body.toString('utf8') || 'null');
+  } catch {
+    return { error: json(400, { code: ErrorCode.BAD_MESSAGE, message: 'body is not valid JSON' }) };
+  }
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return { data: parsed.data };
+  const message = parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ');
+  return { error: json(400, { code: ErrorCode.BAD_MESSAGE, message }) };
 }

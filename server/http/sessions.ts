@@ -4,7 +4,7 @@ import { usToMs } from '../replay/deltas.js';
 import { ReplayError } from '../replay/errors.js';
 import type { ReplaySession } from '../replay/session.js';
 import type { SessionManager } from '../replay/sessions.js';
-import { json, type HttpResponse, type Route } from './route.js';
+import { json, parseJsonBody, type HttpResponse, type Route } from './route.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   BAD_MESSAGE: 400,
@@ -53,19 +53,8 @@ export function sessionRoutes(manager: SessionManager): Route[] {
       path: '/api/v1/sessions',
       handler: ({ body }) =>
         answer(async () => {
-          let raw: unknown;
-          try {
-            raw = JSON.parse(body.toString('utf8') || 'null');
-          } catch {
-            return json(400, { code: ErrorCode.BAD_MESSAGE, message: 'body is not valid JSON' });
-          }
-          const parsed = SessionRequest.safeParse(raw);
-          if (!parsed.success) {
-            const message = parsed.error.issues
-              .map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)
-              .join('; ');
-            return json(400, { code: ErrorCode.BAD_MESSAGE, message });
-          }
+          const parsed = parseJsonBody(body, SessionRequest);
+          if ('error' in parsed) return parsed.error;
           const session = await manager.open(parsed.data, null);
           return json(201, describe(session));
         }),

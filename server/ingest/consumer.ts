@@ -1,0 +1,280 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  Kafka,
+  logLevel,
+  type Consumer,
+  type EachBatchPayload,
+  type KafkaMessage,
+  type LogEntry,
+} from 'kafkajs';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
+import { DecodeError, decodeRecord } from './debezium.js';
+import { storeBatch } from './store.js';
+import type { FailedRecord, StoredChange } from './writer.js';
+
+export type IngestState = 'starting' | 'consuming' | 'retrying' | 'stopped' | 'failed';
+
+export interface IngestStatus {
+  readonly state: IngestState;
+  readonly topics: readonly string[];
+  readonly error?: string;
+}
+
+export interface IngestOptions {
+  /** How often to look for new topics matching the pattern (Debezium creates one per table). */
+  readonly topicRefreshMs?: number;
+  /** Called after a batch's database commit and before its Kafka offset commit (crash drills). */
+  readonly afterDatabaseCommit?: (batch: {
+    topic: string;
+    partition: number;
+    lastOffset: string;
+  }) => void | Promise<void>;
+}
+
+const MAX_BACKOFF_MS = 10_000;
+
+/**
+ * Consumes Debezium's change topics into msr.cdc_event. Each Kafka batch is stored in one
+ * transaction (idempotent on topic/partition/offset), and its offsets are committed only after
+ * that commit: a crash in between redelivers the batch, which stores nothing twice. When the
+ * database is down the partition pauses and the write is retried with backoff, never skipped;
+ * a record that cannot be decoded goes to msr.ingest_error and consumption goes on.
+ */
+export class Ingest {
+  private readonly kafka: Kafka;
+  private consumer: Consumer | undefined;
+  private subscribed: string[] = [];
+  private stateValue: IngestState = 'starting';
+  private lastError: string | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private readonly stopping = new AbortController();
+  private restarting: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly config: Config['kafka'] & { brokers: readonly string[] },
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly options: IngestOptions = {},
+  ) {
+    this.kafka = new Kafka({
+      clientId: config.clientId,
+      brokers: [...config.brokers],
+      logLevel: logLevel.WARN,
+      logCreator: () => (entry: LogEntry) => this.kafkaLog(entry),
+      retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 10_000 },
+    });
+  }
+
+  get status(): IngestStatus {
+    return {
+      state: this.stateValue,
+      topics: this.subscribed,
+      ...(this.lastError ? { error: this.lastError } : {}),
+    };
+  }
+
+  /**
+   * Connects in the background, retrying with backoff while Kafka is unreachable, so the server
+   * (and replay) is up without Kafka; /readyz says how ingest is doing.
+   */
+  start(): void {
+    this.restarting = this.connect();
+    if (!this.config.topics) {
+      this.refreshTimer = setInterval(() => void this.refreshTopics(), this.options.topicRefreshMs ?? 10_000);
+      this.refreshTimer.unref();
+    }
+  }
+
+  private async connect(): Promise<void> {
+    for (let attempt = 0; !this.stopping.signal.aborted; attempt++) {
+      try {
+        await this.restart(await this.matchingTopics());
+        return;
+      } catch (err) {
+        this.lastError = `cannot reach Kafka: ${(err as Error).message}`;
+        const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempt);
+        this.log.warn({ err, attempt, waitMs: wait }, 'ingest could not start; retrying');
+        await sleep(wait, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    clearInterval(this.refreshTimer);
+    await this.restarting;
+    await this.consumer?.disconnect();
+    this.consumer = undefined;
+    this.stateValue = 'stopped';
+  }
+
+  private async matchingTopics(): Promise<string[]> {
+    if (this.config.topics) return [...this.config.topics];
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      const pattern = this.config.topicPattern;
+      return (await admin.listTopics())
+        .filter((t) => !t.startsWith('__') && t !== this.config.signalTopic && pattern.test(t))
+        .sort();
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  private async refreshTopics(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    try {
+      const topics = await this.matchingTopics();
+      if (topics.join('\n') === this.subscribed.join('\n')) return;
+      this.log.info({ topics }, 'ingest topics changed; resubscribing');
+      this.restarting = this.restarting.then(() => this.restart(topics));
+      await this.restarting;
+    } catch (err) {
+      this.log.warn({ err }, 'could not refresh the ingest topic list');
+    }
+  }
+
+  /** A consumer instance per subscription: kafkajs cannot change a running subscription. */
+  private async restart(topics: string[]): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    await this.consumer?.disconnect();
+    this.subscribed = topics;
+    if (topics.length === 0) {
+      this.consumer = undefined;
+      this.stateValue = 'consuming';
+      this.log.warn({ pattern: String(this.config.topicPattern) }, 'no Kafka topic matches yet; waiting');
+      return;
+    }
+    const consumer = this.kafka.consumer({
+      groupId: this.config.groupId,
+      sessionTimeout: this.config.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3_000, Math.floor(this.config.sessionTimeoutMs / 3)),
+      allowAutoTopicCreation: false,
+    });
+    this.consumer = consumer;
+    consumer.on(consumer.events.CRASH, (event) => {
+      this.lastError = (event.payload.error as Error).message;
+      if (!event.payload.restart) this.stateValue = 'failed';
+      this.log.error({ err: event.payload.error, restart: event.payload.restart }, 'ingest consumer crashed');
+    });
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      this.stateValue = 'consuming';
+      this.lastError = undefined;
+      this.log.info({ assignment: event.payload.memberAssignment }, 'ingest joined its consumer group');
+    });
+    await consumer.connect();
+    await consumer.subscribe({ topics, fromBeginning: true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: (payload) => this.handleBatch(consumer, payload),
+    });
+    this.log.info({ topics, groupId: this.config.groupId }, 'ingest consuming');
+  }
+
+  private async handleBatch(consumer: Consumer, payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
+    if (batch.messages.length === 0) return;
+    const { topic, partition } = batch;
+    const changes: StoredChange[] = [];
+    const failures: FailedRecord[] = [];
+    for (const message of batch.messages) {
+      const outcome = this.decode(topic, partition, message);
+      if (outcome === 'skip') this.metrics.ingestSkipped.inc({ topic });
+      else if ('event' in outcome) changes.push(outcome);
+      else failures.push(outcome);
+    }
+
+    const timer = this.metrics.ingestBatchSeconds.startTimer();
+    const stored = await this.storeWithRetry(payload, changes, failures);
+    if (!stored) return; // stopping or lost the partition: not committed, so it is redelivered
+    timer();
+    const lastOffset = batch.lastOffset();
+    await this.options.afterDatabaseCommit?.({ topic, partition, lastOffset });
+    payload.resolveOffset(lastOffset);
+    const next = (BigInt(lastOffset) + 1n).toString();
+    await consumer.commitOffsets([{ topic, partition, offset: next }]);
+
+    this.metrics.ingestEvents.inc({ topic }, changes.length);
+    for (const f of stored.failures) this.metrics.ingestErrors.inc({ topic, reason: f.reason });
+    if (stored.failures.length > 0) {
+      this.log.warn(
+        { topic, partition, records: stored.failures.map((f) => ({ offset: f.offset, reason: f.reason })) },
+        'records stored in msr.ingest_error',
+      );
+    }
+    this.metrics.ingestLag.set(
+      { topic, partition: String(partition) },
+      Number(BigInt(batch.highWatermark) - BigInt(next)),
+    );
+  }
+
+  private decode(
+    topic: string,
+    partition: number,
+    message: KafkaMessage,
+  ): StoredChange | FailedRecord | 'skip' {
+    const { key, value, offset } = message;
+    try {
+      const decoded = decodeRecord({ topic, key, value });
+      return decoded.kind === 'skip'
+        ? 'skip'
+        : { topic, partition, offset, key, value, event: decoded.event };
+    } catch (err) {
+      const known = err instanceof DecodeError;
+      return {
+        topic,
+        partition,
+        offset,
+        key,
+        value,
+        reason: known ? err.reason : 'DECODER_FAILED',
+        detail: (err as Error).message,
+      };
+    }
+  }
+
+  private async storeWithRetry(
+    payload: EachBatchPayload,
+    changes: StoredChange[],
+    failures: FailedRecord[],
+  ): Promise<{ failures: readonly FailedRecord[] } | undefined> {
+    let resume: (() => void) | undefined;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        if (this.stopping.signal.aborted || !payload.isRunning() || payload.isStale()) return undefined;
+        try {
+          const result = await storeBatch(this.pool, changes, failures);
+          if (this.stateValue === 'retrying') {
+            this.stateValue = 'consuming';
+            this.lastError = undefined;
+            this.log.info({ attempts: attempt + 1 }, 'ingest writes resumed');
+          }
+          return result;
+        } catch (err) {
+          this.metrics.ingestRetries.inc();
+          this.stateValue = 'retrying';
+          this.lastError = `database write failed: ${(err as Error).message}`;
+          resume ??= payload.pause();
+          const wait = Math.min(MAX_BACKOFF_MS, 250 * 2 ** attempt);
+          this.log.warn({ err, attempt, waitMs: wait }, 'ingest write failed; partition paused, retrying');
+          await sleep(wait, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+          await payload.heartbeat().catch(() => undefined);
+        }
+      }
+    } finally {
+      resume?.();
+    }
+  }
+
+  private kafkaLog(entry: LogEntry): void {
+    const { message, ...extra } = entry.log;
+    const level = entry.level <= logLevel.ERROR ? 'error' : entry.level === logLevel.WARN ? 'warn' : 'debug';
+    this.log[level]({ kafka: entry.namespace, ...extra }, message);
+  }
+}

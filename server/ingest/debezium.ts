@@ -1,0 +1,187 @@
+import { decodeStruct, decodeValue, EncodingError, isUnavailable, type ConnectSchema } from './encodings.js';
+import { jsonText, type JsonValue } from './json-text.js';
+
+/**
+ * Decodes one Kafka record of Debezium's PostgreSQL connector (JSON converter, with or without
+ * embedded schemas) into a cdc_event row. Tombstones, heartbeats and transaction markers are
+ * skipped; anything else that is not a change event is a DecodeError with a stable reason.
+ */
+
+export type Op = 'c' | 'u' | 'd' | 'r' | 't';
+
+export interface ChangeEvent {
+  /** Source commit time in microseconds since the epoch. */
+  readonly eventTimeUs: bigint;
+  readonly source: string;
+  readonly schema: string;
+  readonly table: string;
+  /** Canonical text of the primary key ('' for a truncate, which has none). */
+  readonly entityId: string;
+  readonly op: Op;
+  readonly before: string | null;
+  readonly after: string | null;
+  /** Columns of `after` that Debezium could not read (unchanged TOAST values): keep the known ones. */
+  readonly unavailable: readonly string[];
+  readonly lsn: string | null;
+  readonly txId: string | null;
+}
+
+export type Decoded =
+  { readonly kind: 'change'; readonly event: ChangeEvent } | { readonly kind: 'skip'; readonly why: string };
+
+export type DecodeReason =
+  | 'NOT_JSON'
+  | 'NOT_A_CHANGE_EVENT'
+  | 'UNKNOWN_OP'
+  | 'MISSING_SOURCE'
+  | 'MISSING_KEY'
+  | 'BAD_TIMESTAMP'
+  | 'BAD_VALUE';
+
+export class DecodeError extends Error {
+  constructor(
+    readonly reason: DecodeReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DecodeError';
+  }
+}
+
+export interface KafkaRecord {
+  readonly topic: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+}
+
+const OPS = new Set<string>(['c', 'u', 'd', 'r', 't']);
+
+export function isHeartbeatTopic(topic: string): boolean {
+  return topic.startsWith('__debezium-heartbeat');
+}
+
+export function decodeRecord(record: KafkaRecord): Decoded {
+  if (isHeartbeatTopic(record.topic)) return { kind: 'skip', why: 'heartbeat' };
+  if (record.value === null || record.value.length === 0) return { kind: 'skip', why: 'tombstone' };
+  const { schema, payload } = unwrap(parseJson(record.value, 'value'));
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    throw new DecodeError('NOT_A_CHANGE_EVENT', 'the value is not a Debezium change event object');
+  }
+  const envelope = payload as Record<string, unknown>;
+  if (envelope.op === undefined && (envelope.status === 'BEGIN' || envelope.status === 'END')) {
+    return { kind: 'skip', why: 'transaction marker' };
+  }
+  if (envelope.op === 'm') return { kind: 'skip', why: 'logical decoding message' };
+  if (typeof envelope.op !== 'string') throw new DecodeError('NOT_A_CHANGE_EVENT', 'the value has no op');
+  if (!OPS.has(envelope.op)) throw new DecodeError('UNKNOWN_OP', `unknown op ${JSON.stringify(envelope.op)}`);
+  const op = envelope.op as Op;
+
+  const source = envelope.source as Record<string, unknown> | undefined;
+  if (typeof source !== 'object' || source === null)
+    throw new DecodeError('MISSING_SOURCE', 'the event has no source block');
+  const name = text(source.name, 'source.name');
+  const tableSchema = text(source.schema, 'source.schema');
+  const table = text(source.table, 'source.table');
+
+  const fields = new Map((schema?.fields ?? []).map((f) => [f.field, f]));
+  try {
+    const after = op === 'd' || op === 't' ? null : image(fields.get('after'), envelope.after);
+    return {
+      kind: 'change',
+      event: {
+        eventTimeUs: commitTime(source),
+        source: name,
+        schema: tableSchema,
+        table,
+        entityId: op === 't' ? '' : entityId(record.key),
+        op,
+        before: image(fields.get('before'), envelope.before)?.text ?? null,
+        after: after?.text ?? null,
+        unavailable: after?.unavailable ?? [],
+        lsn: integerText(source.lsn),
+        txId: integerText(source.txId),
+      },
+    };
+  } catch (err) {
+    if (err instanceof EncodingError) throw new DecodeError('BAD_VALUE', err.message);
+    throw err;
+  }
+}
+
+function parseJson(bytes: Buffer, what: string): unknown {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new DecodeError('NOT_JSON', `the record ${what} is not JSON`);
+  }
+}
+
+/** The JSON converter with schemas.enable=true wraps every value as {schema, payload}. */
+function unwrap(json: unknown): { schema: ConnectSchema | undefined; payload: unknown } {
+  if (
+    typeof json === 'object' &&
+    json !== null &&
+    'payload' in json &&
+    'schema' in json &&
+    Object.keys(json).length === 2
+  ) {
+    const { schema, payload } = json as { schema: ConnectSchema | null; payload: unknown };
+    return { schema: schema ?? undefined, payload };
+  }
+  return { schema: undefined, payload: json };
+}
+
+function text(value: unknown, what: string): string {
+  if (typeof value !== 'string' || value.length === 0)
+    throw new DecodeError('MISSING_SOURCE', `${what} is missing`);
+  return value;
+}
+
+function integerText(value: unknown): string | null {
+  return typeof value === 'number' && Number.isInteger(value) ? String(value) : null;
+}
+
+/** Debezium gives the commit time in ts_us (2.x and later) and always in ts_ms. */
+function commitTime(source: Record<string, unknown>): bigint {
+  if (typeof source.ts_us === 'number' && Number.isInteger(source.ts_us)) return BigInt(source.ts_us);
+  if (typeof source.ts_ms === 'number' && Number.isInteger(source.ts_ms)) return BigInt(source.ts_ms) * 1000n;
+  throw new DecodeError('BAD_TIMESTAMP', 'source has neither ts_us nor ts_ms');
+}
+
+function image(
+  schema: ConnectSchema | undefined,
+  raw: unknown,
+): { text: string; unavailable: string[] } | null {
+  if (raw === null || raw === undefined) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw new EncodingError('a row image is not an object');
+  const unavailable: string[] = [];
+  const known: Record<string, unknown> = {};
+  for (const [column, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (isUnavailable(value)) unavailable.push(column);
+    else known[column] = value;
+  }
+  const row = schema ? decodeStruct(schema, known) : (known as { [key: string]: JsonValue });
+  return { text: jsonText(row), unavailable };
+}
+
+/**
+ * The record key is the primary key. One column: its value as text ("42", "abc"). Several: a JSON
+ * object with the columns in name order, so the same row always gets the same id.
+ */
+export function entityId(key: Buffer | null): string {
+  if (key === null || key.length === 0)
+    throw new DecodeError('MISSING_KEY', 'the record has no key (a table without a primary key?)');
+  const { schema, payload } = unwrap(parseJson(key, 'key'));
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+    return jsonScalarText(decodeValue(schema, payload));
+  }
+  const columns = schema ? decodeStruct(schema, payload) : (payload as { [key: string]: JsonValue });
+  const names = Object.keys(columns).sort();
+  if (names.length === 0) throw new DecodeError('MISSING_KEY', 'the record key has no columns');
+  if (names.length === 1) return jsonScalarText(columns[names[0]!]!);
+  return jsonText(Object.fromEntries(names.map((n) => [n, columns[n]!])));
+}
+
+function jsonScalarText(value: JsonValue): string {
+  return typeof value === 'string' ? value : jsonText(value);
+}

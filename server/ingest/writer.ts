@@ -1,0 +1,138 @@
+import type { Pool, PoolClient } from 'pg';
+import type { ChangeEvent, DecodeReason } from './debezium.js';
+
+/** Why a record is in msr.ingest_error. */
+export type IngestErrorReason = DecodeReason | 'DECODER_FAILED' | 'REJECTED_BY_DATABASE';
+
+/** A decoded change with the Kafka record it came from. */
+export interface StoredChange {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly event: ChangeEvent;
+}
+
+/** A record that could not be decoded, kept whole. */
+export interface FailedRecord {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: string;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly reason: IngestErrorReason;
+  readonly detail: string;
+}
+
+const INSERT_CHANGES = `
+insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
+                           lsn, tx_id, kafka_topic, kafka_partition, kafka_offset)
+select timestamptz 'epoch' + r.us * interval '1 microsecond', r.source, r.table_schema, r.table_name,
+       r.entity_id, r.op, r.before, r.after, r.lsn, r.tx_id, r.topic, r.kafka_partition, r.kafka_offset
+  from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
+              $8::jsonb[], $9::bigint[], $10::bigint[], $11::text[], $12::int[], $13::bigint[])
+       as r(us, source, table_schema, table_name, entity_id, op, before, after, lsn, tx_id, topic,
+            kafka_partition, kafka_offset)
+on conflict (kafka_topic, kafka_partition, kafka_offset, event_timestamp) do nothing`;
+
+// Columns Debezium could not read take their value from the entity's previous event (in replay
+// order), so an unchanged TOAST value never overwrites what is known. Idempotent: a stored row
+// already has those columns and its own values win.
+const FILL_UNAVAILABLE = `
+with target as (
+  select event_timestamp, source, table_schema, table_name, entity_id, lsn, kafka_offset, id
+    from msr.cdc_event
+   where kafka_topic = $1 and kafka_partition = $2 and kafka_offset = $3
+     and event_timestamp = timestamptz 'epoch' + $4::bigint * interval '1 microsecond'
+),
+prior as (
+  select p.after
+    from target t
+    cross join lateral (
+      select p.after from msr.cdc_event p
+       where p.source = t.source and p.table_schema = t.table_schema and p.table_name = t.table_name
+         and p.entity_id = t.entity_id
+         and (p.event_timestamp, coalesce(p.lsn, -1), coalesce(p.kafka_offset, -1), p.id)
+           < (t.event_timestamp, coalesce(t.lsn, -1), coalesce(t.kafka_offset, -1), t.id)
+       order by p.event_timestamp desc, coalesce(p.lsn, -1) desc, coalesce(p.kafka_offset, -1) desc, p.id desc
+       limit 1
+    ) p
+)
+update msr.cdc_event e
+   set after = coalesce(
+         (select jsonb_object_agg(k, prior.after -> k) from prior, unnest($5::text[]) k where prior.after ? k),
+         '{}'::jsonb) || e.after
+  from target t
+ where e.id = t.id and e.event_timestamp = t.event_timestamp`;
+
+const INSERT_FAILURES = `
+insert into msr.ingest_error (kafka_topic, kafka_partition, kafka_offset, record_key, record_value, reason, detail)
+select * from unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
+on conflict on constraint ingest_error_kafka_coordinates do nothing`;
+
+/**
+ * Stores one Kafka batch in one transaction: every change (a redelivered record is a no-op) and
+ * every undecodable record. Either all of it is committed or none, so the caller may commit the
+ * Kafka offsets exactly when this resolves.
+ */
+export async function writeBatch(
+  pool: Pool,
+  changes: readonly StoredChange[],
+  failures: readonly FailedRecord[],
+): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('begin');
+    await client.query(`set local msr.writer = 'ingest'`);
+    if (changes.length > 0) await insertChanges(client, changes);
+    for (const c of changes) {
+      if (c.event.unavailable.length === 0) continue;
+      await client.query(FILL_UNAVAILABLE, [
+        c.topic,
+        c.partition,
+        c.offset,
+        c.event.eventTimeUs.toString(),
+        c.event.unavailable,
+      ]);
+    }
+    if (failures.length > 0) {
+      await client.query(INSERT_FAILURES, [
+        failures.map((f) => f.topic),
+        failures.map((f) => f.partition),
+        failures.map((f) => f.offset),
+        failures.map((f) => f.key),
+        failures.map((f) => f.value),
+        failures.map((f) => f.reason),
+        failures.map((f) => f.detail),
+      ]);
+    }
+    await client.query('commit');
+  } catch (err) {
+    broken = err as Error;
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
+function insertChanges(client: PoolClient, changes: readonly StoredChange[]) {
+  const e = changes.map((c) => c.event);
+  return client.query(INSERT_CHANGES, [
+    e.map((x) => x.eventTimeUs.toString()),
+    e.map((x) => x.source),
+    e.map((x) => x.schema),
+    e.map((x) => x.table),
+    e.map((x) => x.entityId),
+    e.map((x) => x.op),
+    e.map((x) => x.before),
+    e.map((x) => x.after),
+    e.map((x) => x.lsn),
+    e.map((x) => x.txId),
+    changes.map((c) => c.topic),
+    changes.map((c) => c.partition),
+    changes.map((c) => c.offset),
+  ]);
+}

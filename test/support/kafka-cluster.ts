@@ -1,0 +1,166 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
+import { freePort } from '../../server/db/embedded.js';
+
+/**
+ * Real Apache Kafka (one KRaft broker-controller) and a Kafka Connect worker with the Debezium
+ * PostgreSQL connector, run as Java processes from the jars scripts/ensure-kafka.sh fetched from
+ * Maven Central. Tests and benchmarks start one per run; stop() ends exactly these processes.
+ */
+export interface KafkaCluster {
+  readonly brokers: string[];
+  readonly connectUrl: string;
+  readonly dir: string;
+  stop(): Promise<void>;
+}
+
+const ROOT = new URL('../../', import.meta.url);
+const JVM = ['-Xmx512m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-Djava.awt.headless=true'];
+
+export async function installKafka(): Promise<string> {
+  const { stdout } = await promisify(execFile)('bash', [new URL('scripts/ensure-kafka.sh', ROOT).pathname], {
+    maxBuffer: 1 << 20,
+  });
+  return stdout.trim().split('\n').at(-1)!;
+}
+
+export async function startKafkaCluster(dir: string): Promise<KafkaCluster> {
+  const home = await installKafka();
+  const classPath = path.join(home, 'libs', '*');
+  await mkdir(dir, { recursive: true });
+  const [port, controllerPort, connectPort] = [await freePort(), await freePort(), await freePort()];
+  const log4j = path.join(dir, 'log4j.properties');
+  await writeFile(
+    log4j,
+    [
+      'log4j.rootLogger=WARN, stdout',
+      'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
+      'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
+      'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
+      '',
+    ].join('\n'),
+  );
+  const java = (main: string, args: string[], logName: string): ChildProcess => {
+    const child = spawn(
+      'java',
+      [...JVM, `-Dlog4j.configuration=file:${log4j}`, '-cp', classPath, main, ...args],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const out = createWriteStream(path.join(dir, logName));
+    child.stdout!.pipe(out);
+    child.stderr!.pipe(out);
+    return child;
+  };
+
+  const serverProps = path.join(dir, 'server.properties');
+  await writeFile(
+    serverProps,
+    properties({
+      'process.roles': 'broker,controller',
+      'node.id': '1',
+      'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
+      listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
+      'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+      'controller.listener.names': 'CONTROLLER',
+      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'inter.broker.listener.name': 'PLAINTEXT',
+      'log.dirs': path.join(dir, 'data'),
+      'offsets.topic.replication.factor': '1',
+      'transaction.state.log.replication.factor': '1',
+      'transaction.state.log.min.isr': '1',
+      'group.initial.rebalance.delay.ms': '0',
+      'num.partitions': '1',
+      'auto.create.topics.enable': 'true',
+    }),
+  );
+  const clusterId = randomBytes(16).toString('base64url');
+  await exited(java('kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', serverProps], 'format.log'));
+
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    await Promise.all(children.reverse().map(terminate));
+  };
+  try {
+    children.push(java('kafka.Kafka', [serverProps], 'broker.log'));
+    const brokers = [`127.0.0.1:${port}`];
+    await waitFor('Kafka broker', children[0]!, () => brokerAnswers(brokers));
+
+    const workerProps = path.join(dir, 'connect.properties');
+    await writeFile(
+      workerProps,
+      properties({
+        'bootstrap.servers': brokers.join(','),
+        'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
+        'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
+        'key.converter.schemas.enable': 'true',
+        'value.converter.schemas.enable': 'true',
+        'offset.storage.file.filename': path.join(dir, 'connect.offsets'),
+        'offset.flush.interval.ms': '1000',
+        'plugin.path': path.join(home, 'plugins'),
+        'plugin.discovery': 'hybrid_warn',
+        listeners: `http://127.0.0.1:${connectPort}`,
+      }),
+    );
+    children.push(java('org.apache.kafka.connect.cli.ConnectStandalone', [workerProps], 'connect.log'));
+    const connectUrl = `http://127.0.0.1:${connectPort}`;
+    await waitFor('Kafka Connect', children[1]!, async () => {
+      const res = await fetch(`${connectUrl}/connector-plugins`).catch(() => undefined);
+      return !!res?.ok && (await res.text()).includes('PostgresConnector');
+    });
+    return { brokers, connectUrl, dir, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+const properties = (entries: Record<string, string>) =>
+  `${Object.entries(entries)
+    .map(([k, v]) => `${k}=${v}`)
+    .join('\n')}\n`;
+
+async function brokerAnswers(brokers: string[]): Promise<boolean> {
+  const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING, retry: { retries: 0 } }).admin();
+  try {
+    await admin.connect();
+    await admin.listTopics();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+async function waitFor(what: string, child: ChildProcess, ready: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited with code ${child.exitCode}; see its log`);
+    if (await ready()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${what} did not become ready in 90 s`);
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`exited with code ${code}`))));
+    child.on('error', reject);
+  });
+}
+
+async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await gone;
+  clearTimeout(timer);
+}
