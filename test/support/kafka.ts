@@ -87,3 +87,34 @@ export function debeziumRecord(
     }),
   };
 }
+
+/** The first `count` records of a topic (all partitions), read by a throwaway consumer group. */
+export async function readTopic(
+  topic: string,
+  count: number,
+): Promise<{ key: string | null; value: string | null }[]> {
+  const consumer = kafka().consumer({ groupId: uniquePrefix('reader') });
+  const records: { key: string | null; value: string | null }[] = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`only ${records.length} of ${count} records in ${topic}`)),
+        30_000,
+      );
+      void consumer.run({
+        eachMessage: async ({ message }) => {
+          records.push({ key: message.key?.toString() ?? null, value: message.value?.toString() ?? null });
+          if (records.length >= count) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      });
+    });
+  } finally {
+    await consumer.disconnect();
+  }
+  return records.slice(0, count);
+}
