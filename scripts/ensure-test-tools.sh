@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
-# Installs what the tests need beyond npm packages: Debian's Chromium for the viewer test, and
-# Kafka with Debezium from Maven Central.
+# Installs what the tests need beyond npm packages: Debian's Chromium (viewer test) and
+# docker-compose (compose.yml check), and Kafka with Debezium from Maven Central.
 # Runs before `npm test` (pretest); does nothing when everything is already there.
 set -euo pipefail
 
-if ! command -v chromium >/dev/null 2>&1; then
+updated=no
+apt_install() { # command package why
+  command -v "$1" >/dev/null 2>&1 && return 0
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-test-tools: installing Debian's chromium (for the viewer test)"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "ensure-test-tools: installing Debian's $2 ($3)"
+    if [ "$updated" = no ]; then
+      apt-get update -qq
+      updated=yes
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
   else
-    echo "ensure-test-tools: chromium is missing and cannot be installed here (needs root and apt-get);" \
-      "the viewer test will be skipped outside CI" >&2
+    echo "ensure-test-tools: $2 is missing and cannot be installed here (needs root and apt-get);" \
+      "its test will be skipped outside CI" >&2
   fi
-fi
+}
+
+apt_install chromium chromium 'for the viewer test'
+apt_install docker-compose docker-compose 'to validate compose.yml'
 
 # Apache Kafka, Kafka Connect and Debezium from Maven Central (cached; the tests start them).
 bash "$(dirname "$0")/ensure-kafka.sh" >/dev/null

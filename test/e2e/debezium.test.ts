@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -88,11 +88,12 @@ describe('Debezium to Kafka to MSR, end to end', () => {
         seen_at timestamp, created_at timestamptz, doc jsonb, tags text[], uid uuid);
       create table gis.geo_entity (tenant int, code text, label text, primary key (tenant, code));
       create table gis.note (id int primary key, body text, n int);
-      alter table gis.bookmark replica identity full;
-      alter table gis.geo_entity replica identity full;
-      -- gis.note keeps the default replica identity: an update that leaves its TOASTed body alone
-      -- makes Debezium send the unavailable-value placeholder instead of the body.
+      -- gis.note is left out of 02-prepare-source.sql, so it keeps the default replica identity: an
+      -- update that leaves its TOASTed body alone makes Debezium send its placeholder instead.
       insert into gis.bookmark (id, name, price) values (1, 'first', 1.10), (2, 'second', 2.20);`);
+    // The preparation users run on their source (role, replica identity, publication, signal table).
+    await sourcePool.query(await readFile(`${root}deploy/source/02-prepare-source.sql`, 'utf8'));
+    await sourcePool.query(`alter publication msr_gis add table gis.note`);
 
     db = await createTestDatabase();
     app = await createApp(
@@ -111,28 +112,20 @@ describe('Debezium to Kafka to MSR, end to end', () => {
 
     // Debezium's Kafka signal channel reads partition 0 of a topic that must exist before it starts.
     await createTopics([{ topic: signalTopic, partitions: 1 }]);
-    const { port, password } = new URL(source.url);
+    const { port } = new URL(source.url);
     const response = await fetch(`${connectUrl()}/connectors/${connector}/config`, {
       method: 'PUT',
       headers: { 'content-type': 'application/json' },
+      // The example connector of compose.yml, pointed at this run's source, topics and broker.
       body: JSON.stringify({
-        'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
+        ...JSON.parse(await readFile(`${root}deploy/debezium/gis-connector.json`, 'utf8')),
         'database.hostname': '127.0.0.1',
         'database.port': port,
-        'database.user': 'postgres',
-        'database.password': password,
         'database.dbname': 'msr',
         'topic.prefix': prefix,
-        'plugin.name': 'pgoutput',
         'slot.name': `${prefix}_slot`,
-        'publication.name': `${prefix}_publication`,
-        'publication.autocreate.mode': 'filtered',
         'table.include.list': 'gis.bookmark,gis.geo_entity,gis.note',
-        'snapshot.mode': 'initial',
-        // Debezium skips truncates unless told otherwise; replay needs them.
-        'skipped.operations': 'none',
         'heartbeat.interval.ms': '1000',
-        'signal.enabled.channels': 'kafka',
         'signal.kafka.topic': signalTopic,
         'signal.kafka.bootstrap.servers': brokers().join(','),
         'signal.kafka.groupId': `${prefix}-signals`,
