@@ -79,6 +79,8 @@ const envSchema = z.object({
   KAFKA_CLIENT_ID: z.string().min(1).default('msr'),
   KAFKA_GROUP_ID: z.string().min(1).default('msr-ingest'),
   KAFKA_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
+  KAFKA_MAX_BATCH_BYTES: int(16_384, 67_108_864).default(1_048_576),
+  KAFKA_CONCURRENT_PARTITIONS: int(1, 64).default(3),
   KAFKA_TOPICS: list.optional(),
   // Debezium names topics <topic.prefix>.<schema>.<table>; internal topics start with '__'.
   KAFKA_TOPIC_PATTERN: regex.default(/^(?!__)[^.]+\.[^.]+\.[^.]+$/),
@@ -106,6 +108,10 @@ export interface Config {
     readonly clientId: string;
     readonly groupId: string;
     readonly sessionTimeoutMs: number;
+    /** Most bytes fetched per partition at once: the size of one stored batch. */
+    readonly maxBatchBytes: number;
+    /** Partitions whose batches are decoded and stored at the same time (one connection each). */
+    readonly concurrentPartitions: number;
     readonly topics: readonly string[] | undefined;
     readonly topicPattern: RegExp;
     readonly signalTopic: string;
@@ -154,6 +160,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       clientId: e.KAFKA_CLIENT_ID,
       groupId: e.KAFKA_GROUP_ID,
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
+      maxBatchBytes: e.KAFKA_MAX_BATCH_BYTES,
+      concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,
       topics: e.KAFKA_TOPICS,
       topicPattern: e.KAFKA_TOPIC_PATTERN,
       signalTopic: e.SIGNAL_TOPIC,

@@ -155,6 +155,8 @@ export class Ingest {
       sessionTimeout: this.config.sessionTimeoutMs,
       heartbeatInterval: Math.min(3_000, Math.floor(this.config.sessionTimeoutMs / 3)),
       allowAutoTopicCreation: false,
+      maxBytesPerPartition: this.config.maxBatchBytes,
+      maxBytes: Math.max(10 * 1_048_576, this.config.maxBatchBytes),
     });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (event) => {
@@ -172,6 +174,9 @@ export class Ingest {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
+      // One partition's batch is written while the next is decoded: about 1.8x the events/s of
+      // one at a time on 2 cores (npm run bench:ingest).
+      partitionsConsumedConcurrently: this.config.concurrentPartitions,
       eachBatch: (payload) => this.handleBatch(consumer, payload),
     });
     this.log.info({ topics, groupId: this.config.groupId }, 'ingest consuming');

@@ -73,14 +73,22 @@ class RetryingPool extends pg.Pool {
   /** A fresh connection is probed once, so code that takes a client (migrate) gets a working one. */
   override connect(...args: unknown[]): never {
     if (args.length > 0) return (super.connect as (...a: unknown[]) => never).apply(this, args);
+    const transient = (err: unknown) => /Connection terminated|ECONNRESET/.test((err as Error).message);
     const take = async (attempt: number): Promise<pg.PoolClient> => {
-      const client = await (super.connect as () => Promise<pg.PoolClient>).call(this);
+      let client: pg.PoolClient;
+      try {
+        client = await (super.connect as () => Promise<pg.PoolClient>).call(this);
+      } catch (err) {
+        if (attempt > 2 || !transient(err)) throw err;
+        await new Promise((r) => setTimeout(r, 50));
+        return take(attempt + 1);
+      }
       try {
         await client.query('select 1');
         return client;
       } catch (err) {
         client.release(err as Error);
-        if (attempt > 0 || !/Connection terminated|ECONNRESET/.test((err as Error).message)) throw err;
+        if (attempt > 2 || !transient(err)) throw err;
         return take(attempt + 1);
       }
     };

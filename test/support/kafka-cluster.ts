@@ -29,7 +29,10 @@ export async function installKafka(): Promise<string> {
   return stdout.trim().split('\n').at(-1)!;
 }
 
-export async function startKafkaCluster(dir: string): Promise<KafkaCluster> {
+export async function startKafkaCluster(
+  dir: string,
+  options: { connect?: boolean } = {},
+): Promise<KafkaCluster> {
   const home = await installKafka();
   const classPath = path.join(home, 'libs', '*');
   await mkdir(dir, { recursive: true });
@@ -91,6 +94,8 @@ export async function startKafkaCluster(dir: string): Promise<KafkaCluster> {
     children.push(java('kafka.Kafka', [serverProps], 'broker.log'));
     const brokers = [`127.0.0.1:${port}`];
     await waitFor('Kafka broker', children[0]!, () => brokerAnswers(brokers));
+
+    if (options.connect === false) return { brokers, connectUrl: '', dir, stop };
 
     const workerProps = path.join(dir, 'connect.properties');
     await writeFile(

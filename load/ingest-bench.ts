@@ -1,0 +1,268 @@
+// Ingest benchmark: Debezium change events (JSON converter with schemas, as Debezium's default
+// setup writes them) from a real Kafka broker into msr.cdc_event, at several batch sizes
+// (KAFKA_MAX_BATCH_BYTES), next to the same rows loaded with COPY into the same table and to the
+// decoding alone, all in one run on a fresh embedded PostgreSQL 15.
+// Usage: npm run bench:ingest [-- <events>]   (writes load/results/ingest.{json,md})
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Kafka, logLevel, Partitioners } from 'kafkajs';
+import { from as copyFrom } from 'pg-copy-streams';
+import { loadConfig } from '../server/config.js';
+import { startEmbeddedDatabase } from '../server/db/embedded.js';
+import { migrate } from '../server/db/migrate.js';
+import { createPool } from '../server/db/pool.js';
+import { Ingest } from '../server/ingest/consumer.js';
+import { decodeRecord, type ChangeEvent } from '../server/ingest/debezium.js';
+import { createLogger } from '../server/logger.js';
+import { Metrics } from '../server/metrics.js';
+import { startKafkaCluster } from '../test/support/kafka-cluster.js';
+
+const EVENTS = Number(process.argv[2] ?? 150_000);
+const ENTITIES = 2_000;
+const PARTITIONS = 3;
+const TOPIC = 'bench.city.vehicle';
+const BATCH_BYTES = [65_536, 262_144, 1_048_576, 4_194_304];
+const RESULTS = new URL('./results/', import.meta.url);
+const log = createLogger('warn');
+
+const f = (field: string, type: string, name?: string, parameters?: Record<string, string>) => ({
+  field,
+  type,
+  optional: field !== 'id',
+  ...(name ? { name } : {}),
+  ...(parameters ? { parameters } : {}),
+});
+const rowSchema = (field: string) => ({
+  type: 'struct',
+  optional: true,
+  field,
+  name: 'bench.city.vehicle.Value',
+  fields: [
+    f('id', 'int32'),
+    f('lon', 'double'),
+    f('lat', 'double'),
+    f('speed', 'bytes', 'org.apache.kafka.connect.data.Decimal', { scale: '2' }),
+    f('status', 'string'),
+    f('updated_at', 'string', 'io.debezium.time.ZonedTimestamp'),
+  ],
+});
+const schema = {
+  type: 'struct',
+  name: 'bench.city.vehicle.Envelope',
+  fields: [rowSchema('before'), rowSchema('after'), { field: 'source', type: 'struct' }, f('op', 'string')],
+};
+const keySchema = { type: 'struct', name: 'bench.city.vehicle.Key', fields: [f('id', 'int32')] };
+
+function decimalBytes(cents: number): string {
+  const b = Buffer.alloc(4);
+  b.writeInt32BE(cents);
+  return b.toString('base64');
+}
+
+/** EVENTS updates of ENTITIES vehicles over the last hour, each with its before image. */
+function records(): { key: string; value: string }[] {
+  const start = Date.now() - 3_600_000;
+  const last = new Map<number, Record<string, unknown>>();
+  const out: { key: string; value: string }[] = [];
+  for (let i = 0; i < EVENTS; i++) {
+    const id = 1 + (i % ENTITIES);
+    const tsMs = start + Math.floor((i / EVENTS) * 3_500_000);
+    const after = {
+      id,
+      lon: 13.4 + ((i * 7) % 1000) / 10_000,
+      lat: 52.5 + ((i * 13) % 1000) / 10_000,
+      speed: decimalBytes((i * 37) % 12_000),
+      status: i % 11 === 0 ? 'stopped' : 'moving',
+      updated_at: new Date(tsMs).toISOString(),
+    };
+    const before = last.get(id) ?? null;
+    last.set(id, after);
+    const source = {
+      version: '3.0.8.Final',
+      connector: 'postgresql',
+      name: 'bench',
+      ts_ms: tsMs,
+      ts_us: tsMs * 1000 + (i % 1000),
+      snapshot: 'false',
+      db: 'city',
+      schema: 'city',
+      table: 'vehicle',
+      txId: 10_000 + i,
+      lsn: 1_000_000 + i * 64,
+    };
+    out.push({
+      key: JSON.stringify({ schema: keySchema, payload: { id } }),
+      value: JSON.stringify({
+        schema,
+        payload: { before, after, source, op: before ? 'u' : 'c', ts_ms: tsMs },
+      }),
+    });
+  }
+  return out;
+}
+
+const csvText = (v: string | null) => (v === null ? '' : `"${v.replaceAll('"', '""')}"`);
+const isoFromUs = (us: bigint) =>
+  `${new Date(Number(us / 1000n)).toISOString().slice(0, 19)}.${String(us % 1_000_000n).padStart(6, '0')}Z`;
+
+async function main() {
+  const dir = await mkdtemp(path.join(tmpdir(), 'msr-ingest-bench-'));
+  const dbDir = await mkdtemp(path.join(tmpdir(), 'msr-ingest-bench-db-'));
+  const database = await startEmbeddedDatabase(dbDir, 0, log);
+  const pool = createPool(database.url, 4, log);
+  const cluster = await startKafkaCluster(dir, { connect: false });
+  try {
+    await migrate(pool, log);
+    const data = records();
+    const bytes = data.reduce((n, r) => n + r.key.length + r.value.length, 0);
+
+    const kafka = new Kafka({ clientId: 'bench', brokers: cluster.brokers, logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: TOPIC, numPartitions: PARTITIONS }], waitForLeaders: true });
+    await admin.disconnect();
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
+    await producer.connect();
+    let started = performance.now();
+    for (let i = 0; i < data.length; i += 500)
+      await producer.send({ topic: TOPIC, messages: data.slice(i, i + 500) });
+    const produceMs = performance.now() - started;
+    await producer.disconnect();
+
+    started = performance.now();
+    const decoded: ChangeEvent[] = [];
+    for (const r of data) {
+      const d = decodeRecord({ topic: TOPIC, key: Buffer.from(r.key), value: Buffer.from(r.value) });
+      if (d.kind === 'change') decoded.push(d.event);
+    }
+    const decodeMs = performance.now() - started;
+
+    const count = async () =>
+      (await pool.query<{ n: number }>('select count(*)::int as n from msr.cdc_event')).rows[0]!.n;
+    const runs = [];
+    for (const maxBatchBytes of BATCH_BYTES) {
+      await pool.query('truncate msr.cdc_event');
+      const metrics = new Metrics();
+      const config = loadConfig({
+        DATABASE_URL: database.url,
+        KAFKA_BROKERS: cluster.brokers.join(','),
+        KAFKA_GROUP_ID: `bench-${maxBatchBytes}`,
+        KAFKA_TOPICS: TOPIC,
+        KAFKA_MAX_BATCH_BYTES: String(maxBatchBytes),
+      });
+      const ingest = new Ingest(pool, { ...config.kafka, brokers: cluster.brokers }, log, metrics);
+      started = performance.now();
+      ingest.start();
+      let firstRowAt = 0;
+      for (;;) {
+        const n = await count();
+        if (n > 0 && !firstRowAt) firstRowAt = performance.now();
+        if (n >= decoded.length) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const doneAt = performance.now();
+      await ingest.stop();
+      const batches = (await metrics.ingestBatchSeconds.get()).values.find((v) =>
+        v.metricName?.endsWith('_count'),
+      )!.value;
+      const steadyMs = doneAt - firstRowAt;
+      runs.push({
+        maxBatchBytes,
+        totalMs: Math.round(doneAt - started),
+        eventsPerSecond: Math.round(decoded.length / (steadyMs / 1000)),
+        batches,
+        eventsPerBatch: Math.round(decoded.length / batches),
+      });
+      process.stdout.write(`batch ${maxBatchBytes} B: ${JSON.stringify(runs.at(-1))}\n`);
+    }
+
+    await pool.query('truncate msr.cdc_event');
+    const client = await pool.connect();
+    // As for the ingest: the per-row redelivery check is for writers without ON CONFLICT.
+    await client.query(`set msr.writer = 'ingest'`);
+    started = performance.now();
+    try {
+      const lines = function* () {
+        for (let i = 0; i < decoded.length; i++) {
+          const e = decoded[i]!;
+          yield `${[
+            isoFromUs(e.eventTimeUs),
+            csvText(e.source),
+            csvText(e.schema),
+            csvText(e.table),
+            csvText(e.entityId),
+            e.op,
+            csvText(e.before),
+            csvText(e.after),
+            e.lsn ?? '',
+            e.txId ?? '',
+            csvText(TOPIC),
+            String(i % PARTITIONS),
+            String(i),
+          ].join(',')}\n`;
+        }
+      };
+      await pipeline(
+        Readable.from(lines()),
+        client.query(
+          copyFrom(
+            `copy msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
+                                 lsn, tx_id, kafka_topic, kafka_partition, kafka_offset) from stdin with (format csv)`,
+          ),
+        ),
+      );
+    } finally {
+      await client.query('reset msr.writer');
+      client.release();
+    }
+    const copyMs = performance.now() - started;
+    const copied = await count();
+
+    const best = runs.reduce((a, b) => (b.eventsPerSecond > a.eventsPerSecond ? b : a));
+    const copyRate = Math.round(copied / (copyMs / 1000));
+    const result = {
+      machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15, Kafka 3.9.2 (one KRaft broker)`,
+      events: decoded.length,
+      megabytes: Math.round(bytes / 2 ** 20),
+      produce: { ms: Math.round(produceMs), eventsPerSecond: Math.round(data.length / (produceMs / 1000)) },
+      decodeOnly: { ms: Math.round(decodeMs), eventsPerSecond: Math.round(data.length / (decodeMs / 1000)) },
+      ingest: runs,
+      copy: { ms: Math.round(copyMs), rows: copied, rowsPerSecond: copyRate },
+      bestIngestVsCopy: Math.round((best.eventsPerSecond / copyRate) * 100) / 100,
+    };
+    const md = [
+      '# MSR ingest benchmark',
+      '',
+      `Machine: ${result.machine}. ${result.events} Debezium change events (JSON converter with schemas, ${result.megabytes} MiB) on ${PARTITIONS} partitions; the consumer and PostgreSQL share the machine with the broker.`,
+      '',
+      '| measure | value |',
+      '| --- | --- |',
+      `| produce to Kafka (kafkajs, 500 per send) | ${result.produce.eventsPerSecond} events/s |`,
+      `| decoding alone (decodeRecord, one core) | ${result.decodeOnly.eventsPerSecond} events/s |`,
+      `| COPY of the same decoded rows into msr.cdc_event | ${copyRate} rows/s |`,
+      '',
+      '| KAFKA_MAX_BATCH_BYTES | events per batch | Kafka to cdc_event | vs COPY | total incl. group join |',
+      '| --- | --- | --- | --- | --- |',
+      ...runs.map(
+        (r) =>
+          `| ${r.maxBatchBytes} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copyRate) * 100)} % | ${r.totalMs} ms |`,
+      ),
+      '',
+    ].join('\n');
+    await mkdir(RESULTS, { recursive: true });
+    await writeFile(new URL('ingest.json', RESULTS), `${JSON.stringify(result, null, 2)}\n`);
+    await writeFile(new URL('ingest.md', RESULTS), md);
+    process.stdout.write(`${md}\n`);
+  } finally {
+    await pool.end();
+    await cluster.stop();
+    await database.stop();
+    await rm(dir, { recursive: true, force: true });
+    await rm(dbDir, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ChangeEvent } from '../../../server/ingest/debezium.js';
+import { storeBatch } from '../../../server/ingest/store.js';
+import type { StoredChange } from '../../../server/ingest/writer.js';
+import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+
+// The ingest's batch write on whichever dialect this project runs (plain PostgreSQL or
+// TimescaleDB): redelivery is a no-op, unreadable columns keep the previous value, and a record
+// the database refuses goes to msr.ingest_error without holding back the others.
+
+const T0 = Date.UTC(2026, 10, 20, 9, 0, 0);
+
+function change(
+  offset: number,
+  entityId: string,
+  after: object | null,
+  extra: Partial<ChangeEvent> = {},
+): StoredChange {
+  const event: ChangeEvent = {
+    eventTimeUs: BigInt(T0 + offset * 1000) * 1000n + 7n,
+    source: 'w',
+    schema: 'gis',
+    table: 'note',
+    entityId,
+    op: after ? 'u' : 'd',
+    before: null,
+    after: after && JSON.stringify(after),
+    unavailable: [],
+    lsn: String(100 + offset),
+    txId: '9',
+    ...extra,
+  };
+  return {
+    topic: 'w.gis.note',
+    partition: 0,
+    offset: String(offset),
+    key: Buffer.from(entityId),
+    value: Buffer.from('v'),
+    event,
+  };
+}
+
+describe('ingest batch writes', () => {
+  let db: TestDatabase;
+  const rows = async () =>
+    (
+      await db.pool.query(
+        `select kafka_offset::int as offset, entity_id, op, after, (extract(epoch from event_timestamp) * 1000000)::bigint::text as us
+           from msr.cdc_event where source = 'w' order by kafka_offset`,
+      )
+    ).rows;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.pool.query(`select msr.prepare_storage('2026-11-19', '2026-11-21')`);
+  });
+  afterAll(() => db?.drop());
+
+  it('stores a batch once however often it is delivered, with microsecond event times', async () => {
+    const batch = [
+      change(0, '1', { id: 1, body: 'long text', n: 0 }, { op: 'c' }),
+      change(1, '2', { id: 2, body: 'other', n: 0 }, { op: 'c' }),
+    ];
+    await storeBatch(db.pool, batch, []);
+    await storeBatch(db.pool, batch, []);
+    expect(await rows()).toEqual([
+      {
+        offset: 0,
+        entity_id: '1',
+        op: 'c',
+        after: { id: 1, body: 'long text', n: 0 },
+        us: `${BigInt(T0) * 1000n + 7n}`,
+      },
+      {
+        offset: 1,
+        entity_id: '2',
+        op: 'c',
+        after: { id: 2, body: 'other', n: 0 },
+        us: `${BigInt(T0 + 1000) * 1000n + 7n}`,
+      },
+    ]);
+  });
+
+  it('fills columns Debezium could not read from the previous event, also within one batch', async () => {
+    await storeBatch(
+      db.pool,
+      [
+        change(2, '1', { id: 1, n: 1 }, { unavailable: ['body'] }),
+        change(3, '1', { id: 1, n: 2 }, { unavailable: ['body', 'missing'] }),
+      ],
+      [],
+    );
+    const after = (await rows()).filter((r) => r.entity_id === '1').map((r) => r.after);
+    expect(after).toEqual([
+      { id: 1, body: 'long text', n: 0 },
+      { id: 1, body: 'long text', n: 1 },
+      { id: 1, body: 'long text', n: 2 },
+    ]);
+  });
+
+  it('moves a record the database refuses to msr.ingest_error and stores the rest', async () => {
+    const refused = change(5, '3', null, { op: 'c', after: '{"text": "a\\u0000b"}' });
+    const result = await storeBatch(
+      db.pool,
+      [change(4, '2', { id: 2, n: 1 }), refused, change(6, '2', { id: 2, n: 2 })],
+      [
+        {
+          topic: 'w.gis.note',
+          partition: 0,
+          offset: '7',
+          key: null,
+          value: Buffer.from([0xff, 0x00]),
+          reason: 'NOT_JSON',
+          detail: 'x',
+        },
+      ],
+    );
+    expect(result.failures.map((f) => [f.offset, f.reason])).toEqual([
+      ['7', 'NOT_JSON'],
+      ['5', 'REJECTED_BY_DATABASE'],
+    ]);
+    expect((await rows()).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4, 6]);
+    const { rows: errors } = await db.pool.query(
+      `select kafka_offset::int as offset, reason, record_value from msr.ingest_error order by kafka_offset`,
+    );
+    expect(errors.map((e) => [e.offset, e.reason])).toEqual([
+      [5, 'REJECTED_BY_DATABASE'],
+      [7, 'NOT_JSON'],
+    ]);
+    expect(errors[1].record_value).toEqual(Buffer.from([0xff, 0x00]));
+  });
+});
