@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages: Debian's Chromium (viewer test) and
-# docker-compose (compose.yml check), and Kafka with Debezium from Maven Central.
+# docker-compose (compose.yml check), Kafka with Debezium from Maven Central, and k6 (built with Go).
 # Runs before `npm test` (pretest); does nothing when everything is already there.
 set -euo pipefail
 
@@ -25,3 +25,6 @@ apt_install docker-compose docker-compose 'to validate compose.yml'
 
 # Apache Kafka, Kafka Connect and Debezium from Maven Central (cached; the tests start them).
 bash "$(dirname "$0")/ensure-kafka.sh" >/dev/null
+
+# k6 for the load-script smoke test, built with Go from the module proxy (cached).
+bash "$(dirname "$0")/ensure-k6.sh" >/dev/null
