@@ -148,6 +148,7 @@ async function main() {
       const metrics = new Metrics();
       const config = loadConfig({
         DATABASE_URL: database.url,
+        AUTH_MODE: 'none',
         KAFKA_BROKERS: cluster.brokers.join(','),
         KAFKA_GROUP_ID: `bench-${maxBatchBytes}`,
         KAFKA_TOPICS: TOPIC,

@@ -49,6 +49,7 @@ export async function replayBench(
   const app = await createApp(
     loadConfig({
       DATABASE_URL: databaseUrl,
+      AUTH_MODE: 'none',
       PORT: '0',
       DEMO: 'false',
       MAX_ACTIVE_SESSIONS: '600',

@@ -34,6 +34,8 @@ export interface ReplayClientOptions {
   readonly requestTimeoutMs?: number;
   /** Check every server message against its schema (default); off for speed, trusting the server. */
   readonly validate?: boolean;
+  /** An access token (AUTH_MODE=jwt), sent as access_token; a function is asked again on each reconnect. */
+  readonly token?: string | (() => string | Promise<string>);
 }
 
 export class ReplayRequestError extends Error {
@@ -169,7 +171,15 @@ export class ReplayClient {
     });
   }
 
-  private dial(): Promise<void> {
+  /** How the socket last closed; a refused token closes with 4001 and its code as the reason. */
+  lastClose: { code: number; reason: string } | undefined;
+
+  private async dial(): Promise<void> {
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    const url =
+      token === undefined
+        ? this.url
+        : `${this.url}${this.url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}`;
     const factory =
       this.options.webSocket ??
       ((url: string, protocols: string[]) =>
@@ -177,14 +187,17 @@ export class ReplayClient {
           url,
           protocols,
         ));
-    const socket = factory(this.url, [this.options.subprotocol ?? SUBPROTOCOL_JSON]);
+    const socket = factory(url, [this.options.subprotocol ?? SUBPROTOCOL_JSON]);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
     return new Promise((resolve, reject) => {
       socket.onopen = () => resolve();
       socket.onerror = (event) => reject(new Error(`could not connect to ${this.url}: ${String(event)}`));
       socket.onmessage = (event) => this.receive(event.data);
-      socket.onclose = (event) => this.onClose(event.code);
+      socket.onclose = (event) => {
+        this.lastClose = { code: event.code, reason: event.reason ?? '' };
+        this.onClose(event.code);
+      };
     });
   }
 

@@ -25,6 +25,24 @@ export const ErrorCode = {
   BAD_SPEED: 'BAD_SPEED',
   /** Missing, invalid or expired credentials. */
   UNAUTHORIZED: 'UNAUTHORIZED',
+  /** No access token (Authorization: Bearer, or access_token for WebSockets) where one is required. */
+  TOKEN_MISSING: 'TOKEN_MISSING',
+  /** The token is not a well-formed signed JWT, or lacks sub/exp. */
+  TOKEN_MALFORMED: 'TOKEN_MALFORMED',
+  /** The token's exp has passed (beyond the clock tolerance). */
+  TOKEN_EXPIRED: 'TOKEN_EXPIRED',
+  /** The token's nbf is still ahead (beyond the clock tolerance). */
+  TOKEN_NOT_YET_VALID: 'TOKEN_NOT_YET_VALID',
+  /** The token's iss is not AUTH_ISSUER. */
+  TOKEN_WRONG_ISSUER: 'TOKEN_WRONG_ISSUER',
+  /** The token's aud does not include AUTH_AUDIENCE. */
+  TOKEN_WRONG_AUDIENCE: 'TOKEN_WRONG_AUDIENCE',
+  /** The signature does not verify with the key the token names. */
+  TOKEN_BAD_SIGNATURE: 'TOKEN_BAD_SIGNATURE',
+  /** The token names a key id the identity service does not publish (even after a refetch). */
+  TOKEN_UNKNOWN_KEY: 'TOKEN_UNKNOWN_KEY',
+  /** The identity service's keys cannot be fetched; retry later. */
+  AUTH_UNAVAILABLE: 'AUTH_UNAVAILABLE',
   /** Valid credentials without the right to do this. */
   FORBIDDEN: 'FORBIDDEN',
   /** The server is shutting down; reconnect (elsewhere) and resume. */

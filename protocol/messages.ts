@@ -45,6 +45,8 @@ export const OpenMessage = z.strictObject({
   speed: Speed.optional(),
   tables: tables.optional(),
   entities: z.array(z.string().max(1000)).max(10000).optional(),
+  /** Subjects (token `sub`) besides the owner who may attach to and control the session. */
+  sharedWith: z.array(z.string().min(1).max(200)).max(100).optional(),
 });
 export const AttachMessage = z.strictObject({
   type: z.literal('attach'),

@@ -6,7 +6,9 @@ import { migrate, type MigrationResult } from './db/migrate.js';
 import { createPool } from './db/pool.js';
 import { prepareStorage, publishSettings } from './db/settings.js';
 import { DemoWorld } from './demo/world.js';
+import { createAuthenticator } from './auth/authenticator.js';
 import { availabilityRoutes } from './http/availability.js';
+import { guard } from './http/guard.js';
 import { healthRoutes } from './http/health.js';
 import { metricsRoutes } from './http/metrics.js';
 import { sessionRoutes } from './http/sessions.js';
@@ -101,17 +103,26 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     sessions.start();
     lifecycle.started('sessions', () => sessions.stop());
 
+    const authenticator = createAuthenticator(config.auth);
+    if (config.auth.mode === 'none') {
+      log.warn('AUTH_MODE=none: no authentication; every client may see and control every session');
+    }
     const transport = new Transport(log);
-    transport.addReplaySocket(sessions);
-    transport.addRoutes([
-      ...healthRoutes(pool, schema.version, demo, ingest),
-      ...metricsRoutes(metrics),
-      ...availabilityRoutes(pool, config),
-      ...stateRoutes(pool, config),
-      ...sessionRoutes(sessions),
-      ...snapshotRoutes(signals),
-      ...viewerRoutes(),
-    ]);
+    transport.addReplaySocket(sessions, authenticator);
+    transport.addRoutes(
+      guard(
+        [
+          ...healthRoutes(pool, schema.version, demo, ingest),
+          ...metricsRoutes(metrics),
+          ...availabilityRoutes(pool, config),
+          ...stateRoutes(pool, config),
+          ...sessionRoutes(sessions),
+          ...snapshotRoutes(signals),
+          ...viewerRoutes(),
+        ],
+        authenticator,
+      ),
+    );
     const port = await transport.listen(config.host, config.port);
     lifecycle.started('http', () => transport.close());
     log.info({ host: config.host, port }, `MSR listening on http://${config.host}:${port}`);

@@ -85,7 +85,29 @@ const envSchema = z.object({
   // Debezium names topics <topic.prefix>.<schema>.<table>; internal topics start with '__'.
   KAFKA_TOPIC_PATTERN: regex.default(/^(?!__)[^.]+\.[^.]+\.[^.]+$/),
   SIGNAL_TOPIC: z.string().min(1).default('msr.debezium_adhoc_snapshots'),
+  AUTH_MODE: z.enum(['jwt', 'none']).optional(),
+  AUTH_JWKS_URL: z.url({ error: 'expected the JWKS URL of the identity service' }).optional(),
+  AUTH_ISSUER: z.string().min(1).optional(),
+  AUTH_AUDIENCE: list.optional(),
+  AUTH_CLOCK_TOLERANCE_S: int(0, 600).default(30),
+  AUTH_JWKS_COOLDOWN_MS: int(0, 3_600_000).default(30_000),
+  AUTH_ROLES_CLAIM: z.string().min(1).default('realm_access.roles'),
+  AUTH_ADMIN_ROLE: z.string().min(1).default('msr-admin'),
 });
+
+export interface AuthConfig {
+  /** 'none': everyone is an administrator; set explicitly (the embedded demo assumes it). */
+  readonly mode: 'jwt' | 'none';
+  readonly jwksUrl: string | undefined;
+  readonly issuer: string | undefined;
+  readonly audience: readonly string[] | undefined;
+  readonly clockToleranceS: number;
+  /** After a token names an unknown key, the JWKS is fetched again at most this often. */
+  readonly jwksCooldownMs: number;
+  /** Dotted path of the roles array in the token (Keycloak: realm_access.roles). */
+  readonly rolesClaim: string;
+  readonly adminRole: string;
+}
 
 export interface Config {
   readonly port: number;
@@ -116,6 +138,7 @@ export interface Config {
     readonly topicPattern: RegExp;
     readonly signalTopic: string;
   };
+  readonly auth: AuthConfig;
 }
 
 export class ConfigError extends Error {
@@ -140,6 +163,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(problems);
   }
   const e = parsed.data;
+  const authProblems = checkAuth(e);
+  if (authProblems.length > 0) throw new ConfigError(authProblems);
   return deepFreeze({
     port: e.PORT,
     host: e.HOST,
@@ -166,7 +191,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       topicPattern: e.KAFKA_TOPIC_PATTERN,
       signalTopic: e.SIGNAL_TOPIC,
     },
+    auth: {
+      // Without DATABASE_URL the server is the local demo on its embedded database.
+      mode: e.AUTH_MODE ?? 'none',
+      jwksUrl: e.AUTH_JWKS_URL,
+      issuer: e.AUTH_ISSUER,
+      audience: e.AUTH_AUDIENCE,
+      clockToleranceS: e.AUTH_CLOCK_TOLERANCE_S,
+      jwksCooldownMs: e.AUTH_JWKS_COOLDOWN_MS,
+      rolesClaim: e.AUTH_ROLES_CLAIM,
+      adminRole: e.AUTH_ADMIN_ROLE,
+    },
   });
+}
+
+/** Auth must be chosen on a real database, and jwt needs its identity service. */
+function checkAuth(e: z.infer<typeof envSchema>): string[] {
+  const problems: string[] = [];
+  if (e.AUTH_MODE === undefined && e.DATABASE_URL !== undefined) {
+    problems.push('AUTH_MODE: required with DATABASE_URL: jwt, or none to run without authentication');
+  }
+  if (e.AUTH_MODE === 'jwt') {
+    if (!e.AUTH_JWKS_URL) problems.push('AUTH_JWKS_URL: required when AUTH_MODE=jwt');
+    if (!e.AUTH_ISSUER) problems.push('AUTH_ISSUER: required when AUTH_MODE=jwt');
+    if (!e.AUTH_AUDIENCE?.length) problems.push('AUTH_AUDIENCE: required when AUTH_MODE=jwt');
+  }
+  return problems;
 }
 
 function deepFreeze<T extends object>(value: T): T {

@@ -73,13 +73,19 @@ async function main() {
   $('legend').innerHTML = Object.entries(STATUS_COLOURS)
     .map(([status, colour]) => `<span><i style="background:${colour}"></i>${status}</span>`)
     .join('');
-  const availability = (await (await fetch('/api/v1/availability')).json()) as Availability;
+  // With AUTH_MODE=jwt the platform opens the viewer with ?access_token=...; it is passed on.
+  const token = new URLSearchParams(location.search).get('access_token') ?? undefined;
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const availability = (await (await fetch('/api/v1/availability', { headers })).json()) as Availability;
   if (availability.earliest === null || availability.latest === null) {
     $('status').textContent = 'no history stored yet';
     return;
   }
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-  const client = await ReplayClient.connect(`${scheme}://${location.host}/v1/replay`, { reconnect: true });
+  const client = await ReplayClient.connect(`${scheme}://${location.host}/v1/replay`, {
+    reconnect: true,
+    ...(token ? { token } : {}),
+  });
   const from = availability.earliest;
   // The range reaches into the future so that the session can follow live events.
   const to = Math.min(from + 7 * 86_400_000 - 60_000, Date.now() + 6 * 3_600_000);

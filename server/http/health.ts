@@ -15,10 +15,11 @@ export interface ReadinessCheck {
 /** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
 export function healthRoutes(pool: Pool, schemaVersion: number, demo?: DemoWorld, ingest?: Ingest): Route[] {
   return [
-    { method: 'get', path: '/healthz', handler: () => json(200, { status: 'ok' }) },
+    { method: 'get', path: '/healthz', access: 'public', handler: () => json(200, { status: 'ok' }) },
     {
       method: 'get',
       path: '/readyz',
+      access: 'public',
       handler: async () => {
         const database = await check(async () => {
           if (!(await schemaIsCurrent(pool, schemaVersion)))

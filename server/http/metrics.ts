@@ -7,6 +7,7 @@ export function metricsRoutes(metrics: Metrics): Route[] {
     {
       method: 'get',
       path: '/metrics',
+      access: 'public',
       handler: async () => ({
         status: 200,
         body: await metrics.registry.metrics(),

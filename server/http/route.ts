@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { ErrorCode } from '../../protocol/codes.js';
+import type { Principal } from '../auth/authenticator.js';
 
 /** What an HTTP handler sees and returns; the transport (server/ws) adapts uWebSockets.js to it. */
 export interface HttpRequest {
@@ -10,6 +11,8 @@ export interface HttpRequest {
   /** Values of the route's :parameters, in order. */
   readonly params: readonly string[];
   readonly body: Buffer;
+  /** Who is asking (set by the guard on every route that is not public). */
+  readonly principal?: Principal;
 }
 
 export interface HttpResponse {
@@ -24,6 +27,8 @@ export interface Route {
   readonly method: 'get' | 'post' | 'delete' | 'put';
   readonly path: string;
   readonly handler: HttpHandler;
+  /** Who may call it: anyone, any authenticated user (the default), or administrators. */
+  readonly access?: 'public' | 'user' | 'admin';
 }
 
 export function json(status: number, body: unknown): HttpResponse {

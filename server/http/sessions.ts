@@ -4,6 +4,8 @@ import { usToMs } from '../replay/deltas.js';
 import { ReplayError } from '../replay/errors.js';
 import type { ReplaySession } from '../replay/session.js';
 import type { SessionManager } from '../replay/sessions.js';
+import { mayUse } from '../auth/access.js';
+import { ANONYMOUS } from '../auth/authenticator.js';
 import { json, parseJsonBody, type HttpResponse, type Route } from './route.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -20,6 +22,8 @@ const describe = (session: ReplaySession) => {
   const { position, speed, playing, epoch } = session.player.state;
   return {
     session: session.id,
+    owner: session.spec.owner,
+    sharedWith: session.spec.sharedWith,
     from: usToMs(session.spec.from),
     to: usToMs(session.spec.to),
     tables: session.spec.filter.tables ?? null,
@@ -51,26 +55,32 @@ export function sessionRoutes(manager: SessionManager): Route[] {
     {
       method: 'post',
       path: '/api/v1/sessions',
-      handler: ({ body }) =>
+      handler: ({ body, principal = ANONYMOUS }) =>
         answer(async () => {
           const parsed = parseJsonBody(body, SessionRequest);
           if ('error' in parsed) return parsed.error;
-          const session = await manager.open(parsed.data, null);
+          const session = await manager.open(parsed.data, principal.subject);
           return json(201, describe(session));
         }),
     },
     {
       method: 'get',
       path: '/api/v1/sessions',
-      handler: async () =>
-        json(200, { sessions: manager.list().map(describe), active: await manager.activeCount() }),
+      handler: async ({ principal = ANONYMOUS }) =>
+        json(200, {
+          sessions: manager
+            .list()
+            .filter((s) => mayUse(principal, s.spec))
+            .map(describe),
+          active: await manager.activeCount(),
+        }),
     },
     {
       method: 'get',
       path: '/api/v1/sessions/:id',
-      handler: ({ params }) => {
+      handler: ({ params, principal = ANONYMOUS }) => {
         const session = manager.local(params[0]!);
-        return session
+        return session && mayUse(principal, session.spec)
           ? json(200, describe(session))
           : json(404, {
               code: ErrorCode.SESSION_NOT_FOUND,
@@ -81,13 +91,18 @@ export function sessionRoutes(manager: SessionManager): Route[] {
     {
       method: 'delete',
       path: '/api/v1/sessions/:id',
-      handler: async ({ params }) =>
-        (await manager.close(params[0]!))
+      handler: async ({ params, principal = ANONYMOUS }) => {
+        const session = manager.local(params[0]!);
+        if (session && !mayUse(principal, session.spec)) {
+          return json(403, { code: ErrorCode.FORBIDDEN, message: 'this session belongs to another user' });
+        }
+        return (await manager.close(params[0]!))
           ? { status: 204, body: '' }
           : json(404, {
               code: ErrorCode.SESSION_NOT_FOUND,
               message: `no session ${params[0]} on this server`,
-            }),
+            });
+      },
     },
   ];
 }

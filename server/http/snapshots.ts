@@ -9,6 +9,7 @@ export function snapshotRoutes(signals: SnapshotSignals | undefined): Route[] {
     {
       method: 'post',
       path: '/api/v1/snapshots',
+      access: 'admin',
       handler: async ({ body }) => {
         if (!signals) {
           return json(503, {

@@ -30,11 +30,17 @@ export function viewerRoutes(): Route[] {
     });
   };
   return [
-    { method: 'get', path: '/', handler: file('index.html', 'text/html; charset=utf-8') },
-    { method: 'get', path: '/viewer.css', handler: file('viewer.css', 'text/css; charset=utf-8') },
+    { method: 'get', path: '/', access: 'public', handler: file('index.html', 'text/html; charset=utf-8') },
+    {
+      method: 'get',
+      path: '/viewer.css',
+      access: 'public',
+      handler: file('viewer.css', 'text/css; charset=utf-8'),
+    },
     {
       method: 'get',
       path: '/viewer.js',
+      access: 'public',
       handler: async () => ({
         status: 200,
         body: await script(),

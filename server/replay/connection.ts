@@ -4,6 +4,8 @@ import type { ClientMessage, ServerMessage } from '../../protocol/messages.js';
 import { usToMs } from './deltas.js';
 import { ReplayError } from './errors.js';
 import type { ReplaySession, SessionSink } from './session.js';
+import { mayUse } from '../auth/access.js';
+import { ANONYMOUS, type Principal } from '../auth/authenticator.js';
 import type { SessionManager } from './sessions.js';
 
 /**
@@ -18,7 +20,7 @@ export class ReplayConnection {
     private readonly manager: SessionManager,
     private readonly sink: SessionSink,
     private readonly log: Logger,
-    private readonly owner: string | null = null,
+    private readonly principal: Principal = ANONYMOUS,
   ) {}
 
   /** Queues a decoded message; the returned promise settles when it has been answered. */
@@ -63,9 +65,9 @@ export class ReplayConnection {
         throw new ReplayError(ErrorCode.ALREADY_OPEN, `this socket already has session ${this.session.id}`);
       const session =
         message.type === 'open'
-          ? await this.manager.open(message, this.owner)
+          ? await this.manager.open(message, this.principal.subject)
           : await this.manager.find(message.session);
-      if (session.spec.owner !== null && session.spec.owner !== this.owner) {
+      if (!mayUse(this.principal, session.spec)) {
         throw new ReplayError(ErrorCode.FORBIDDEN, 'this session belongs to another user');
       }
       this.session = session;

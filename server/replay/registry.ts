@@ -48,8 +48,8 @@ export class SessionRegistry {
         throw new SessionLimitError(`all ${this.maxActive()} session slots are in use`);
       }
       await client.query(
-        `insert into msr.session (id, owner, server_id, range_from, range_to, filter, position, speed, playing, lease_until)
-         values ($1, $2, $3, ${sqlAt('$4')}, ${sqlAt('$5')}, $6, ${sqlAt('$7')}, $8, $9, now() + $10 * interval '1 millisecond')`,
+        `insert into msr.session (id, owner, server_id, range_from, range_to, filter, position, speed, playing, lease_until, shared_with)
+         values ($1, $2, $3, ${sqlAt('$4')}, ${sqlAt('$5')}, $6, ${sqlAt('$7')}, $8, $9, now() + $10 * interval '1 millisecond', $11)`,
         [
           session.id,
           session.owner,
@@ -61,6 +61,7 @@ export class SessionRegistry {
           encodeSpeed(session.speed),
           session.playing,
           this.leaseMs,
+          session.sharedWith,
         ],
       );
       await client.query('commit');
@@ -115,6 +116,7 @@ export class SessionRegistry {
     const { rows } = await this.pool.query<{
       id: string;
       owner: string | null;
+      shared_with: string[];
       range_from: string;
       range_to: string;
       filter: EntityFilter;
@@ -124,7 +126,7 @@ export class SessionRegistry {
     }>(
       `update msr.session set server_id = $2, lease_until = now() + $3 * interval '1 millisecond'
         where id = $1 and closed_at is null and lease_until > now() - $3 * interval '1 millisecond'
-        returning id, owner, ${sqlMicros('range_from')} as range_from, ${sqlMicros('range_to')} as range_to, filter,
+        returning id, owner, shared_with, ${sqlMicros('range_from')} as range_from, ${sqlMicros('range_to')} as range_to, filter,
                   ${sqlMicros('position')} as position, speed, playing`,
       [id, this.serverId, this.leaseMs],
     );
@@ -133,6 +135,7 @@ export class SessionRegistry {
     return {
       id: row.id,
       owner: row.owner,
+      sharedWith: row.shared_with,
       from: Number(row.range_from),
       to: Number(row.range_to),
       filter: row.filter,

@@ -14,7 +14,10 @@ export interface SessionSink {
 
 export interface SessionSpec {
   readonly id: string;
+  /** The subject that opened it; null when authentication is off. */
   readonly owner: string | null;
+  /** Other subjects who may attach to and control it. */
+  readonly sharedWith: readonly string[];
   readonly from: Micros;
   readonly to: Micros;
   readonly filter: EntityFilter;

@@ -97,6 +97,7 @@ export class SessionManager {
     const spec = {
       id: randomUUID(),
       owner,
+      sharedWith: params.sharedWith ?? [],
       from: msToUs(params.from),
       to: msToUs(params.to),
       filter: { tables: params.tables, entities: params.entities },

@@ -6,6 +6,8 @@ import {
   type ServerMessage,
   type Subprotocol,
 } from '../../protocol/messages.js';
+import { CloseCode } from '../../protocol/codes.js';
+import { AuthError, tokenOf, type Authenticator, type Principal } from '../auth/authenticator.js';
 import { ReplayConnection } from '../replay/connection.js';
 import type { SessionSink } from '../replay/session.js';
 import type { SessionManager } from '../replay/sessions.js';
@@ -16,6 +18,9 @@ const FORCE_CLOSE_AFTER_MS = 5_000;
 
 interface SocketData {
   subprotocol: Subprotocol;
+  principal?: Principal;
+  /** The token was refused: the socket is told why (close 4001, the code as reason) and closed. */
+  refused?: AuthError;
   connection?: ReplayConnection;
   sink?: UwsSink;
 }
@@ -64,7 +69,12 @@ export function chooseSubprotocol(header: string): Subprotocol | null {
   );
 }
 
-export function registerReplaySocket(app: TemplatedApp, manager: SessionManager, log: Logger): void {
+export function registerReplaySocket(
+  app: TemplatedApp,
+  manager: SessionManager,
+  authenticator: Authenticator,
+  log: Logger,
+): void {
   app.ws<SocketData>(REPLAY_PATH, {
     // Up to 4x the message limit is read and answered with MESSAGE_TOO_LARGE; beyond it uWebSockets.js
     // drops the connection without reading further.
@@ -82,21 +92,42 @@ export function registerReplaySocket(app: TemplatedApp, manager: SessionManager,
           .end(`unsupported subprotocol; use one of ${SUBPROTOCOLS.join(', ')}`);
         return;
       }
-      res.upgrade<SocketData>(
-        { subprotocol },
-        req.getHeader('sec-websocket-key'),
-        subprotocol,
-        req.getHeader('sec-websocket-extensions'),
-        context,
+      // The request object dies with this callback; the token is checked asynchronously.
+      const key = req.getHeader('sec-websocket-key');
+      const extensions = req.getHeader('sec-websocket-extensions');
+      const token = tokenOf(
+        { authorization: req.getHeader('authorization') },
+        new URLSearchParams(req.getQuery() ?? ''),
+      );
+      let aborted = false;
+      res.onAborted(() => {
+        aborted = true;
+      });
+      const upgrade = (data: SocketData) => {
+        if (!aborted) res.cork(() => res.upgrade<SocketData>(data, key, subprotocol, extensions, context));
+      };
+      authenticator.authenticate(token).then(
+        (principal) => upgrade({ subprotocol, principal }),
+        (err: unknown) => {
+          // Upgraded, then closed with the reason: browsers cannot read a refused upgrade's status.
+          const refused =
+            err instanceof AuthError ? err : new AuthError('AUTH_UNAVAILABLE', (err as Error).message, 503);
+          upgrade({ subprotocol, refused });
+        },
       );
     },
     open: (ws) => {
       const data = ws.getUserData();
       data.sink = new UwsSink(ws, data.subprotocol);
-      data.connection = new ReplayConnection(manager, data.sink, log);
+      if (data.refused) {
+        data.sink.close(CloseCode.UNAUTHORIZED, data.refused.code);
+        return;
+      }
+      data.connection = new ReplayConnection(manager, data.sink, log, data.principal);
     },
     message: (ws, raw) => {
       const data = ws.getUserData();
+      if (!data.connection) return;
       // uWebSockets.js reuses `raw` after this callback: decode now.
       const decoded = decodeClientMessage(new Uint8Array(raw), data.subprotocol);
       if (!decoded.ok) {

@@ -1,3 +1,4 @@
+import type { Authenticator } from '../auth/authenticator.js';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, Route } from '../http/route.js';
 import type { SessionManager } from '../replay/sessions.js';
@@ -41,8 +42,8 @@ export class Transport {
   }
 
   /** The replay WebSocket at /v1/replay; register it before the HTTP routes' catch-all. */
-  addReplaySocket(manager: SessionManager): void {
-    registerReplaySocket(this.app, manager, this.log);
+  addReplaySocket(manager: SessionManager, authenticator: Authenticator): void {
+    registerReplaySocket(this.app, manager, authenticator, this.log);
   }
 
   addRoutes(routes: readonly Route[]): void {

@@ -99,6 +99,7 @@ describe('Debezium to Kafka to MSR, end to end', () => {
     app = await createApp(
       loadConfig({
         DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
         DEMO: 'false',
         PORT: '0',
         LOG_LEVEL: 'warn',

@@ -44,6 +44,7 @@ describe('k6 replay load script (smoke)', () => {
     app = await createApp(
       loadConfig({
         DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
         PORT: '0',
         DEMO: 'true',
         DB_POOL_SIZE: '4',

@@ -47,7 +47,10 @@ describe('live-follow', () => {
     db = await createTestDatabase();
     const start = Date.now() - 60_000;
     for (let i = 0; i < 20; i++) await write(start + i * 1000, String(i % 5), 'u', { v: nextId++ });
-    app = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '3' }), { log });
+    app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '3' }),
+      { log },
+    );
   });
   afterAll(async () => {
     await app?.stop();

@@ -41,7 +41,13 @@ describe('replay over WebSocket', () => {
       [new Date(start + HOUR)],
     );
     app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '3', MAX_ACTIVE_SESSIONS: '60' }),
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DB_POOL_SIZE: '3',
+        MAX_ACTIVE_SESSIONS: '60',
+      }),
       { log, replay: { limits: { ...DEFAULT_LIMITS, maxEventsPerRead: 37, keyframeChunk: 25, tickMs: 20 } } },
     );
   });

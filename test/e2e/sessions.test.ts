@@ -29,7 +29,13 @@ describe('sessions under load, slow clients and across servers', () => {
     events = generateHistory(17, start, 2 * HOUR - 1000, 3000);
     await insertHistory(db.pool, events);
     app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '4', MAX_ACTIVE_SESSIONS: '55' }),
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DB_POOL_SIZE: '4',
+        MAX_ACTIVE_SESSIONS: '55',
+      }),
       { log, replay: { leaseMs: 1_500, idleMs: 700, limits: { ...DEFAULT_LIMITS, tickMs: 25 } } },
     );
   });
@@ -111,19 +117,22 @@ describe('sessions under load, slow clients and across servers', () => {
   });
 
   it('coalesces for a client that stops reading, stays bounded, then closes it with 4008', async () => {
-    const slow = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' }), {
-      log,
-      replay: {
-        limits: {
-          ...DEFAULT_LIMITS,
-          highWaterBytes: 8_000,
-          lowWaterBytes: 2_000,
-          maxPendingEntities: 200,
-          stuckMs: 2_500,
-          tickMs: 10,
+    const slow = await createApp(
+      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
+      {
+        log,
+        replay: {
+          limits: {
+            ...DEFAULT_LIMITS,
+            highWaterBytes: 8_000,
+            lowWaterBytes: 2_000,
+            maxPendingEntities: 200,
+            stuckMs: 2_500,
+            tickMs: 10,
+          },
         },
       },
-    });
+    );
     // Large rows, so the frames outgrow what the kernel's socket buffers absorb.
     await db.pool.query(
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
@@ -183,7 +192,7 @@ describe('sessions under load, slow clients and across servers', () => {
   });
 
   it('hands its sessions over when it shuts down: 1001, then attach on another server resumes', async () => {
-    const config = loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' });
+    const config = loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' });
     const first = await createApp(config, { log });
     const second = await createApp(config, { log });
     try {
@@ -221,12 +230,19 @@ describe('sessions under load, slow clients and across servers', () => {
     await db.pool.query(`update msr.session set closed_at = now() where closed_at is null`);
     const other = startServerProcess({
       DATABASE_URL: db.url,
+      AUTH_MODE: 'none',
       PORT: '0',
       MAX_ACTIVE_SESSIONS: '2',
       LOG_LEVEL: 'info',
     });
     const inProcess = await createApp(
-      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '2' }),
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DB_POOL_SIZE: '2',
+        MAX_ACTIVE_SESSIONS: '2',
+      }),
       { log },
     );
     try {

@@ -21,10 +21,13 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    app = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }), {
-      log,
-      demoHistoryMs: 20 * 60_000,
-    });
+    app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
+      {
+        log,
+        demoHistoryMs: 20 * 60_000,
+      },
+    );
     const deadline = Date.now() + 60_000;
     while (app.demo?.status.state !== 'live' && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));

@@ -17,7 +17,10 @@ describe('the server on an existing database', () => {
   let app: App;
   beforeAll(async () => {
     db = await createTestDatabase();
-    app = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' }), { log });
+    app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
+      { log },
+    );
   });
   afterAll(async () => {
     await app?.stop();
@@ -145,9 +148,12 @@ describe('/readyz while the database goes away and comes back', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'msr-ready-'));
     let database = await startEmbeddedDatabase(dir, 0, log);
     const port = database.port;
-    const app = await createApp(loadConfig({ DATABASE_URL: database.url, PORT: '0', DB_POOL_SIZE: '2' }), {
-      log,
-    });
+    const app = await createApp(
+      loadConfig({ DATABASE_URL: database.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
+      {
+        log,
+      },
+    );
     try {
       expect((await getJson(app.port, '/readyz')).status).toBe(200);
       await database.stop();
@@ -171,7 +177,7 @@ describe('the demo world in the running server', () => {
   it('answers /healthz at once, is ready once seeded, and keeps appending live events', async () => {
     const db = await createTestDatabase();
     const app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
+      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
       {
         log,
         demoHistoryMs: 600_000,
@@ -209,7 +215,10 @@ describe('GET /api/v1/state', () => {
   let app: App;
   beforeAll(async () => {
     db = await createTestDatabase();
-    app = await createApp(loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2' }), { log });
+    app = await createApp(
+      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
+      { log },
+    );
     await db.pool.query(
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after) values
          (now() - interval '3 hours', 'demo', 'city', 'vehicle', '1', 'c', '{"v":1}'),
@@ -275,7 +284,13 @@ describe('REST sessions', () => {
        values (now() - interval '3 hours', 'demo', 'city', 'vehicle', '1', 'c', '{"v":1}')`,
     );
     app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, PORT: '0', DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '1' }),
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DB_POOL_SIZE: '2',
+        MAX_ACTIVE_SESSIONS: '1',
+      }),
       {
         log,
       },

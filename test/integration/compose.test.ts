@@ -42,6 +42,7 @@ describe.skipIf(!available && !process.env.CI)('compose.yml', () => {
     const env = (name: string) => new RegExp(`${name}: '?([^'\\n]+)'?`).exec(text)?.[1];
     const config = loadConfig({
       DATABASE_URL: 'postgres://x@y/z',
+      AUTH_MODE: 'none',
       KAFKA_BROKERS: env('KAFKA_BROKERS'),
       KAFKA_TOPIC_PATTERN: env('KAFKA_TOPIC_PATTERN'),
       SIGNAL_TOPIC: env('SIGNAL_TOPIC'),

@@ -24,8 +24,10 @@ describe('loadConfig', () => {
   });
 
   it('turns demo data off by default for an external database, on when asked', () => {
-    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/msr' }).demo).toBe(false);
-    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/msr', DEMO: 'true' }).demo).toBe(true);
+    expect(loadConfig({ AUTH_MODE: 'none', DATABASE_URL: 'postgres://u:p@db:5432/msr' }).demo).toBe(false);
+    expect(
+      loadConfig({ AUTH_MODE: 'none', DATABASE_URL: 'postgres://u:p@db:5432/msr', DEMO: 'true' }).demo,
+    ).toBe(true);
     expect(loadConfig({ DEMO: 'false' }).demo).toBe(false);
   });
 
@@ -83,6 +85,39 @@ describe('loadConfig', () => {
     expect(problems.find((p) => p.startsWith('MAX_ACTIVE_SESSIONS'))).toMatch(/at least 1/);
     expect(problems.find((p) => p.startsWith('DATA_RETENTION'))).toMatch(/not a valid cron expression/);
     expect((error as ConfigError).code).toBe('BAD_CONFIG');
+  });
+
+  it('asks for an explicit AUTH_MODE on a real database, and for the identity service with jwt', () => {
+    expect(loadConfig({}).auth.mode).toBe('none');
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems.map((p) => p.split(':')[0]);
+      }
+    };
+    expect(problems({ DATABASE_URL: 'postgres://db/msr' })).toEqual(['AUTH_MODE']);
+    expect(problems({ DATABASE_URL: 'postgres://db/msr', AUTH_MODE: 'jwt' })).toEqual([
+      'AUTH_JWKS_URL',
+      'AUTH_ISSUER',
+      'AUTH_AUDIENCE',
+    ]);
+    expect(problems({ AUTH_MODE: 'maybe' })).toEqual(['AUTH_MODE']);
+    const jwt = loadConfig({
+      DATABASE_URL: 'postgres://db/msr',
+      AUTH_MODE: 'jwt',
+      AUTH_JWKS_URL: 'https://id.example/realms/ops/protocol/openid-connect/certs',
+      AUTH_ISSUER: 'https://id.example/realms/ops',
+      AUTH_AUDIENCE: 'msr, msr-viewer',
+    });
+    expect(jwt.auth).toMatchObject({
+      mode: 'jwt',
+      audience: ['msr', 'msr-viewer'],
+      clockToleranceS: 30,
+      rolesClaim: 'realm_access.roles',
+      adminRole: 'msr-admin',
+    });
   });
 
   it('is frozen', () => {

@@ -46,6 +46,7 @@ const countEvents = async (db: TestDatabase, prefix: string) =>
 function ingestEnv(db: TestDatabase, prefix: string, groupId: string): Record<string, string> {
   return {
     DATABASE_URL: db.url,
+    AUTH_MODE: 'none',
     DEMO: 'false',
     PORT: '0',
     LOG_LEVEL: 'warn',
