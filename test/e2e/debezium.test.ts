@@ -9,6 +9,7 @@ import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../../server/db/embedded.js';
 import { createLogger } from '../../server/logger.js';
+import { until } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { sqlState } from '../support/history.js';
 import { brokers, createTopics, readTopic, uniquePrefix } from '../support/kafka.js';
@@ -20,20 +21,6 @@ import { brokers, createTopics, readTopic, uniquePrefix } from '../support/kafka
 
 const root = new URL('../../', import.meta.url).pathname;
 const log = createLogger('warn');
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('Debezium to Kafka to MSR, end to end', () => {
   const prefix = uniquePrefix('gis');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
+import { demoLive } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 // A short smoke run of load/k6/replay.js with real k6 (built from source by scripts/ensure-k6.sh)
@@ -52,9 +53,7 @@ describe('k6 replay load script (smoke)', () => {
       }),
       { log: createLogger('silent'), demoHistoryMs: 20 * 60_000 },
     );
-    const deadline = Date.now() + 60_000;
-    while (app.demo?.status.state !== 'live' && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100));
+    await demoLive(app);
   }, 900_000);
   afterAll(async () => {
     await app?.stop();

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
+import { demoLive } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
 // The viewer in a real browser (Debian's Chromium, driven by playwright-core): it shows the demo
@@ -28,9 +29,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
         demoHistoryMs: 20 * 60_000,
       },
     );
-    const deadline = Date.now() + 60_000;
-    while (app.demo?.status.state !== 'live' && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100));
+    await demoLive(app);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [

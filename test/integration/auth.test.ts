@@ -6,6 +6,7 @@ import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
 import { ReplayRequestError, type ReplayClient } from '../../protocol/client.js';
+import { demoLive } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { connect } from '../support/replay.js';
 
@@ -106,9 +107,7 @@ describe('JWT authentication and session ownership', () => {
       }),
       { log: createLogger('silent'), demoHistoryMs: 10 * 60_000 },
     );
-    const deadline = Date.now() + 60_000;
-    while (app.demo?.status.state !== 'live' && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 100));
+    await demoLive(app);
   });
   afterAll(async () => {
     for (const c of clients) c.disconnect();

@@ -4,6 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../../server/app.js';
 import { loadConfig } from '../../../server/config.js';
 import { createLogger } from '../../../server/logger.js';
+import { until } from '../../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { generateHistory, referenceState, sqlState, type HistoryEvent } from '../../support/history.js';
 import { getJson } from '../../support/http.js';
@@ -21,20 +22,6 @@ import {
 
 const HOUR = 3_600_000;
 const root = new URL('../../../', import.meta.url).pathname;
-
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 const countEvents = async (db: TestDatabase, prefix: string) =>
   (
