@@ -12,7 +12,7 @@ import { createLogger } from '../../server/logger.js';
 import { until } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { sqlState } from '../support/history.js';
-import { brokers, createTopics, readTopic, uniquePrefix } from '../support/kafka.js';
+import { brokers, serverWithIngest, createTopics, readTopic, uniquePrefix } from '../support/kafka.js';
 
 // The whole capture path with real components: a source PostgreSQL (embedded, wal_level=logical),
 // the Debezium PostgreSQL connector in a real Kafka Connect worker, a real Kafka broker, and the
@@ -84,17 +84,7 @@ describe('Debezium to Kafka to MSR, end to end', () => {
 
     db = await createTestDatabase();
     app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        DEMO: 'false',
-        PORT: '0',
-        LOG_LEVEL: 'warn',
-        KAFKA_BROKERS: brokers().join(','),
-        KAFKA_GROUP_ID: `msr-${prefix}`,
-        KAFKA_TOPIC_PATTERN: `^${prefix}\\.`,
-        SIGNAL_TOPIC: signalTopic,
-      }),
+      loadConfig({ ...serverWithIngest(db.url, prefix, `msr-${prefix}`), SIGNAL_TOPIC: signalTopic }),
       { log, ingest: { topicRefreshMs: 500 } },
     );
 

@@ -42,6 +42,24 @@ export async function withProducer<T>(work: (producer: Producer) => Promise<T>):
   }
 }
 
+/** The environment of a server on `databaseUrl` ingesting the topics of one test's prefix. */
+export function serverWithIngest(
+  databaseUrl: string,
+  prefix: string,
+  groupId: string,
+): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    AUTH_MODE: 'none',
+    DEMO: 'false',
+    PORT: '0',
+    LOG_LEVEL: 'warn',
+    KAFKA_BROKERS: brokers().join(','),
+    KAFKA_GROUP_ID: groupId,
+    KAFKA_TOPIC_PATTERN: `^${prefix}\\.`,
+  };
+}
+
 /** Committed offsets of a group per partition, and the topic's high watermarks. */
 export async function offsets(groupId: string, topic: string) {
   return withAdmin(async (admin) => {

@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../../support/database.js
 import { generateHistory, referenceState, sqlState, type HistoryEvent } from '../../support/history.js';
 import { getJson } from '../../support/http.js';
 import {
-  brokers,
+  serverWithIngest,
   createTopics,
   debeziumRecord,
   offsets,
@@ -32,14 +32,7 @@ const countEvents = async (db: TestDatabase, prefix: string) =>
 
 function ingestEnv(db: TestDatabase, prefix: string, groupId: string): Record<string, string> {
   return {
-    DATABASE_URL: db.url,
-    AUTH_MODE: 'none',
-    DEMO: 'false',
-    PORT: '0',
-    LOG_LEVEL: 'warn',
-    KAFKA_BROKERS: brokers().join(','),
-    KAFKA_GROUP_ID: groupId,
-    KAFKA_TOPIC_PATTERN: `^${prefix}\\.`,
+    ...serverWithIngest(db.url, prefix, groupId),
     // A killed member holds its partitions this long; the broker's minimum keeps the drill short.
     KAFKA_SESSION_TIMEOUT_MS: '6000',
   };
