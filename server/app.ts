@@ -19,6 +19,7 @@ import { Ingest, type IngestOptions } from './ingest/consumer.js';
 import { SnapshotSignals } from './ingest/signals.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
+import { Maintenance, type MaintenanceOptions } from './maintenance/scheduler.js';
 import { Metrics } from './metrics.js';
 import { SessionManager, type SessionManagerOptions } from './replay/sessions.js';
 import { Transport } from './ws/transport.js';
@@ -32,6 +33,7 @@ export interface App {
   readonly demo: DemoWorld | undefined;
   readonly sessions: SessionManager;
   readonly ingest: Ingest | undefined;
+  readonly maintenance: Maintenance | undefined;
   readonly metrics: Metrics;
   /** The HTTP/WebSocket port actually bound (config.port may be 0). */
   readonly port: number;
@@ -46,6 +48,8 @@ export interface AppOptions {
   readonly replay?: SessionManagerOptions;
   /** Ingest hooks and topic refresh period; tests make the period short. */
   readonly ingest?: IngestOptions;
+  /** Maintenance lock timeout and retry delay; tests make them short. */
+  readonly maintenance?: MaintenanceOptions;
 }
 
 /**
@@ -99,7 +103,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       : undefined;
     if (signals) lifecycle.started('snapshot signals', () => signals.stop());
 
-    const sessions = new SessionManager(pool, config, log, undefined, options.replay);
+    let maintenance: Maintenance | undefined;
+    if (config.cleanupEnabled) {
+      maintenance = new Maintenance(pool, config, log, metrics, options.maintenance);
+      maintenance.start();
+      lifecycle.started('maintenance', () => maintenance!.stop());
+    }
+
+    metrics.watchPool(pool);
+    const sessions = new SessionManager(pool, config, log, undefined, { ...options.replay, metrics });
     sessions.start();
     lifecycle.started('sessions', () => sessions.stop());
 
@@ -108,11 +120,18 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       log.warn('AUTH_MODE=none: no authentication; every client may see and control every session');
     }
     const transport = new Transport(log);
-    transport.addReplaySocket(sessions, authenticator);
+    transport.addReplaySocket(sessions, authenticator, metrics);
     transport.addRoutes(
       guard(
         [
-          ...healthRoutes(pool, schema.version, demo, ingest),
+          ...healthRoutes({
+            pool,
+            schemaVersion: schema.version,
+            demo,
+            ingest,
+            ingestLagThreshold: config.kafka.lagThreshold,
+            maintenance,
+          }),
           ...metricsRoutes(metrics),
           ...availabilityRoutes(pool, config),
           ...stateRoutes(pool, config),
@@ -136,6 +155,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       demo,
       sessions,
       ingest,
+      maintenance,
       metrics,
       port,
       stop: () => lifecycle.stopAll(),

@@ -81,6 +81,7 @@ const envSchema = z.object({
   KAFKA_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
   KAFKA_MAX_BATCH_BYTES: int(16_384, 67_108_864).default(1_048_576),
   KAFKA_CONCURRENT_PARTITIONS: int(1, 64).default(3),
+  INGEST_LAG_THRESHOLD: int(0, 1_000_000_000).default(100_000),
   KAFKA_TOPICS: list.optional(),
   // Debezium names topics <topic.prefix>.<schema>.<table>; internal topics start with '__'.
   KAFKA_TOPIC_PATTERN: regex.default(/^(?!__)[^.]+\.[^.]+\.[^.]+$/),
@@ -134,6 +135,8 @@ export interface Config {
     readonly maxBatchBytes: number;
     /** Partitions whose batches are decoded and stored at the same time (one connection each). */
     readonly concurrentPartitions: number;
+    /** /readyz fails while more records than this wait in the ingest's topics. */
+    readonly lagThreshold: number;
     readonly topics: readonly string[] | undefined;
     readonly topicPattern: RegExp;
     readonly signalTopic: string;
@@ -187,6 +190,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
       maxBatchBytes: e.KAFKA_MAX_BATCH_BYTES,
       concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,
+      lagThreshold: e.INGEST_LAG_THRESHOLD,
       topics: e.KAFKA_TOPICS,
       topicPattern: e.KAFKA_TOPIC_PATTERN,
       signalTopic: e.SIGNAL_TOPIC,

@@ -1,3 +1,4 @@
+import type { Pool } from 'pg';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
@@ -48,7 +49,101 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly maintenanceRuns = new Counter({
+    name: 'msr_maintenance_runs_total',
+    help: 'Maintenance runs (aggregate refresh, snapshot rotation, retention), by result: ok, failed, skipped',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly maintenanceSeconds = new Histogram({
+    name: 'msr_maintenance_seconds',
+    help: 'Duration of successful maintenance runs',
+    buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
+    registers: [this.registry],
+  });
+
+  readonly snapshotLastRefresh = new Gauge({
+    name: 'msr_snapshot_last_refresh_seconds',
+    help: 'When the earliest snapshot was last rebuilt (Unix time), as this server last saw it',
+    registers: [this.registry],
+  });
+
+  readonly framesSent = new Counter({
+    name: 'msr_frames_sent_total',
+    help: 'Frames sent to sessions (each counted once however many sockets share the session)',
+    registers: [this.registry],
+  });
+
+  readonly framesCoalesced = new Counter({
+    name: 'msr_frames_coalesced_total',
+    help: 'Frames that carried only the latest state per entity because the client fell behind',
+    registers: [this.registry],
+  });
+
+  readonly bytesSent = new Counter({
+    name: 'msr_bytes_sent_total',
+    help: 'Bytes of replay messages written to sockets',
+    registers: [this.registry],
+  });
+
+  readonly seekSeconds = new Histogram({
+    name: 'msr_seek_seconds',
+    help: 'From a seek (or open/attach) to the last part of its keyframe',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.4, 0.6, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly frameLateness = new Histogram({
+    name: 'msr_frame_lateness_seconds',
+    help: 'How long after its due time on the session clock a frame was sent',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  private sessionCount: () => { sessions: number; sockets: number } = () => ({ sessions: 0, sockets: 0 });
+  private pool: Pool | undefined;
+
+  /** Where the session and socket gauges read from at scrape time. */
+  watchSessions(count: () => { sessions: number; sockets: number }): void {
+    this.sessionCount = count;
+  }
+
+  watchPool(pool: Pool): void {
+    this.pool = pool;
+  }
+
   constructor() {
+    const metrics = this;
+    new Gauge({
+      name: 'msr_sessions',
+      help: 'Replay sessions held by this server',
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.sessionCount().sessions);
+      },
+    });
+    new Gauge({
+      name: 'msr_sockets',
+      help: "Replay sockets attached to this server's sessions",
+      registers: [this.registry],
+      collect() {
+        this.set(metrics.sessionCount().sockets);
+      },
+    });
+    new Gauge({
+      name: 'msr_db_pool_connections',
+      help: 'Database pool connections by state (total, idle, waiting requests)',
+      labelNames: ['state'] as const,
+      registers: [this.registry],
+      collect() {
+        const pool = metrics.pool;
+        if (!pool) return;
+        this.set({ state: 'total' }, pool.totalCount);
+        this.set({ state: 'idle' }, pool.idleCount);
+        this.set({ state: 'waiting' }, pool.waitingCount);
+      },
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'msr_' });
   }
 }

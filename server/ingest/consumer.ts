@@ -21,11 +21,15 @@ export interface IngestStatus {
   readonly state: IngestState;
   readonly topics: readonly string[];
   readonly error?: string;
+  /** Records in the subscribed topics after the group's committed offsets, as last polled. */
+  readonly lag?: number;
 }
 
 export interface IngestOptions {
   /** How often to look for new topics matching the pattern (Debezium creates one per table). */
   readonly topicRefreshMs?: number;
+  /** How often to poll the group's lag (committed offsets against the topics' ends). */
+  readonly lagPollMs?: number;
   /** Called after a batch's database commit and before its Kafka offset commit (crash drills). */
   readonly afterDatabaseCommit?: (batch: {
     topic: string;
@@ -50,6 +54,8 @@ export class Ingest {
   private stateValue: IngestState = 'starting';
   private lastError: string | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private lagTimer: NodeJS.Timeout | undefined;
+  private lag: number | undefined;
   private readonly stopping = new AbortController();
   private restarting: Promise<void> = Promise.resolve();
 
@@ -74,6 +80,7 @@ export class Ingest {
       state: this.stateValue,
       topics: this.subscribed,
       ...(this.lastError ? { error: this.lastError } : {}),
+      ...(this.lag === undefined ? {} : { lag: this.lag }),
     };
   }
 
@@ -83,6 +90,8 @@ export class Ingest {
    */
   start(): void {
     this.restarting = this.connect();
+    this.lagTimer = setInterval(() => void this.pollLag(), this.options.lagPollMs ?? 10_000);
+    this.lagTimer.unref();
     if (!this.config.topics) {
       this.refreshTimer = setInterval(() => void this.refreshTopics(), this.options.topicRefreshMs ?? 10_000);
       this.refreshTimer.unref();
@@ -106,6 +115,7 @@ export class Ingest {
   async stop(): Promise<void> {
     this.stopping.abort();
     clearInterval(this.refreshTimer);
+    clearInterval(this.lagTimer);
     await this.restarting;
     await this.consumer?.disconnect();
     this.consumer = undefined;
@@ -123,6 +133,34 @@ export class Ingest {
         .sort();
     } finally {
       await admin.disconnect();
+    }
+  }
+
+  /** Committed offsets against the end of each subscribed partition, as a gauge per partition. */
+  private async pollLag(): Promise<void> {
+    if (this.stopping.signal.aborted || this.subscribed.length === 0) return;
+    const admin = this.kafka.admin();
+    try {
+      await admin.connect();
+      let total = 0;
+      const committed = await admin.fetchOffsets({ groupId: this.config.groupId, topics: this.subscribed });
+      for (const { topic, partitions } of committed) {
+        const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p]));
+        for (const p of partitions) {
+          const end = ends.get(p.partition);
+          if (!end) continue;
+          // Nothing committed yet: everything from the start of the partition waits.
+          const next = BigInt(p.offset) < 0n ? BigInt(end.low) : BigInt(p.offset);
+          const lag = Number(BigInt(end.high) > next ? BigInt(end.high) - next : 0n);
+          total += lag;
+          this.metrics.ingestLag.set({ topic, partition: String(p.partition) }, lag);
+        }
+      }
+      this.lag = total;
+    } catch (err) {
+      this.log.debug({ err }, 'could not poll the ingest lag');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
     }
   }
 

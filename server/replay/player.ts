@@ -73,6 +73,8 @@ export class Player {
   private achieved = 0;
   private closed = false;
   private keyframeSent = false;
+  /** When the current epoch's seek began (performance.now()), for the seek latency metric. */
+  seekStartedAt = performance.now();
   private loopEpoch: number | undefined;
   private readonly live: LiveEdge;
   private lateCheckedAt = 0;
@@ -85,6 +87,8 @@ export class Player {
     start: { position: Micros; speed: Speed },
     private readonly limits: PlayerLimits = DEFAULT_LIMITS,
     private readonly onError: (err: unknown) => void = () => undefined,
+    /** How late each paced frame left against its tick (ms), for the lateness metric. */
+    private readonly onLateness: (ms: number) => void = () => undefined,
   ) {
     this.position = start.position;
     this.speed = start.speed;
@@ -106,6 +110,7 @@ export class Player {
     const controller = new AbortController();
     this.controller = controller;
     this.epoch += 1;
+    this.seekStartedAt = performance.now();
     this.seq = 0;
     this.position = t;
     this.keyframeSent = false;
@@ -205,6 +210,7 @@ export class Player {
       if (signal.aborted) return;
       const wall = Date.now();
       const elapsed = wall - lastWall;
+      const due = lastWall + this.limits.tickMs;
       lastWall = wall;
 
       const behind = this.watchBackpressure(wall);
@@ -230,7 +236,10 @@ export class Player {
         if (behind) this.coalesce(window.changes);
         else {
           this.flushPending();
-          if (window.changes.length > 0) this.sendFrame(window.changes, false);
+          if (window.changes.length > 0) {
+            this.sendFrame(window.changes, false);
+            if (!max) this.onLateness(Math.max(0, Date.now() - due));
+          }
         }
       }
       if (!behind) this.flushPending();

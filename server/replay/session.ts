@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { ServerMessage, Speed } from '../../protocol/messages.js';
 import type { Micros } from './deltas.js';
 import type { EntityFilter } from './keyframe.js';
+import type { Metrics } from '../metrics.js';
 import { Player, type PlayerLimits, type SessionOutput } from './player.js';
 
 /** One attached socket, as the session sees it. */
@@ -41,6 +42,7 @@ export class ReplaySession implements SessionOutput {
     limits: PlayerLimits,
     private readonly log: Logger,
     private readonly tooSlowCode: number,
+    private readonly metrics?: Metrics,
   ) {
     this.player = new Player(
       pool,
@@ -50,6 +52,7 @@ export class ReplaySession implements SessionOutput {
       { position: spec.position, speed: spec.speed },
       limits,
       (err) => this.log.error({ err, session: spec.id }, 'replay read failed'),
+      (ms) => this.metrics?.frameLateness.observe(ms / 1000),
     );
   }
 
@@ -68,7 +71,13 @@ export class ReplaySession implements SessionOutput {
   }
 
   send(message: ServerMessage): void {
-    if (message.type === 'frame') this.framesSent += 1;
+    if (message.type === 'frame') {
+      this.framesSent += 1;
+      this.metrics?.framesSent.inc();
+      if (message.coalesced) this.metrics?.framesCoalesced.inc();
+    } else if (message.type === 'keyframe' && message.last) {
+      this.metrics?.seekSeconds.observe((performance.now() - this.player.seekStartedAt) / 1000);
+    }
     for (const sink of this.sinks) sink.send(message);
   }
 

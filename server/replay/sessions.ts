@@ -1,3 +1,4 @@
+import type { Metrics } from '../metrics.js';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ export interface SessionManagerOptions {
   /** A session with no socket attached for this long is closed. */
   readonly idleMs?: number;
   readonly limits?: PlayerLimits;
+  readonly metrics?: Metrics;
 }
 
 export type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
@@ -44,7 +46,14 @@ export class SessionManager {
     );
     this.idleMs = options.idleMs ?? 60_000;
     this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.metrics = options.metrics;
+    this.metrics?.watchSessions(() => ({
+      sessions: this.sessions.size,
+      sockets: [...this.sessions.values()].reduce((n, s) => n + s.sinks.size, 0),
+    }));
   }
+
+  private readonly metrics: Metrics | undefined;
 
   start(): void {
     this.timer = setInterval(() => void this.housekeeping(), Math.min(this.registry.leaseMs / 3, 5_000));
@@ -111,7 +120,14 @@ export class SessionManager {
       if (err instanceof SessionLimitError) throw new ReplayError(ErrorCode.SESSION_LIMIT, err.message);
       throw err;
     }
-    const session = new ReplaySession(spec, this.pool, this.limits, this.log, CloseCode.TOO_SLOW);
+    const session = new ReplaySession(
+      spec,
+      this.pool,
+      this.limits,
+      this.log,
+      CloseCode.TOO_SLOW,
+      this.metrics,
+    );
     this.sessions.set(spec.id, session);
     this.log.info(
       { session: spec.id, from: params.from, to: params.to, filter: spec.filter },
@@ -126,7 +142,14 @@ export class SessionManager {
     if (local) return local;
     const record = await this.registry.adopt(id);
     if (!record) throw new ReplayError(ErrorCode.SESSION_NOT_FOUND, `no active session ${id}`);
-    const session = new ReplaySession(record, this.pool, this.limits, this.log, CloseCode.TOO_SLOW);
+    const session = new ReplaySession(
+      record,
+      this.pool,
+      this.limits,
+      this.log,
+      CloseCode.TOO_SLOW,
+      this.metrics,
+    );
     this.sessions.set(id, session);
     this.log.info({ session: id, position: usToMs(record.position) }, 'session resumed from another server');
     return session;

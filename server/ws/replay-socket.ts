@@ -8,6 +8,7 @@ import {
 } from '../../protocol/messages.js';
 import { CloseCode } from '../../protocol/codes.js';
 import { AuthError, tokenOf, type Authenticator, type Principal } from '../auth/authenticator.js';
+import type { Metrics } from '../metrics.js';
 import { ReplayConnection } from '../replay/connection.js';
 import type { SessionSink } from '../replay/session.js';
 import type { SessionManager } from '../replay/sessions.js';
@@ -33,12 +34,14 @@ class UwsSink implements SessionSink {
   constructor(
     private readonly ws: WebSocket<SocketData>,
     private readonly subprotocol: Subprotocol,
+    private readonly metrics?: Metrics,
   ) {}
 
   send(message: ServerMessage): void {
     if (!this.open) return;
     const data = encode(message, this.subprotocol);
     this.ws.send(data, typeof data !== 'string');
+    this.metrics?.bytesSent.inc(typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
   }
 
   buffered(): number {
@@ -74,6 +77,7 @@ export function registerReplaySocket(
   manager: SessionManager,
   authenticator: Authenticator,
   log: Logger,
+  metrics?: Metrics,
 ): void {
   app.ws<SocketData>(REPLAY_PATH, {
     // Up to 4x the message limit is read and answered with MESSAGE_TOO_LARGE; beyond it uWebSockets.js
@@ -118,7 +122,7 @@ export function registerReplaySocket(
     },
     open: (ws) => {
       const data = ws.getUserData();
-      data.sink = new UwsSink(ws, data.subprotocol);
+      data.sink = new UwsSink(ws, data.subprotocol, metrics);
       if (data.refused) {
         data.sink.close(CloseCode.UNAUTHORIZED, data.refused.code);
         return;

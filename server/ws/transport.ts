@@ -1,4 +1,5 @@
 import type { Authenticator } from '../auth/authenticator.js';
+import type { Metrics } from '../metrics.js';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, Route } from '../http/route.js';
 import type { SessionManager } from '../replay/sessions.js';
@@ -42,8 +43,8 @@ export class Transport {
   }
 
   /** The replay WebSocket at /v1/replay; register it before the HTTP routes' catch-all. */
-  addReplaySocket(manager: SessionManager, authenticator: Authenticator): void {
-    registerReplaySocket(this.app, manager, authenticator, this.log);
+  addReplaySocket(manager: SessionManager, authenticator: Authenticator, metrics?: Metrics): void {
+    registerReplaySocket(this.app, manager, authenticator, this.log, metrics);
   }
 
   addRoutes(routes: readonly Route[]): void {

@@ -1,0 +1,99 @@
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+
+/** A fixed advisory lock key: one server at a time runs maintenance on a database. */
+const MAINTENANCE_LOCK = 0x6d73_7202;
+
+export interface RotationResult {
+  readonly ran: boolean;
+  /** The new snapshot cutoff (epoch ms); events before it are gone. */
+  readonly cutoff?: number;
+  readonly active?: string;
+  readonly droppedUnits?: number;
+  readonly refreshMs?: number;
+  readonly snapshotMs?: number;
+  readonly dropMs?: number;
+}
+
+export interface RotationOptions {
+  /** How long a step may wait for a lock held by others before the run fails (and is retried). */
+  readonly lockTimeoutMs?: number;
+}
+
+/**
+ * One maintenance run, under a session advisory lock so servers sharing the database take turns:
+ * refresh entity_last_states, rebuild the inactive earliest snapshot at the new cutoff and flip
+ * the pointer to it (one transaction, so readers see the old or the new snapshot, never a mix),
+ * then drop the events before the cutoff (whole partitions or chunks) and prepare tomorrow's
+ * storage. A failure before the flip leaves the previous snapshot active.
+ */
+export async function rotate(
+  pool: Pool,
+  log: Logger,
+  metrics: Metrics,
+  options: RotationOptions = {},
+): Promise<RotationResult> {
+  const client = await pool.connect();
+  const started = performance.now();
+  let locked = false;
+  try {
+    locked = (
+      await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [MAINTENANCE_LOCK])
+    ).rows[0]!.ok;
+    if (!locked) {
+      log.info('maintenance skipped: another server is running it');
+      metrics.maintenanceRuns.inc({ result: 'skipped' });
+      return { ran: false };
+    }
+    await client.query(`set lock_timeout = ${Math.max(0, Math.round(options.lockTimeoutMs ?? 60_000))}`);
+    const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
+      const t0 = performance.now();
+      const value = await work();
+      return [value, Math.round(performance.now() - t0)];
+    };
+    const [, refreshMs] = await timed(() =>
+      client.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),
+    );
+    const [pointer, snapshotMs] = await timed(async () => {
+      const { rows } = await client.query<{ active: string; cutoff_time: Date; last_refresh: Date }>(
+        'select (p).active, (p).cutoff_time, (p).last_refresh from (select msr.refresh_earliest_snapshot() as p) s',
+      );
+      return rows[0]!;
+    });
+    const [droppedUnits, dropMs] = await timed(async () => {
+      const { rows } = await client.query<{ n: number }>('select msr.drop_events_before($1) as n', [
+        pointer.cutoff_time,
+      ]);
+      await client.query(`select msr.prepare_storage(current_date, current_date + 7)`).catch(() => undefined);
+      return rows[0]!.n;
+    });
+    const result: RotationResult = {
+      ran: true,
+      cutoff: pointer.cutoff_time.getTime(),
+      active: pointer.active,
+      droppedUnits,
+      refreshMs,
+      snapshotMs,
+      dropMs,
+    };
+    const seconds = (performance.now() - started) / 1000;
+    metrics.maintenanceRuns.inc({ result: 'ok' });
+    metrics.maintenanceSeconds.observe(seconds);
+    metrics.snapshotLastRefresh.set(pointer.last_refresh.getTime() / 1000);
+    log.info(
+      { ...result, cutoff: pointer.cutoff_time.toISOString(), ms: Math.round(seconds * 1000) },
+      'maintenance done',
+    );
+    return result;
+  } catch (err) {
+    metrics.maintenanceRuns.inc({ result: 'failed' });
+    log.error({ err }, 'maintenance failed; the previous snapshot stays active');
+    throw err;
+  } finally {
+    if (locked)
+      await client.query('select pg_advisory_unlock($1)', [MAINTENANCE_LOCK]).catch(() => undefined);
+    await client.query('reset lock_timeout').catch(() => undefined);
+    client.release();
+  }
+}
