@@ -114,34 +114,29 @@ export class Metrics {
   }
 
   constructor() {
-    const metrics = this;
-    new Gauge({
+    // Gauges read at scrape time from what watchSessions/watchPool point at.
+    const sessions: Gauge = new Gauge({
       name: 'msr_sessions',
       help: 'Replay sessions held by this server',
       registers: [this.registry],
-      collect() {
-        this.set(metrics.sessionCount().sessions);
-      },
+      collect: () => sessions.set(this.sessionCount().sessions),
     });
-    new Gauge({
+    const sockets: Gauge = new Gauge({
       name: 'msr_sockets',
       help: "Replay sockets attached to this server's sessions",
       registers: [this.registry],
-      collect() {
-        this.set(metrics.sessionCount().sockets);
-      },
+      collect: () => sockets.set(this.sessionCount().sockets),
     });
-    new Gauge({
+    const pool: Gauge<'state'> = new Gauge({
       name: 'msr_db_pool_connections',
       help: 'Database pool connections by state (total, idle, waiting requests)',
       labelNames: ['state'] as const,
       registers: [this.registry],
-      collect() {
-        const pool = metrics.pool;
-        if (!pool) return;
-        this.set({ state: 'total' }, pool.totalCount);
-        this.set({ state: 'idle' }, pool.idleCount);
-        this.set({ state: 'waiting' }, pool.waitingCount);
+      collect: () => {
+        if (!this.pool) return;
+        pool.set({ state: 'total' }, this.pool.totalCount);
+        pool.set({ state: 'idle' }, this.pool.idleCount);
+        pool.set({ state: 'waiting' }, this.pool.waitingCount);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'msr_' });

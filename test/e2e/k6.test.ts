@@ -103,5 +103,15 @@ describe('k6 replay load script (smoke)', () => {
     expect(m.msr_errors?.count ?? 0).toBe(0);
     expect(m.checks!.passes).toBeGreaterThan(0);
     expect(m.checks!.fails).toBe(0);
+
+    // The server counted the same traffic.
+    const text = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    expect(value('msr_frames_sent_total')).toBeGreaterThanOrEqual(m.msr_frames!.count);
+    expect(value('msr_bytes_sent_total')).toBeGreaterThan(m.msr_frame_bytes!.count);
+    expect(value('msr_seek_seconds_count')).toBeGreaterThanOrEqual(m.msr_keyframes!.count);
+    expect(value('msr_frame_lateness_seconds_count')).toBeGreaterThan(0);
+    expect(value('msr_db_pool_connections{state="total"}')).toBeLessThanOrEqual(4);
+    expect(text).toMatch(/^msr_sessions \d+$/m);
   });
 });
