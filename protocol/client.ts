@@ -1,5 +1,5 @@
 import { encode, parse } from './codec.js';
-import { CloseCode } from './codes.js';
+import { CloseCode, RESUME_PREFIX } from './codes.js';
 import {
   ServerMessage,
   SUBPROTOCOL_JSON,
@@ -123,8 +123,11 @@ export class ReplayClient {
     return opened;
   }
 
-  async attach(session: string): Promise<Opened> {
-    const opened = (await this.request({ type: 'attach', session })) as Opened;
+  /** Joins a session; `resume` is the token from a going-away close (see resumeToken). */
+  async attach(session: string, resume?: string): Promise<Opened> {
+    const opened = (await this.request(
+      resume === undefined ? { type: 'attach', session } : { type: 'attach', session, resume },
+    )) as Opened;
     this.session = opened.session;
     return opened;
   }
@@ -174,6 +177,12 @@ export class ReplayClient {
   /** How the socket last closed; a refused token closes with 4001 and its code as the reason. */
   lastClose: { code: number; reason: string } | undefined;
 
+  /** The resume token of the last going-away close (1001), which attach passes on when reconnecting. */
+  get resumeToken(): string | undefined {
+    const reason = this.lastClose?.code === CloseCode.GOING_AWAY ? this.lastClose.reason : '';
+    return reason.startsWith(RESUME_PREFIX) ? reason.slice(RESUME_PREFIX.length) : undefined;
+  }
+
   private async dial(): Promise<void> {
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     const url =
@@ -211,7 +220,7 @@ export class ReplayClient {
         await new Promise((r) => setTimeout(r, Math.min(5000, 200 * 2 ** attempt)));
         try {
           await this.dial();
-          await this.attach(session);
+          await this.attach(session, this.resumeToken);
           return;
         } catch {
           // next attempt

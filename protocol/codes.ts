@@ -58,6 +58,9 @@ export const ErrorCode = {
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** A going-away close (1001) reason `resume:<token>`: pass the token to `attach` as `resume`. */
+export const RESUME_PREFIX = 'resume:';
+
 export const CloseCode = {
   /** The client closed, or the session ended by `close`. Do not reconnect. */
   NORMAL: 1000,

@@ -66,7 +66,7 @@ export class ReplayConnection {
       const session =
         message.type === 'open'
           ? await this.manager.open(message, this.principal.subject)
-          : await this.manager.find(message.session);
+          : await this.manager.find(message.session, message.resume);
       if (!mayUse(this.principal, session.spec)) {
         throw new ReplayError(ErrorCode.FORBIDDEN, 'this session belongs to another user');
       }

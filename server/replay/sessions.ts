@@ -1,3 +1,4 @@
+import { decodeResumeToken, resumeReason } from './resume.js';
 import type { Metrics } from '../metrics.js';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -66,7 +67,9 @@ export class SessionManager {
     this.sessions.clear();
     for (const session of sessions) {
       session.player.close();
-      for (const sink of [...session.sinks]) sink.close(CloseCode.GOING_AWAY, 'server shutting down');
+      const { position, speed, playing } = session.player.state;
+      const reason = resumeReason({ t: usToMs(position), speed, playing });
+      for (const sink of [...session.sinks]) sink.close(CloseCode.GOING_AWAY, reason);
     }
     await this.registry
       .handOver(sessions.map((s) => ({ id: s.id, ...s.player.state })))
@@ -137,11 +140,22 @@ export class SessionManager {
   }
 
   /** This server's session, or one another server left behind (resumed here at its last position). */
-  async find(id: string): Promise<ReplaySession> {
+  async find(id: string, resumeToken?: string): Promise<ReplaySession> {
     const local = this.sessions.get(id);
     if (local) return local;
-    const record = await this.registry.adopt(id);
-    if (!record) throw new ReplayError(ErrorCode.SESSION_NOT_FOUND, `no active session ${id}`);
+    const adopted = await this.registry.adopt(id);
+    if (!adopted) throw new ReplayError(ErrorCode.SESSION_NOT_FOUND, `no active session ${id}`);
+    // The token says where the session stood when its server left, even if that server's last
+    // write of the position did not reach the database; it stays inside the session's range.
+    const resume = resumeToken === undefined ? undefined : decodeResumeToken(resumeToken);
+    const record = resume
+      ? {
+          ...adopted,
+          position: Math.min(adopted.to, Math.max(adopted.from, msToUs(resume.t))),
+          speed: resume.speed,
+          playing: resume.playing,
+        }
+      : adopted;
     const session = new ReplaySession(
       record,
       this.pool,

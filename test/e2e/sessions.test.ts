@@ -7,6 +7,8 @@ import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
 import { DEFAULT_LIMITS } from '../../server/replay/player.js';
+import { decodeResumeToken } from '../../server/replay/resume.js';
+import { until } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../support/history.js';
 import { startServerProcess } from '../support/process.js';
@@ -202,21 +204,23 @@ describe('sessions under load, slow clients and across servers', () => {
       await c.open({ from: start, to: end, at, tables: ['city.vehicle', 'city.incident'] });
       await keyframeDone(c);
       const session = c.session!;
-      const closed = new Promise<number>((resolve) => {
-        (c as unknown as { socket: { onclose: (e: { code: number }) => void } }).socket.onclose = (e) =>
-          resolve(e.code);
-      });
       await first.stop();
-      expect(await closed).toBe(CloseCode.GOING_AWAY);
+      await until('the going-away close', async () => c.lastClose);
+      expect(c.lastClose!.code).toBe(CloseCode.GOING_AWAY);
+      // The close carries where the session stood.
+      expect(decodeResumeToken(c.resumeToken!)).toEqual({ t: at, speed: 1, playing: false });
       // The slot is free at once, and the session resumes elsewhere where it was.
       const { rows } = await db.pool.query(
         `select count(*)::int as n from msr.session where id = $1 and closed_at is null and lease_until > now()`,
         [session],
       );
       expect(rows[0].n).toBe(0);
+      // As if the old server's last write of the position had not reached the database: the
+      // token still brings the session back where it was.
+      await db.pool.query(`update msr.session set position = $2 where id = $1`, [session, new Date(start)]);
       const elsewhere = await connect(second.port);
       const keyframe = keyframeDone(elsewhere);
-      await elsewhere.attach(session);
+      await elsewhere.attach(session, c.resumeToken);
       expect((await keyframe).t).toBe(at);
       expect(elsewhere.state).toEqual(expected(at));
       await elsewhere.close();
