@@ -16,5 +16,12 @@ export function createPool(url: string, size: number, log: Logger): pg.Pool {
   pool.on('error', (err: Error & { code?: string }) =>
     log.warn({ error: err.message, code: err.code }, 'idle database connection failed'),
   );
+  // A checked-out client between two queries has no such handler: its connection dropping would
+  // be an uncaught 'error' event. The next query on it fails and its holder handles that.
+  pool.on('connect', (client) =>
+    client.on('error', (err: Error & { code?: string }) =>
+      log.warn({ error: err.message, code: err.code }, 'database connection failed while in use'),
+    ),
+  );
   return pool;
 }

@@ -56,6 +56,7 @@ export class Ingest {
   private refreshTimer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
   private lag: number | undefined;
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
   private restarting: Promise<void> = Promise.resolve();
 
@@ -112,11 +113,16 @@ export class Ingest {
     }
   }
 
+  /**
+   * Finishes the batches being written (stored and their offsets committed: kafkajs skips commits
+   * once its consumer is stopping), starts no new write, then leaves the group.
+   */
   async stop(): Promise<void> {
     this.stopping.abort();
     clearInterval(this.refreshTimer);
     clearInterval(this.lagTimer);
     await this.restarting;
+    await Promise.allSettled([...this.inFlight]);
     await this.consumer?.disconnect();
     this.consumer = undefined;
     this.stateValue = 'stopped';
@@ -215,7 +221,11 @@ export class Ingest {
       // One partition's batch is written while the next is decoded: about 1.8x the events/s of
       // one at a time on 2 cores (npm run bench:ingest).
       partitionsConsumedConcurrently: this.config.concurrentPartitions,
-      eachBatch: (payload) => this.handleBatch(consumer, payload),
+      eachBatch: (payload) => {
+        const handling = this.handleBatch(consumer, payload);
+        this.inFlight.add(handling);
+        return handling.finally(() => this.inFlight.delete(handling));
+      },
     });
     this.log.info({ topics, groupId: this.config.groupId }, 'ingest consuming');
   }

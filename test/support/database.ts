@@ -48,6 +48,9 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
   }
   const url = adminUrl.replace(/\/postgres$/, `/${name}`);
   const pool = new pg.Pool({ connectionString: url, max: poolSize });
+  // As in server/db/pool.ts: a dropped connection (tests that stop the database) is not a crash.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return {
     url,
     pool,
