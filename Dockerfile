@@ -3,7 +3,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY server ./server
+COPY protocol ./protocol
 COPY sql ./sql
+COPY web ./web
 ENV HOST=0.0.0.0 PORT=8080 NODE_ENV=production
 EXPOSE 8080
 CMD ["node", "--import", "tsx", "server/main.ts"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages: Debian's Chromium (viewer test) and
-# docker-compose (compose.yml check), Kafka with Debezium from Maven Central, and k6 (built with Go).
+# docker-compose (compose.yml check), PostgreSQL 15 client tools (backup drill), Kafka with Debezium
+# from Maven Central, and k6 (built with Go).
 # Runs before `npm test` (pretest); does nothing when everything is already there.
 set -euo pipefail
 
@@ -22,6 +23,7 @@ apt_install() { # command package why
 
 apt_install chromium chromium 'for the viewer test'
 apt_install docker-compose docker-compose 'to validate compose.yml'
+apt_install pg_dump postgresql-client-15 'pg_dump and pg_restore for backup and recovery'
 
 # Apache Kafka, Kafka Connect and Debezium from Maven Central (cached; the tests start them).
 bash "$(dirname "$0")/ensure-kafka.sh" >/dev/null
