@@ -1,8 +1,9 @@
 // Benchmark: for the 24-hour demo city (2,000 entities) and a larger one (10,000 entities, same
 // day), the seed rate, the aggregate refresh, "state at T" against the naive DISTINCT ON query,
-// the raw pg-cursor read rate and the replay figures (replay-bench.ts), each in one run on a fresh
+// the naive server's scan-from-start state and OFFSET/LIMIT polling (naive-baseline.ts), the raw
+// pg-cursor read rate and the replay figures (replay-bench.ts), each in one run on a fresh
 // embedded PostgreSQL 15, so every ratio compares figures taken side by side.
-// Usage: npm run bench      (writes load/results/bench.{json,md})
+// Usage: npm run bench      (writes load/results/bench.{json,md,html})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
@@ -12,7 +13,9 @@ import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
+import { naivePollRate, naiveScanState } from './naive-baseline.js';
 import { percentile, replayBench, type ReplayFigures } from './replay-bench.js';
+import { htmlReport } from './report.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -28,13 +31,18 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   return performance.now() - started;
 }
 
-interface DatasetFigures {
+export interface DatasetFigures {
   name: string;
   seed: { events: number; ms: number; eventsPerSecond: number };
   aggregateRefreshMs: number;
   stateAtT: { entities: number; p50Ms: number; p95Ms: number };
   naiveDistinctOn: { p50Ms: number; p95Ms: number };
   rawCursor: { rows: number; rowsPerSecond: number };
+  /** The naive server: state at T by folding from the start; one session polling with OFFSET/LIMIT. */
+  naiveServer: {
+    scanState: { p50Ms: number; entities: number; rows: number };
+    poll: { rows: number; rowsPerSecond: number; lastPageMs: number };
+  };
   replay: ReplayFigures;
 }
 
@@ -98,6 +106,28 @@ async function benchDataset(name: string, city: CityModel): Promise<DatasetFigur
     });
     client.release();
 
+    const scans = [];
+    for (const t of times.slice(0, 3)) scans.push(await naiveScanState(pool, t));
+    const poll = await naivePollRate(pool, earliest, 200);
+    const naiveServer = {
+      scanState: {
+        p50Ms: Math.round(
+          percentile(
+            scans.map((s) => s.ms),
+            50,
+          ),
+        ),
+        entities: scans[0]!.entities,
+        rows: Math.round(
+          percentile(
+            scans.map((s) => s.rows),
+            50,
+          ),
+        ),
+      },
+      poll,
+    };
+
     const replay = await replayBench(database.url, earliest, latest);
     return {
       name,
@@ -110,6 +140,7 @@ async function benchDataset(name: string, city: CityModel): Promise<DatasetFigur
       },
       naiveDistinctOn: { p50Ms: Math.round(percentile(naive, 50)), p95Ms: Math.round(percentile(naive, 95)) },
       rawCursor: { rows, rowsPerSecond: Math.round((rows / cursorMs) * 1000) },
+      naiveServer,
       replay,
     };
   } finally {
@@ -137,6 +168,8 @@ function report(machine: string, results: DatasetFigures[]): string {
       `| entity_last_states refresh | ${r.aggregateRefreshMs} ms |`,
       `| state at T (${r.stateAtT.entities} entities, SQL), p50 / p95 | ${r.stateAtT.p50Ms} / ${r.stateAtT.p95Ms} ms |`,
       `| naive DISTINCT ON, p50 / p95 | ${r.naiveDistinctOn.p50Ms} / ${r.naiveDistinctOn.p95Ms} ms (${(r.naiveDistinctOn.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
+      `| naive server: state at T by folding from the start (${r.naiveServer.scanState.rows} rows), p50 | ${r.naiveServer.scanState.p50Ms} ms (${(r.naiveServer.scanState.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
+      `| naive server: one session polling OFFSET/LIMIT 1000, 200 pages | ${r.naiveServer.poll.rowsPerSecond} rows/s, last page ${r.naiveServer.poll.lastPageMs} ms (one connection per session) |`,
       `| raw pg-cursor read (all columns) | ${r.rawCursor.rows} rows at ${r.rawCursor.rowsPerSecond} rows/s |`,
       `| seek to first keyframe byte, p50 / p95 (WebSocket) | ${replay.seek.firstByteP50} / ${replay.seek.firstByteP95} ms |`,
       `| seek to complete keyframe, p50 / p95 | ${replay.seek.completeP50} / ${replay.seek.completeP95} ms |`,
@@ -166,4 +199,5 @@ await mkdir(RESULTS, { recursive: true });
 await writeFile(new URL('bench.json', RESULTS), `${JSON.stringify({ machine, results }, null, 2)}\n`);
 const md = report(machine, results);
 await writeFile(new URL('bench.md', RESULTS), md);
+await writeFile(new URL('bench.html', RESULTS), htmlReport(machine, results, md));
 process.stdout.write(`${md}\n`);

@@ -27,6 +27,8 @@ export interface ReplayFigures {
     completeP50: number;
     completeP95: number;
     entities: number;
+    /** Every seek's time to its complete keyframe (ms), for the distribution chart. */
+    completeSamples?: number[];
   };
   maxSpeed: { events: number; seconds: number; eventsPerSecond: number };
   concurrent: {
@@ -167,6 +169,7 @@ export async function replayBench(
         runs: complete.length,
         firstByteP50: Math.round(percentile(firstByte, 50)),
         firstByteP95: Math.round(percentile(firstByte, 95)),
+        completeSamples: complete.map((ms) => Math.round(ms)),
         completeP50: Math.round(percentile(complete, 50)),
         completeP95: Math.round(percentile(complete, 95)),
         entities,
