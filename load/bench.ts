@@ -183,6 +183,14 @@ function report(machine: string, results: DatasetFigures[]): string {
           `| ${c.sessions} | ${c.openSeconds} s | ${c.frames} | ${c.latenessP50} / ${c.latenessP99} ms | ${c.dbConnections} |`,
       ),
       '',
+      ...(replay.slowClients
+        ? [
+            `Slow clients: ${replay.slowClients.clients} sockets stopped reading while their sessions played at 100x for ${replay.slowClients.seconds} s: ` +
+              `${replay.slowClients.coalescedFrames} coalesced frames, RSS growth ${replay.slowClients.rssGrowthKbPerClient} KiB per client, ` +
+              `${replay.slowClients.closedTooSlow} closed with 4008 (too slow).`,
+            '',
+          ]
+        : []),
     );
   }
   return lines.join('\n');

@@ -5,13 +5,49 @@ import pg from 'pg';
 import WebSocket from 'ws';
 import { ReplayClient, type WebSocketLike } from '../protocol/client.js';
 import type { ServerMessage } from '../protocol/messages.js';
-import { createApp } from '../server/app.js';
+import { createApp, type App } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
 
 const factory = (url: string, protocols: string[]) =>
   new WebSocket(url, protocols) as unknown as WebSocketLike;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Clients whose sockets stop reading (the TCP receive side paused) while their sessions play at
+ * 100x: the server should coalesce, keep its memory bounded, and close them with 4008 in the end.
+ */
+async function slowClients(url: string, earliest: number, latest: number, app: App) {
+  const { metrics } = app;
+  const count = 20;
+  const seconds = 40; // past the 30 s stuck limit
+  const coalescedBefore = (await metrics.framesCoalesced.get()).values[0]?.value ?? 0;
+  global.gc?.();
+  const rssBefore = process.memoryUsage().rss;
+  const sockets = await Promise.all(
+    Array.from({ length: count }, (_, i) => {
+      const ws = new WebSocket(url, ['msr.v1.json']);
+      return new Promise<WebSocket>((resolve) =>
+        ws.on('open', () => {
+          const at = earliest + ((i + 1) / (count + 2)) * (latest - earliest - 3_600_000);
+          ws.send(JSON.stringify({ type: 'open', from: earliest, to: latest, at, speed: 100 }));
+          ws.send(JSON.stringify({ type: 'play' }));
+          // Stop reading: the kernel buffers fill, then the server's send buffer grows.
+          setTimeout(() => (ws as unknown as { _socket: { pause(): void } })._socket.pause(), 200);
+          resolve(ws);
+        }),
+      );
+    }),
+  );
+  await sleep(seconds * 1000);
+  const rssGrowthKbPerClient = Math.round((process.memoryUsage().rss - rssBefore) / 1024 / count);
+  const coalescedFrames = ((await metrics.framesCoalesced.get()).values[0]?.value ?? 0) - coalescedBefore;
+  // A socket stuck past the limit is closed with 4008 (its session stays, for a reattach).
+  const closedTooSlow = app.sessions.list().filter((s) => s.sinks.size === 0).length;
+  for (const ws of sockets) ws.terminate();
+  await sleep(500);
+  return { clients: count, seconds, coalescedFrames, rssGrowthKbPerClient, closedTooSlow };
+}
 
 export function percentile(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -40,6 +76,14 @@ export interface ReplayFigures {
     dbConnections: number;
   }[];
   memory: { idleSocketKb: number; playingSessionKb: number };
+  /** Clients that stop reading while their sessions play at 100x. */
+  slowClients?: {
+    clients: number;
+    seconds: number;
+    coalescedFrames: number;
+    rssGrowthKbPerClient: number;
+    closedTooSlow: number;
+  };
 }
 
 export async function replayBench(
@@ -114,7 +158,7 @@ export async function replayBench(
     // Concurrent 1x sessions: frame lateness against each session's clock.
     const concurrent: ReplayFigures['concurrent'] = [];
     let playingSessionKb = 0;
-    for (const count of [1, 10, 50, 100, 200]) {
+    for (const count of [1, 10, 50, 100, 200, 500]) {
       const rssBefore = process.memoryUsage().rss;
       const clients = await Promise.all(Array.from({ length: count }, () => connect()));
       const lateness: number[] = [];
@@ -181,6 +225,7 @@ export async function replayBench(
       },
       concurrent,
       memory: { idleSocketKb: Math.round(idleSocketKb), playingSessionKb: Math.round(playingSessionKb) },
+      slowClients: await slowClients(url, earliest, latest, app),
     };
   } finally {
     await admin.end();

@@ -112,6 +112,12 @@ export function htmlReport(machine: string, results: readonly DatasetFigures[], 
         : []),
     ];
     const xs = r.replay.concurrent.map((c) => c.sessions);
+    const slow = r.replay.slowClients;
+    const slowText = slow
+      ? `<p>Slow clients: ${slow.clients} sockets stopped reading while their sessions played at 100x for ${slow.seconds} s. ` +
+        `The server sent ${slow.coalescedFrames.toLocaleString('en')} coalesced frames, grew by ${slow.rssGrowthKbPerClient} KiB per client, ` +
+        `and closed ${slow.closedTooSlow} of them with 4008 after the 30 s limit.</p>`
+      : '';
     return `<h2>${escape(r.name)}</h2>
 ${barChart('Time to the state at T (lower is better)', 'ms', seekBars)}
 ${r.replay.seek.completeSamples ? histogram('Seek to complete keyframe over WebSocket: distribution', r.replay.seek.completeSamples) : ''}
@@ -124,6 +130,7 @@ ${lineChart('Database connections against concurrent sessions', 'sessions', 'con
   'MSR (fixed pool)': r.replay.concurrent.map((c) => c.dbConnections),
   'naive server (one per session)': xs,
 })}
+${slowText}
 ${barChart('Memory (RSS growth, server and clients in one process)', 'KiB', [
   { label: 'per idle socket', value: Math.max(0, r.replay.memory.idleSocketKb) },
   { label: 'per playing 1x session', value: r.replay.memory.playingSessionKb },

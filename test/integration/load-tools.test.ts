@@ -59,10 +59,20 @@ describe('benchmark tools', () => {
           { sessions: 200, openSeconds: 8, frames: 9000, latenessP50: 1, latenessP99: 30, dbConnections: 10 },
         ],
         memory: { idleSocketKb: 2, playingSessionKb: 573 },
+        slowClients: {
+          clients: 20,
+          seconds: 40,
+          coalescedFrames: 1234,
+          rssGrowthKbPerClient: 321,
+          closedTooSlow: 20,
+        },
       },
     } satisfies DatasetFigures;
     const html = htmlReport('2 cores', [figures], '| all | figures |');
     expect(html.match(/<svg/g)).toHaveLength(6);
+    expect(html).toContain(
+      'sent 1,234 coalesced frames, grew by 321 KiB per client, and closed 20 of them with 4008',
+    );
     for (const shown of [
       '4,321 ms',
       '6,543 ms',
