@@ -83,8 +83,11 @@ export async function startKafkaCluster(
       'auto.create.topics.enable': 'true',
     }),
   );
+  // In --cluster-id=<id> form: a base64url id may start with '-', which a separate argument cannot.
   const clusterId = randomBytes(16).toString('base64url');
-  await exited(java('kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', serverProps], 'format.log'));
+  await exited(
+    java('kafka.tools.StorageTool', ['format', `--cluster-id=${clusterId}`, '-c', serverProps], 'format.log'),
+  );
 
   const children: ChildProcess[] = [];
   const stop = async () => {
