@@ -4,7 +4,6 @@ import type { ClientMessage, ServerMessage } from '../../protocol/messages.js';
 import { usToMs } from './deltas.js';
 import { ReplayError } from './errors.js';
 import type { ReplaySession, SessionSink } from './session.js';
-import { mayUse } from '../auth/access.js';
 import { ANONYMOUS, type Principal } from '../auth/authenticator.js';
 import type { SessionManager } from './sessions.js';
 
@@ -66,10 +65,7 @@ export class ReplayConnection {
       const session =
         message.type === 'open'
           ? await this.manager.open(message, this.principal.subject)
-          : await this.manager.find(message.session, message.resume);
-      if (!mayUse(this.principal, session.spec)) {
-        throw new ReplayError(ErrorCode.FORBIDDEN, 'this session belongs to another user');
-      }
+          : await this.manager.find(message.session, this.principal, message.resume);
       this.session = session;
       session.attach(this.sink);
       const window = await this.manager.window();

@@ -108,6 +108,16 @@ export class SessionRegistry {
     ]);
   }
 
+  /** Who an active session belongs to, read without taking it over; null when there is none. */
+  async owners(id: string): Promise<{ owner: string | null; sharedWith: string[] } | null> {
+    const { rows } = await this.pool.query<{ owner: string | null; shared_with: string[] }>(
+      `select owner, shared_with from msr.session
+        where id = $1 and closed_at is null and lease_until > now() - $2 * interval '1 millisecond'`,
+      [id, this.leaseMs],
+    );
+    return rows[0] ? { owner: rows[0].owner, sharedWith: rows[0].shared_with } : null;
+  }
+
   /**
    * Takes over a session another server held (it shut down or crashed), so a client can resume it
    * here; null when there is no such active session.

@@ -1,5 +1,7 @@
 import { decodeResumeToken, resumeReason } from './resume.js';
 import type { Metrics } from '../metrics.js';
+import { mayUse } from '../auth/access.js';
+import type { Principal } from '../auth/authenticator.js';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
@@ -140,10 +142,17 @@ export class SessionManager {
   }
 
   /** This server's session, or one another server left behind (resumed here at its last position). */
-  async find(id: string, resumeToken?: string): Promise<ReplaySession> {
+  async find(id: string, principal: Principal, resumeToken?: string): Promise<ReplaySession> {
+    const forbidden = () => new ReplayError(ErrorCode.FORBIDDEN, 'this session belongs to another user');
     const local = this.sessions.get(id);
-    if (local) return local;
-    const adopted = await this.registry.adopt(id);
+    if (local) {
+      if (!mayUse(principal, local.spec)) throw forbidden();
+      return local;
+    }
+    // Ownership is checked before the take-over: a refused attach must not move the session here.
+    const owners = await this.registry.owners(id);
+    if (owners && !mayUse(principal, owners)) throw forbidden();
+    const adopted = owners && (await this.registry.adopt(id));
     if (!adopted) throw new ReplayError(ErrorCode.SESSION_NOT_FOUND, `no active session ${id}`);
     // The token says where the session stood when its server left, even if that server's last
     // write of the position did not reach the database; it stays inside the session's range.

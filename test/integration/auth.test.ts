@@ -34,6 +34,7 @@ describe('JWT authentication and session ownership', () => {
   let jwks: Server;
   let published: Key[];
   let key1: Key;
+  let env: Record<string, string>;
   const clients: ReplayClient[] = [];
 
   const token = async (
@@ -91,22 +92,20 @@ describe('JWT authentication and session ownership', () => {
     });
     await new Promise<void>((resolve) => jwks.listen(0, '127.0.0.1', resolve));
     db = await createTestDatabase();
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        PORT: '0',
-        DEMO: 'true',
-        DB_POOL_SIZE: '3',
-        MAX_ACTIVE_SESSIONS: '10',
-        AUTH_MODE: 'jwt',
-        AUTH_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
-        AUTH_ISSUER: ISSUER,
-        AUTH_AUDIENCE: AUDIENCE,
-        AUTH_CLOCK_TOLERANCE_S: '5',
-        AUTH_JWKS_COOLDOWN_MS: '0',
-      }),
-      { log: createLogger('silent'), demoHistoryMs: 10 * 60_000 },
-    );
+    env = {
+      DATABASE_URL: db.url,
+      PORT: '0',
+      DEMO: 'true',
+      DB_POOL_SIZE: '3',
+      MAX_ACTIVE_SESSIONS: '10',
+      AUTH_MODE: 'jwt',
+      AUTH_JWKS_URL: `http://127.0.0.1:${(jwks.address() as AddressInfo).port}/jwks`,
+      AUTH_ISSUER: ISSUER,
+      AUTH_AUDIENCE: AUDIENCE,
+      AUTH_CLOCK_TOLERANCE_S: '5',
+      AUTH_JWKS_COOLDOWN_MS: '0',
+    };
+    app = await createApp(loadConfig(env), { log: createLogger('silent'), demoHistoryMs: 10 * 60_000 });
     await demoLive(app);
   });
   afterAll(async () => {
@@ -203,6 +202,21 @@ describe('JWT authentication and session ownership', () => {
     });
     expect(bobDelete.status).toBe(403);
     expect((await bobDelete.json()).code).toBe('FORBIDDEN');
+
+    // On another server too, and the refused attach does not take the session over.
+    const other = await createApp(loadConfig({ ...env, DEMO: 'false' }), { log: createLogger('silent') });
+    try {
+      const bobThere = await connect(other.port, { token: await token('bob') });
+      clients.push(bobThere);
+      const there = await bobThere.attach(opened.session).catch((err: unknown) => err);
+      expect((there as ReplayRequestError).code).toBe('FORBIDDEN');
+      const { rows } = await db.pool.query(`select server_id from msr.session where id = $1`, [
+        opened.session,
+      ]);
+      expect(rows[0].server_id).toBe(app.sessions.serverId);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('lets only administrators ask for snapshots', async () => {
