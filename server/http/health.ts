@@ -67,7 +67,7 @@ export function healthRoutes({
             };
           } else checks.kafka = { ok: true, topics, ...(lag === undefined ? {} : { lag }) };
         }
-        if (maintenance) checks.snapshot = await snapshotFreshness(pool, maintenance);
+        if (maintenance) checks.snapshot = await check(() => snapshotFreshness(pool, maintenance));
         const ready = Object.values(checks).every((c) => c.ok);
         return json(ready ? 200 : 503, { ready, checks });
       },
@@ -76,34 +76,30 @@ export function healthRoutes({
 }
 
 async function snapshotFreshness(pool: Pool, maintenance: Maintenance): Promise<ReadinessCheck> {
-  try {
-    const { rows } = await pool.query<{ last_refresh: Date | null }>(
-      'select last_refresh from msr.snapshot_pointer',
-    );
-    const last = rows[0]?.last_refresh ?? null;
-    // Replay is exact without a snapshot (it starts from the beginning); only a failed first build counts.
-    if (last === null) {
-      return maintenance.settled
-        ? { ok: false, error: 'the earliest snapshot has never been built', lastRefresh: null }
-        : { ok: true, lastRefresh: null };
-    }
-    const ok = Date.now() - last.getTime() <= SNAPSHOT_MAX_AGE_MS;
-    return ok
-      ? { ok, lastRefresh: last.toISOString() }
-      : { ok, error: 'the earliest snapshot is older than 25 hours', lastRefresh: last.toISOString() };
-  } catch (err) {
-    return { ok: false, error: (err as Error).message };
+  const { rows } = await pool.query<{ last_refresh: Date | null }>(
+    'select last_refresh from msr.snapshot_pointer',
+  );
+  const last = rows[0]?.last_refresh ?? null;
+  // Replay is exact without a snapshot (it starts from the beginning); only a failed first build counts.
+  if (last === null) {
+    return maintenance.settled
+      ? { ok: false, error: 'the earliest snapshot has never been built', lastRefresh: null }
+      : { ok: true, lastRefresh: null };
   }
+  const ok = Date.now() - last.getTime() <= SNAPSHOT_MAX_AGE_MS;
+  return ok
+    ? { ok, lastRefresh: last.toISOString() }
+    : { ok, error: 'the earliest snapshot is older than 25 hours', lastRefresh: last.toISOString() };
 }
 
-async function check(probe: () => Promise<void>): Promise<ReadinessCheck> {
+/** Runs a probe with a deadline; a probe that throws or takes too long is a failed check. */
+async function check(probe: () => Promise<ReadinessCheck | void>): Promise<ReadinessCheck> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
   });
   try {
-    await Promise.race([probe(), timeout]);
-    return { ok: true };
+    return (await Promise.race([probe(), timeout])) ?? { ok: true };
   } catch (err) {
     return { ok: false, error: (err as Error).message };
   } finally {

@@ -13,6 +13,7 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeRecord } from './debezium.js';
 import { storeBatch } from './store.js';
+import { ingestTopics } from './topics.js';
 import type { FailedRecord, StoredChange } from './writer.js';
 
 export type IngestState = 'starting' | 'consuming' | 'retrying' | 'stopped' | 'failed';
@@ -129,14 +130,11 @@ export class Ingest {
   }
 
   private async matchingTopics(): Promise<string[]> {
-    if (this.config.topics) return [...this.config.topics];
+    if (this.config.topics) return ingestTopics([], this.config);
     const admin = this.kafka.admin();
     await admin.connect();
     try {
-      const pattern = this.config.topicPattern;
-      return (await admin.listTopics())
-        .filter((t) => !t.startsWith('__') && t !== this.config.signalTopic && pattern.test(t))
-        .sort();
+      return ingestTopics(await admin.listTopics(), this.config);
     } finally {
       await admin.disconnect();
     }

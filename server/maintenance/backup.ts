@@ -5,6 +5,7 @@ import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Config } from '../config.js';
+import { ingestTopics } from '../ingest/topics.js';
 
 const run = promisify(execFile);
 
@@ -89,11 +90,9 @@ async function committedOffsets(config: Config): Promise<BackupMetadata['kafka']
   const admin = kafkaClient(config).admin();
   await admin.connect();
   try {
-    // The ingest's topics (as it subscribes to them): an empty list would fetch none.
-    const names =
-      config.kafka.topics ??
-      (await admin.listTopics()).filter((t) => !t.startsWith('__') && config.kafka.topicPattern.test(t));
-    const topics = await admin.fetchOffsets({ groupId: config.kafka.groupId, topics: [...names] });
+    // The ingest's own topics: kafkajs fetches none for an empty list.
+    const names = ingestTopics(await admin.listTopics(), config.kafka);
+    const topics = await admin.fetchOffsets({ groupId: config.kafka.groupId, topics: names });
     const offsets = topics.flatMap(({ topic, partitions }) =>
       partitions.map((p) => ({ topic, partition: p.partition, offset: p.offset })),
     );

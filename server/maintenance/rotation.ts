@@ -37,6 +37,7 @@ export async function rotate(
   const client = await pool.connect();
   const started = performance.now();
   let locked = false;
+  let failure: Error | undefined;
   try {
     locked = (
       await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [MAINTENANCE_LOCK])
@@ -65,7 +66,10 @@ export async function rotate(
       const { rows } = await client.query<{ n: number }>('select msr.drop_events_before($1) as n', [
         pointer.cutoff_time,
       ]);
-      await client.query(`select msr.prepare_storage(current_date, current_date + 7)`).catch(() => undefined);
+      // Storage ahead is a convenience (rows of any day are accepted): a failure is told, not fatal.
+      await client
+        .query(`select msr.prepare_storage(current_date, current_date + 7)`)
+        .catch((err: unknown) => log.warn({ err }, 'could not prepare the next days of storage'));
       return rows[0]!.n;
     });
     const result: RotationResult = {
@@ -87,6 +91,7 @@ export async function rotate(
     );
     return result;
   } catch (err) {
+    failure = err as Error;
     metrics.maintenanceRuns.inc({ result: 'failed' });
     log.error({ err }, 'maintenance failed; the previous snapshot stays active');
     throw err;
@@ -94,6 +99,7 @@ export async function rotate(
     if (locked)
       await client.query('select pg_advisory_unlock($1)', [MAINTENANCE_LOCK]).catch(() => undefined);
     await client.query('reset lock_timeout').catch(() => undefined);
-    client.release();
+    // A failed run may have lost its connection: the pool drops it rather than lend it again.
+    client.release(failure);
   }
 }
