@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FrameMessage, KeyframeMessage } from '../../protocol/messages.js';
+import type { FrameMessage } from '../../protocol/messages.js';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { asClientKeys, connect } from '../support/replay.js';
+import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { referenceState, type HistoryEvent } from '../support/history.js';
 
 // Live-follow: a session whose range reaches past now keeps streaming new rows, each exactly once,
@@ -60,7 +60,7 @@ describe('live-follow', () => {
   it('streams new rows once, then corrects rows that arrive late', async () => {
     const c = await connect(app.port);
     const from = Date.now() - 50_000;
-    const keyframe = c.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last);
+    const keyframe = keyframeDone(c);
     await c.open({ from, to: Date.now() + 3_600_000, at: from, speed: 'max' });
     await keyframe;
     const frames: FrameMessage[] = [];

@@ -15,7 +15,7 @@ import {
   referenceState,
   type HistoryEvent,
 } from '../support/history.js';
-import { asClientKeys, connect } from '../support/replay.js';
+import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 
 // The replay contract end to end over real WebSockets: after every keyframe and every frame the
 // client's state equals the state computed independently from the raw rows.
@@ -69,8 +69,6 @@ describe('replay over WebSocket', () => {
     return c;
   };
   const expected = (t: number) => asClientKeys(referenceState(events, t));
-  const keyframeDone = (c: ReplayClient) =>
-    c.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last);
 
   /** Plays to the end of the range, checking the state after every frame; returns the frame count. */
   const playChecked = async (c: ReplayClient) => {

@@ -2,7 +2,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReplayClient } from '../../protocol/client.js';
 import { CloseCode } from '../../protocol/codes.js';
-import type { KeyframeMessage, Speed } from '../../protocol/messages.js';
+import type { Speed } from '../../protocol/messages.js';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
@@ -12,7 +12,7 @@ import { until } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../support/history.js';
 import { startServerProcess } from '../support/process.js';
-import { asClientKeys, connect } from '../support/replay.js';
+import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 
 const log = createLogger('silent');
 const HOUR = 3_600_000;
@@ -53,8 +53,6 @@ describe('sessions under load, slow clients and across servers', () => {
     return c;
   };
   const expected = (t: number) => asClientKeys(referenceState(events, t));
-  const keyframeDone = (c: ReplayClient) =>
-    c.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last);
 
   it('plays 50 sessions at different speeds at once, each exact, on a fixed pool', async () => {
     const speeds: Speed[] = [1, 10, 60, 300, 1000, -60, -300, 'max', '-max', 0.5];
@@ -94,7 +92,7 @@ describe('sessions under load, slow clients and across servers', () => {
     expect(b.state).toEqual(expected(start + HOUR));
 
     // The server drops a's socket as it would when shutting down: a reconnects and attaches.
-    const resumed = a.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last, 10_000);
+    const resumed = keyframeDone(a, 10_000);
     const live = app.sessions.local(session)!;
     const [sink] = [...live.sinks];
     sink!.close(CloseCode.GOING_AWAY, 'test');

@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { ReplayClient, type ReplayClientOptions, type WebSocketLike } from '../../protocol/client.js';
+import type { KeyframeMessage } from '../../protocol/messages.js';
 
 export const wsFactory = (url: string, protocols: string[]) =>
   new WebSocket(url, protocols) as unknown as WebSocketLike;
@@ -16,4 +17,9 @@ export function asClientKeys(reference: Map<string, unknown>): Map<string, unkno
       return [`${schema}.${table}|${id}`, value];
     }),
   );
+}
+
+/** Resolves with the last part of the client's next complete keyframe. */
+export function keyframeDone(c: ReplayClient, timeoutMs?: number): Promise<KeyframeMessage> {
+  return c.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last, timeoutMs);
 }
