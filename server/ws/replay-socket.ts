@@ -6,7 +6,7 @@ import {
   type ServerMessage,
   type Subprotocol,
 } from '../../protocol/messages.js';
-import { CloseCode } from '../../protocol/codes.js';
+import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { AuthError, tokenOf, type Authenticator, type Principal } from '../auth/authenticator.js';
 import type { Metrics } from '../metrics.js';
 import { ReplayConnection } from '../replay/connection.js';
@@ -115,7 +115,9 @@ export function registerReplaySocket(
         (err: unknown) => {
           // Upgraded, then closed with the reason: browsers cannot read a refused upgrade's status.
           const refused =
-            err instanceof AuthError ? err : new AuthError('AUTH_UNAVAILABLE', (err as Error).message, 503);
+            err instanceof AuthError
+              ? err
+              : new AuthError(ErrorCode.AUTH_UNAVAILABLE, (err as Error).message, 503);
           upgrade({ subprotocol, refused });
         },
       );
