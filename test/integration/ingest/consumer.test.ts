@@ -219,18 +219,24 @@ describe('ingest from Kafka', () => {
       KAFKA_MAX_BATCH_BYTES: '16384',
       LOG_LEVEL: 'info',
     });
-    await server.port();
-    const partway = await until(
-      'part of the backlog stored',
-      async () => {
-        const n = await countEvents(db, prefix);
-        return n > 0 && n;
-      },
-      60_000,
-      20,
-    );
-    server.child.kill('SIGTERM');
-    expect(await server.exited).toBe(0);
+    let partway: number;
+    try {
+      await server.port();
+      partway = await until(
+        'part of the backlog stored',
+        async () => {
+          const n = await countEvents(db, prefix);
+          return n > 0 && n;
+        },
+        60_000,
+        20,
+      );
+      server.child.kill('SIGTERM');
+      expect(await server.exited).toBe(0);
+    } finally {
+      // A test that fails before the stop must not leave the server running.
+      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+    }
     const atStop = await countEvents(db, prefix);
     expect(partway).toBeLessThan(events.length);
     // The batch in flight was finished and committed: each partition's committed offset is just
