@@ -14,8 +14,11 @@ import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
 import { naivePollRate, naiveScanState } from './naive-baseline.js';
-import { percentile, replayBench, type ReplayFigures } from './replay-bench.js';
+import { kafkaStateAt, loadTopics } from './kafka-baseline.js';
+import { percentile } from './percentile.js';
+import { replayBench, type ReplayFigures } from './replay-bench.js';
 import { htmlReport } from './report.js';
+import { startKafkaCluster } from '../test/support/kafka-cluster.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -43,10 +46,27 @@ export interface DatasetFigures {
     scanState: { p50Ms: number; entities: number; rows: number };
     poll: { rows: number; rowsPerSecond: number; lastPageMs: number };
   };
+  /** Baseline (c): state at T folded straight from the Kafka change topics. */
+  kafka?: {
+    records: number;
+    megabytes: number;
+    produceMs: number;
+    p50Ms: number;
+    foldP50Ms: number;
+    recordsP50: number;
+    recordsPerSecond: number;
+    /** Entities at each fold time: ours (SQL) and Kafka's fold; they must agree. */
+    entities: { ours: number; kafka: number }[];
+  };
   replay: ReplayFigures;
 }
 
-async function benchDataset(name: string, city: CityModel): Promise<DatasetFigures> {
+async function benchDataset(
+  name: string,
+  city: CityModel,
+  brokers: string[],
+  topicPrefix: string,
+): Promise<DatasetFigures> {
   const dir = await mkdtemp(path.join(tmpdir(), 'msr-bench-'));
   const database = await startEmbeddedDatabase(dir, 0, log);
   const pool = createPool(database.url, 4, log);
@@ -79,7 +99,11 @@ async function benchDataset(name: string, city: CityModel): Promise<DatasetFigur
       );
     }
     const naive: number[] = [];
-    for (const t of times.slice(0, 5)) {
+    // The baselines that read every event up to T run at fixed points of the day (a quarter, half and
+    // three quarters in); the naive DISTINCT ON at five; ours at the 30 spread times above.
+    const at = (fraction: number) => Math.round(earliest + fraction * (latest - earliest));
+    const foldTimes = [0.25, 0.5, 0.75].map(at);
+    for (const t of [0.1, 0.3, 0.5, 0.7, 0.9].map(at)) {
       naive.push(
         await timed(() =>
           pool.query(
@@ -107,7 +131,7 @@ async function benchDataset(name: string, city: CityModel): Promise<DatasetFigur
     client.release();
 
     const scans = [];
-    for (const t of times.slice(0, 3)) scans.push(await naiveScanState(pool, t));
+    for (const t of foldTimes) scans.push(await naiveScanState(pool, t));
     const poll = await naivePollRate(pool, earliest, 200);
     const naiveServer = {
       scanState: {
@@ -117,7 +141,7 @@ async function benchDataset(name: string, city: CityModel): Promise<DatasetFigur
             50,
           ),
         ),
-        entities: scans[0]!.entities,
+        entities: scans[1]!.entities,
         rows: Math.round(
           percentile(
             scans.map((s) => s.rows),
@@ -126,6 +150,30 @@ async function benchDataset(name: string, city: CityModel): Promise<DatasetFigur
         ),
       },
       poll,
+    };
+
+    const loaded = await loadTopics(pool, brokers, topicPrefix);
+    const folds = [];
+    const agreement = [];
+    for (const t of foldTimes) {
+      const fold = await kafkaStateAt(brokers, loaded.topics, t);
+      folds.push(fold);
+      const { rows } = await pool.query<{ n: number }>(
+        `select count(*)::int as n from msr.entity_states_at(to_timestamp($1 / 1000.0))`,
+        [t],
+      );
+      agreement.push({ ours: rows[0]!.n, kafka: fold.entities });
+    }
+    const median = (values: number[]) => Math.round(percentile(values, 50));
+    const kafka = {
+      records: loaded.records,
+      megabytes: loaded.megabytes,
+      produceMs: loaded.ms,
+      p50Ms: median(folds.map((f) => f.ms)),
+      foldP50Ms: median(folds.map((f) => f.foldMs)),
+      recordsP50: median(folds.map((f) => f.records)),
+      recordsPerSecond: median(folds.map((f) => (f.records / f.foldMs) * 1000)),
+      entities: agreement,
     };
 
     const replay = await replayBench(database.url, earliest, latest);
@@ -141,6 +189,7 @@ async function benchDataset(name: string, city: CityModel): Promise<DatasetFigur
       naiveDistinctOn: { p50Ms: Math.round(percentile(naive, 50)), p95Ms: Math.round(percentile(naive, 95)) },
       rawCursor: { rows, rowsPerSecond: Math.round((rows / cursorMs) * 1000) },
       naiveServer,
+      kafka,
       replay,
     };
   } finally {
@@ -154,7 +203,9 @@ function report(machine: string, results: DatasetFigures[]): string {
   const lines = [
     '# MSR benchmark',
     '',
-    `Machine: ${machine}. Clients run in the same process as the server.`,
+    `Machine: ${machine}. The seek and max-speed client (one socket) runs in the benchmark's process with the server; ` +
+      'the 1x session matrix, the idle sockets and the slow clients run in a Node process of their own. ' +
+      'Memory is the server process after a forced GC.',
     '',
   ];
   for (const r of results) {
@@ -170,23 +221,41 @@ function report(machine: string, results: DatasetFigures[]): string {
       `| naive DISTINCT ON, p50 / p95 | ${r.naiveDistinctOn.p50Ms} / ${r.naiveDistinctOn.p95Ms} ms (${(r.naiveDistinctOn.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
       `| naive server: state at T by folding from the start (${r.naiveServer.scanState.rows} rows), p50 | ${r.naiveServer.scanState.p50Ms} ms (${(r.naiveServer.scanState.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
       `| naive server: one session polling OFFSET/LIMIT 1000, 200 pages | ${r.naiveServer.poll.rowsPerSecond} rows/s, last page ${r.naiveServer.poll.lastPageMs} ms (one connection per session) |`,
+      ...(r.kafka
+        ? [
+            `| Kafka: state at T by folding the change topics from the start (${r.kafka.recordsP50} records), p50 | ${r.kafka.p50Ms} ms with consumer start and group join, the fold alone ${r.kafka.foldP50Ms} ms at ${r.kafka.recordsPerSecond} records/s (${(r.kafka.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
+            `| Kafka: the change topics | ${r.kafka.records} records, ${r.kafka.megabytes} MiB of schemaless Debezium JSON, produced in ${r.kafka.produceMs} ms |`,
+            `| entities at the fold times, ours / Kafka's fold | ${r.kafka.entities.map((e) => `${e.ours} / ${e.kafka}`).join(', ')} |`,
+          ]
+        : []),
       `| raw pg-cursor read (all columns) | ${r.rawCursor.rows} rows at ${r.rawCursor.rowsPerSecond} rows/s |`,
       `| seek to first keyframe byte, p50 / p95 (WebSocket) | ${replay.seek.firstByteP50} / ${replay.seek.firstByteP95} ms |`,
       `| seek to complete keyframe, p50 / p95 | ${replay.seek.completeP50} / ${replay.seek.completeP95} ms |`,
       `| one session at max speed | ${replay.maxSpeed.eventsPerSecond} events/s (${Math.round((replay.maxSpeed.eventsPerSecond / r.rawCursor.rowsPerSecond) * 100)} % of the raw cursor) |`,
-      `| RSS growth per idle socket / per playing 1x session (server and client together) | ${replay.memory.idleSocketKb} / ${replay.memory.playingSessionKb} KiB |`,
+      `| server RSS growth per idle socket / per playing 1x session (after GC) | ${replay.memory.idleSocketKb} / ${replay.memory.playingSessionKb} KiB (JS heap per session ${replay.memory.playingSessionHeapKb ?? '?'} KiB) |`,
       '',
-      '| 1x sessions | all opened in | frames in 10 s | lateness p50 / p99 | database connections |',
-      '| --- | --- | --- | --- | --- |',
+      '| 1x sessions | all opened in | frames in 10 s | lateness p50 / p99 | database connections | CPU: server / its PostgreSQL backends / clients (% of a core) |',
+      '| --- | --- | --- | --- | --- | --- |',
       ...replay.concurrent.map(
         (c) =>
-          `| ${c.sessions} | ${c.openSeconds} s | ${c.frames} | ${c.latenessP50} / ${c.latenessP99} ms | ${c.dbConnections} |`,
+          `| ${c.sessions} | ${c.openSeconds} s | ${c.frames} | ${c.latenessP50} / ${c.latenessP99} ms | ${c.dbConnections} | ${c.serverCpuPct ?? '?'} / ${c.databaseCpuPct ?? '?'} / ${c.clientsCpuPct ?? '?'} |`,
       ),
       '',
+      ...(replay.profile500
+        ? [
+            `Where the server's time goes with 500 playing sessions (a second 500-session run, CPU-profiled for 10 s; lateness p50 / p99 ${replay.profile500.latenessP50} / ${replay.profile500.latenessP99} ms), self time:`,
+            '',
+            '| function | self time |',
+            '| --- | --- |',
+            ...replay.profile500.hot.map((h) => `| ${h.name.replace(/\|/g, '\\|')} | ${h.selfPct} % |`),
+            '',
+          ]
+        : []),
       ...(replay.slowClients
         ? [
             `Slow clients: ${replay.slowClients.clients} sockets stopped reading while their sessions played at 100x for ${replay.slowClients.seconds} s: ` +
-              `${replay.slowClients.coalescedFrames} coalesced frames, RSS growth ${replay.slowClients.rssGrowthKbPerClient} KiB per client, ` +
+              `${replay.slowClients.coalescedFrames} coalesced frames, server RSS growth at the peak ${replay.slowClients.rssGrowthKbPerClient} KiB per client ` +
+              `(JS heap ${replay.slowClients.heapGrowthKbPerClient ?? '?'} KiB; ${replay.slowClients.rssAfterCloseKbPerClient ?? '?'} KiB after they were closed), ` +
               `${replay.slowClients.closedTooSlow} closed with 4008 (too slow).`,
             '',
           ]
@@ -199,9 +268,16 @@ function report(machine: string, results: DatasetFigures[]): string {
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15`;
 const only = process.argv[2];
 const results: DatasetFigures[] = [];
-for (const dataset of DATASETS) {
-  if (only && !dataset.name.startsWith(only)) continue;
-  results.push(await benchDataset(dataset.name, dataset.city));
+const kafkaDir = await mkdtemp(path.join(tmpdir(), 'msr-bench-kafka-'));
+const cluster = await startKafkaCluster(kafkaDir, { connect: false });
+try {
+  for (const [i, dataset] of DATASETS.entries()) {
+    if (only && !dataset.name.startsWith(only)) continue;
+    results.push(await benchDataset(dataset.name, dataset.city, cluster.brokers, `bench${i}.`));
+  }
+} finally {
+  await cluster.stop();
+  await rm(kafkaDir, { recursive: true, force: true });
 }
 await mkdir(RESULTS, { recursive: true });
 await writeFile(new URL('bench.json', RESULTS), `${JSON.stringify({ machine, results }, null, 2)}\n`);

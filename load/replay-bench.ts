@@ -4,14 +4,25 @@
 import pg from 'pg';
 import WebSocket from 'ws';
 import { ReplayClient, type WebSocketLike } from '../protocol/client.js';
-import type { ServerMessage } from '../protocol/messages.js';
 import { createApp, type App } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
+import { ClientProcess } from './client-process.js';
+import { cpuWindow } from './cpu-usage.js';
+import { percentile } from './percentile.js';
+import { profiled, type HotFunction } from './profile.js';
 
 const factory = (url: string, protocols: string[]) =>
   new WebSocket(url, protocols) as unknown as WebSocketLike;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The server's memory after a full collection (the bench runs with --expose-gc), in KiB. */
+function settledMemoryKb(): { rss: number; heap: number } {
+  global.gc?.();
+  global.gc?.();
+  const m = process.memoryUsage();
+  return { rss: m.rss / 1024, heap: (m.heapUsed + m.external) / 1024 };
+}
 
 /**
  * Clients whose sockets stop reading (the TCP receive side paused) while their sessions play at
@@ -22,37 +33,27 @@ async function slowClients(url: string, earliest: number, latest: number, app: A
   const count = 20;
   const seconds = 40; // past the 30 s stuck limit
   const coalescedBefore = (await metrics.framesCoalesced.get()).values[0]?.value ?? 0;
-  global.gc?.();
-  const rssBefore = process.memoryUsage().rss;
-  const sockets = await Promise.all(
-    Array.from({ length: count }, (_, i) => {
-      const ws = new WebSocket(url, ['msr.v1.json']);
-      return new Promise<WebSocket>((resolve) =>
-        ws.on('open', () => {
-          const at = earliest + ((i + 1) / (count + 2)) * (latest - earliest - 3_600_000);
-          ws.send(JSON.stringify({ type: 'open', from: earliest, to: latest, at, speed: 100 }));
-          ws.send(JSON.stringify({ type: 'play' }));
-          // Stop reading: the kernel buffers fill, then the server's send buffer grows.
-          setTimeout(() => (ws as unknown as { _socket: { pause(): void } })._socket.pause(), 200);
-          resolve(ws);
-        }),
-      );
-    }),
-  );
-  await sleep(seconds * 1000);
-  const rssGrowthKbPerClient = Math.round((process.memoryUsage().rss - rssBefore) / 1024 / count);
+  const before = settledMemoryKb();
+  const clients = await ClientProcess.start({ url, mode: 'slow', count, earliest, latest });
+  // The peak comes before the stuck sockets are closed.
+  await sleep(25_000);
+  const peak = settledMemoryKb();
+  await sleep((seconds - 25) * 1000);
   const coalescedFrames = ((await metrics.framesCoalesced.get()).values[0]?.value ?? 0) - coalescedBefore;
   // A socket stuck past the limit is closed with 4008 (its session stays, for a reattach).
   const closedTooSlow = app.sessions.list().filter((s) => s.sinks.size === 0).length;
-  for (const ws of sockets) ws.terminate();
+  const after = settledMemoryKb();
+  await clients.finish();
   await sleep(500);
-  return { clients: count, seconds, coalescedFrames, rssGrowthKbPerClient, closedTooSlow };
-}
-
-export function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return {
+    clients: count,
+    seconds,
+    coalescedFrames,
+    rssGrowthKbPerClient: Math.round((peak.rss - before.rss) / count),
+    heapGrowthKbPerClient: Math.round((peak.heap - before.heap) / count),
+    rssAfterCloseKbPerClient: Math.round((after.rss - before.rss) / count),
+    closedTooSlow,
+  };
 }
 
 export interface ReplayFigures {
@@ -74,14 +75,23 @@ export interface ReplayFigures {
     latenessP50: number;
     latenessP99: number;
     dbConnections: number;
+    /** CPU over the 10 s window, percent of one core (the machine has cpus().length cores). */
+    serverCpuPct?: number;
+    databaseCpuPct?: number;
+    clientsCpuPct?: number;
   }[];
-  memory: { idleSocketKb: number; playingSessionKb: number };
+  /** 500 sessions again with the server's CPU profiled: the functions with the most self time. */
+  profile500?: { latenessP50: number; latenessP99: number; hot: HotFunction[] };
+  /** Server memory (RSS; JS heap + external) after a full collection, with the clients elsewhere. */
+  memory: { idleSocketKb: number; playingSessionKb: number; playingSessionHeapKb?: number };
   /** Clients that stop reading while their sessions play at 100x. */
   slowClients?: {
     clients: number;
     seconds: number;
     coalescedFrames: number;
     rssGrowthKbPerClient: number;
+    heapGrowthKbPerClient?: number;
+    rssAfterCloseKbPerClient?: number;
     closedTooSlow: number;
   };
 }
@@ -104,10 +114,18 @@ export async function replayBench(
     { log },
   );
   const url = `ws://127.0.0.1:${app.port}/v1/replay`;
-  // The clients run in this process too: they skip schema checks so that they cost the server little.
+  // The seek and max-speed client (one socket) runs in this process, without schema checks so that
+  // it costs the server little; the many-session matrix runs its clients in a process of their own.
   const connect = () =>
     ReplayClient.connect(url, { webSocket: factory, requestTimeoutMs: 120_000, validate: false });
   const admin = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  /** The server's PostgreSQL backends (its pool's connections). */
+  const serverBackends = async () =>
+    (
+      await admin.query<{ pid: number }>(
+        `select pid from pg_stat_activity where datname = current_database() and application_name = 'msr'`,
+      )
+    ).rows.map((r) => r.pid);
   try {
     // Seek latency: first keyframe byte and complete keyframe.
     const client = await connect();
@@ -146,69 +164,55 @@ export async function replayBench(
     await client.close();
     client.disconnect();
 
-    // Memory per idle socket.
-    global.gc?.();
-    const before = process.memoryUsage().rss;
-    const idle = await Promise.all(Array.from({ length: 200 }, () => connect()));
+    // Memory per idle socket and per playing session, measured on the server alone: the clients
+    // run in a process of their own (load/session-clients.ts).
+    const quiet = settledMemoryKb();
+    const idle = await ClientProcess.start({ url, mode: 'idle', count: 200, earliest, latest });
     await sleep(500);
-    const idleSocketKb = (process.memoryUsage().rss - before) / 1024 / 200;
-    for (const c of idle) c.disconnect();
+    const idleSocketKb = (settledMemoryKb().rss - quiet.rss) / 200;
+    await idle.finish();
     await sleep(500);
 
     // Concurrent 1x sessions: frame lateness against each session's clock.
     const concurrent: ReplayFigures['concurrent'] = [];
-    let playingSessionKb = 0;
+    let playing = { rssKb: 0, heapKb: 0 };
     for (const count of [1, 10, 50, 100, 200, 500]) {
-      const rssBefore = process.memoryUsage().rss;
-      const clients = await Promise.all(Array.from({ length: count }, () => connect()));
-      const lateness: number[] = [];
-      let frames = 0;
-      // Sessions arrive in waves of 25 (every keyframe is a full state query); the time to get them
-      // all opened is reported separately from the steady-state lateness.
-      const openStarted = performance.now();
-      for (let first = 0; first < clients.length; first += 25) {
-        await Promise.all(
-          clients.slice(first, first + 25).map(async (c, k) => {
-            const i = first + k;
-            const at = Math.round(earliest + (((i * 104729) % 997) / 997) * (latest - earliest - 3_600_000));
-            await c.open({ from: earliest, to: latest, at, speed: 1 });
-            await c.waitFor((m) => m.type === 'keyframe' && m.last, 300_000);
-          }),
-        );
-      }
-      const openMs = performance.now() - openStarted;
-      await Promise.all(
-        clients.map(async (c) => {
-          let origin: { wall: number; t: number } | undefined;
-          c.on((m: ServerMessage) => {
-            if (m.type === 'clock' && m.playing && !origin) origin = { wall: Date.now(), t: m.t };
-            if (m.type === 'frame' && origin) {
-              frames += 1;
-              lateness.push(Date.now() - (origin.wall + (m.t - origin.t)));
-            }
-          });
-          await c.play();
-        }),
-      );
+      const before = settledMemoryKb();
+      const clients = await ClientProcess.start({ url, mode: 'play', count, earliest, latest });
+      const backends = await serverBackends();
+      const cpu = await cpuWindow(backends);
       await sleep(10_000);
-      const { rows } = await admin.query(
-        `select count(*)::int as n from pg_stat_activity where datname = current_database() and application_name = 'msr'`,
-      );
-      if (count === 200) playingSessionKb = (process.memoryUsage().rss - rssBefore) / 1024 / count;
+      const shares = await cpu();
+      if (count === 200) {
+        const during = settledMemoryKb();
+        playing = {
+          rssKb: Math.round((during.rss - before.rss) / count),
+          heapKb: Math.round((during.heap - before.heap) / count),
+        };
+      }
+      const done = await clients.finish();
       concurrent.push({
         sessions: count,
-        openSeconds: Math.round(openMs / 100) / 10,
-        frames,
-        latenessP50: Math.round(percentile(lateness, 50)),
-        latenessP99: Math.round(percentile(lateness, 99)),
-        dbConnections: rows[0].n,
+        openSeconds: Math.round(clients.ready.openMs / 100) / 10,
+        frames: done.frames,
+        latenessP50: done.latenessP50,
+        latenessP99: done.latenessP99,
+        dbConnections: backends.length,
+        serverCpuPct: shares.serverPct,
+        databaseCpuPct: shares.databasePct,
+        clientsCpuPct: done.cpuPct,
       });
-      await Promise.all(clients.map((c) => c.close()));
-      for (const c of clients) c.disconnect();
       await sleep(500);
     }
 
+    // Where the time goes in the heaviest step: 500 sessions again, with the server profiled.
+    const heavy = await ClientProcess.start({ url, mode: 'play', count: 500, earliest, latest });
+    const { hot } = await profiled(() => sleep(10_000));
+    const heavyDone = await heavy.finish();
+    const profile500 = { latenessP50: heavyDone.latenessP50, latenessP99: heavyDone.latenessP99, hot };
+
     return {
+      profile500,
       seek: {
         runs: complete.length,
         firstByteP50: Math.round(percentile(firstByte, 50)),
@@ -224,7 +228,11 @@ export async function replayBench(
         eventsPerSecond: Math.round(events / seconds),
       },
       concurrent,
-      memory: { idleSocketKb: Math.round(idleSocketKb), playingSessionKb: Math.round(playingSessionKb) },
+      memory: {
+        idleSocketKb: Math.round(idleSocketKb),
+        playingSessionKb: playing.rssKb,
+        playingSessionHeapKb: playing.heapKb,
+      },
       slowClients: await slowClients(url, earliest, latest, app),
     };
   } finally {

@@ -103,6 +103,7 @@ export function htmlReport(machine: string, results: readonly DatasetFigures[], 
       ...(r.naiveServer
         ? [{ label: 'naive server: fold from the start, p50', value: r.naiveServer.scanState.p50Ms }]
         : []),
+      ...(r.kafka ? [{ label: 'Kafka: fold the change topics, p50', value: r.kafka.p50Ms }] : []),
     ];
     const throughput: Bar[] = [
       { label: 'MSR: one session at max speed', value: r.replay.maxSpeed.eventsPerSecond },
@@ -110,12 +111,13 @@ export function htmlReport(machine: string, results: readonly DatasetFigures[], 
       ...(r.naiveServer
         ? [{ label: 'naive server: OFFSET/LIMIT polling', value: r.naiveServer.poll.rowsPerSecond }]
         : []),
+      ...(r.kafka ? [{ label: 'Kafka consumer folding records', value: r.kafka.recordsPerSecond }] : []),
     ];
     const xs = r.replay.concurrent.map((c) => c.sessions);
     const slow = r.replay.slowClients;
     const slowText = slow
       ? `<p>Slow clients: ${slow.clients} sockets stopped reading while their sessions played at 100x for ${slow.seconds} s. ` +
-        `The server sent ${slow.coalescedFrames.toLocaleString('en')} coalesced frames, grew by ${slow.rssGrowthKbPerClient} KiB per client, ` +
+        `The server sent ${slow.coalescedFrames.toLocaleString('en')} coalesced frames, grew by ${slow.rssGrowthKbPerClient} KiB per client (RSS at the peak, after GC), ` +
         `and closed ${slow.closedTooSlow} of them with 4008 after the 30 s limit.</p>`
       : '';
     return `<h2>${escape(r.name)}</h2>
@@ -126,14 +128,35 @@ ${lineChart('Frame lateness against concurrent 1x sessions', 'sessions', 'ms', x
   'lateness p50': r.replay.concurrent.map((c) => c.latenessP50),
   'lateness p99': r.replay.concurrent.map((c) => c.latenessP99),
 })}
+${
+  r.replay.concurrent.every((c) => c.serverCpuPct !== undefined)
+    ? lineChart('CPU against concurrent 1x sessions (% of one core)', 'sessions', '%', xs, {
+        server: r.replay.concurrent.map((c) => c.serverCpuPct ?? 0),
+        'its PostgreSQL backends': r.replay.concurrent.map((c) => c.databaseCpuPct ?? 0),
+        'clients (own process)': r.replay.concurrent.map((c) => c.clientsCpuPct ?? 0),
+      })
+    : ''
+}
+${
+  r.replay.profile500
+    ? barChart(
+        'Server self time by function, 500 playing sessions',
+        '%',
+        r.replay.profile500.hot.slice(0, 10).map((h) => ({ label: h.name.slice(0, 45), value: h.selfPct })),
+      )
+    : ''
+}
 ${lineChart('Database connections against concurrent sessions', 'sessions', 'connections', xs, {
   'MSR (fixed pool)': r.replay.concurrent.map((c) => c.dbConnections),
   'naive server (one per session)': xs,
 })}
 ${slowText}
-${barChart('Memory (RSS growth, server and clients in one process)', 'KiB', [
-  { label: 'per idle socket', value: Math.max(0, r.replay.memory.idleSocketKb) },
-  { label: 'per playing 1x session', value: r.replay.memory.playingSessionKb },
+${barChart('Server memory growth after GC (clients in their own process)', 'KiB', [
+  { label: 'RSS per idle socket', value: Math.max(0, r.replay.memory.idleSocketKb) },
+  { label: 'RSS per playing 1x session', value: r.replay.memory.playingSessionKb },
+  ...(r.replay.memory.playingSessionHeapKb !== undefined
+    ? [{ label: 'JS heap per playing 1x session', value: Math.max(0, r.replay.memory.playingSessionHeapKb) }]
+    : []),
 ])}`;
   });
   return `<!doctype html>

@@ -1,9 +1,10 @@
 import type { Pool } from 'pg';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { Change, ServerMessage, Speed } from '../../protocol/messages.js';
-import { readDeltas, usToMs, type Micros } from './deltas.js';
+import { readDeltas, usToMs, type DeltaWindow, type Micros } from './deltas.js';
 import { readKeyframe, type EntityFilter, type KeyframeEntity } from './keyframe.js';
 import { LiveEdge } from './live.js';
+import { ReadAhead } from './read-ahead.js';
 
 /** A live session trails the wall clock by this much, so rows still being ingested are not outrun. */
 export const LIVE_DELAY_MS = 1_000;
@@ -25,6 +26,8 @@ export interface SessionOutput {
 export interface PlayerLimits {
   /** Wall time between two frames at a finite speed. */
   readonly tickMs: number;
+  /** Wall time of replay a paced session reads ahead of its clock (read again at half). */
+  readonly readAheadMs: number;
   /** Events read ahead at most per window (bounded read-ahead). */
   readonly maxEventsPerRead: number;
   /** Buffered bytes over which frames are coalesced. */
@@ -40,6 +43,7 @@ export interface PlayerLimits {
 
 export const DEFAULT_LIMITS: PlayerLimits = {
   tickMs: 100,
+  readAheadMs: 2000,
   maxEventsPerRead: 2000,
   highWaterBytes: 1024 * 1024,
   lowWaterBytes: 256 * 1024,
@@ -202,11 +206,13 @@ export class Player {
     let lastWall = Date.now();
     let clockWall = lastWall;
     let clockPosition = this.position;
+    let ahead: ReadAhead | undefined;
     while (!signal.aborted && this.playing && !this.closed) {
       const max = this.speed === 'max' || this.speed === '-max';
       const forward = this.speed === 'max' || (typeof this.speed === 'number' && this.speed > 0);
       if (max) await this.drained(signal);
-      else await sleep(this.limits.tickMs);
+      // Ticks keep their cadence: the time a read took comes off the wait.
+      else await sleep(Math.max(0, lastWall + this.limits.tickMs - Date.now()));
       if (signal.aborted) return;
       const wall = Date.now();
       const elapsed = wall - lastWall;
@@ -222,27 +228,42 @@ export class Player {
       // At the live edge there is nothing to read yet; at full speed, do not spin.
       if (max && target === this.position) await sleep(this.limits.tickMs);
       if (target !== this.position) {
-        const window = await readDeltas(
-          this.pool,
-          this.position,
-          target,
-          this.filter,
-          this.limits.maxEventsPerRead,
-        );
-        // Paused or superseded while reading: drop the window, the position has not moved.
-        if (signal.aborted || !this.playing) return;
-        this.position = window.reached;
-        if (this.followsLive) this.live.remember(window.ids);
-        if (behind) this.coalesce(window.changes);
+        let changes: Change[];
+        if (max) {
+          // Full speed reads window after window as the socket drains; nothing is read ahead.
+          ahead = undefined;
+          const window = await this.read(this.position, target);
+          // Paused or superseded while reading: drop the window, the position has not moved.
+          if (signal.aborted || !this.playing) return;
+          this.position = window.reached;
+          changes = window.changes;
+        } else {
+          if (ahead?.forward !== forward) ahead = new ReadAhead(forward, this.position);
+          if (!ahead.covers(target)) {
+            ahead.append(await this.read(ahead.readFrom, this.aheadOf(target, end, forward)));
+            if (signal.aborted || !this.playing) return;
+          }
+          ({ changes, position: this.position } = ahead.take(target));
+        }
+        if (behind) this.coalesce(changes);
         else {
           this.flushPending();
-          if (window.changes.length > 0) {
-            this.sendFrame(window.changes, false);
+          if (changes.length > 0) {
+            this.sendFrame(changes, false);
             if (!max) this.onLateness(Math.max(0, Date.now() - due));
           }
         }
       }
       if (!behind) this.flushPending();
+      // Top the read-ahead up after the frame is out, once less than half of it is left.
+      const horizon = !max && ahead ? this.aheadOf(this.position, end, forward) : undefined;
+      if (ahead && horizon !== undefined && !ahead.covers(horizon)) {
+        const half = (this.limits.readAheadMs * 1000 * Math.abs(this.speed as number)) / 2;
+        if (ahead.coveredPast(this.position) < half) {
+          ahead.append(await this.read(ahead.readFrom, horizon));
+          if (signal.aborted || !this.playing) return;
+        }
+      }
       if (forward && this.followsLive && this.position >= end && wall - this.lateCheckedAt >= LATE_CHECK_MS) {
         this.lateCheckedAt = wall;
         const corrections = await this.live.corrections(this.position);
@@ -268,6 +289,26 @@ export class Player {
         return;
       }
     }
+  }
+
+  /** The changes from `from` to `to` (either direction), remembered for live-follow. */
+  private async read(from: Micros, to: Micros): Promise<DeltaWindow> {
+    const window = await readDeltas(this.pool, from, to, this.filter, this.limits.maxEventsPerRead);
+    if (this.followsLive) this.live.remember(window.ids);
+    return window;
+  }
+
+  /**
+   * How far a paced read goes: readAheadMs of replay past `target`, not beyond `end`. A live
+   * session keeps its reads a read-ahead span short of the live edge (never behind the clock):
+   * rows may still commit there, and a read past the clock would miss them (late-row
+   * corrections only run at the edge itself).
+   */
+  private aheadOf(target: Micros, end: Micros, forward: boolean): Micros {
+    const span = this.limits.readAheadMs * 1000 * Math.abs(this.speed as number);
+    if (!forward) return Math.max(end, target - span);
+    if (this.followsLive) return Math.min(end, target + span, Math.max(target, end - span));
+    return Math.min(end, target + span);
   }
 
   /** A read failed (database away, pool exhausted): the client hears of it; the caller retries. */

@@ -133,12 +133,14 @@ describe('sessions under load, slow clients and across servers', () => {
         },
       },
     );
-    // Large rows, so the frames outgrow what the kernel's socket buffers absorb.
+    // Large rows, so the frames outgrow what the kernel's socket buffers absorb; 100 minutes of
+    // them (6 s at 1000x), so the socket stays over the limit long enough after the kernel's
+    // buffers have filled.
     await db.pool.query(
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
        select to_timestamp($1 / 1000.0) + i * interval '1 second', 'test', 'city', 'blob', (i % 150)::text, 'u',
               jsonb_build_object('i', i, 'pad', repeat('x', 10000))
-         from generate_series(1, 3000) i`,
+         from generate_series(1, 6000) i`,
       [start],
     );
     try {

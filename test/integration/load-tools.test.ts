@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatasetFigures } from '../../load/bench.js';
 import { naivePollRate, naiveScanState } from '../../load/naive-baseline.js';
+import { kafkaStateAt, loadTopics } from '../../load/kafka-baseline.js';
 import { htmlReport } from '../../load/report.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { brokers, uniquePrefix } from '../support/kafka.js';
 import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../support/history.js';
 
 // The benchmark's baselines must compute what they claim (else the ratios mean nothing), and the
@@ -31,6 +33,25 @@ describe('benchmark tools', () => {
     expect(poll.rowsPerSecond).toBeGreaterThan(0);
   });
 
+  it('the Kafka baseline folds the change topics up to T into the same state', async () => {
+    const prefix = uniquePrefix('bench');
+    const loaded = await loadTopics(db.pool, brokers(), `${prefix}.`);
+    expect(loaded.records).toBe(events.length);
+    expect(loaded.topics).toEqual([`${prefix}.test.city.incident`, `${prefix}.test.city.vehicle`]);
+    for (const t of [start + 600_000, start + 3_000_000, start + 3_600_000]) {
+      const fold = await kafkaStateAt(brokers(), loaded.topics, t);
+      const expected = new Map(
+        [...referenceState(events, t)].map(([key, after]) => {
+          const [source, schema, table, id] = key.split('|');
+          return [`${prefix}.${source}.${schema}.${table}|${id}`, after];
+        }),
+      );
+      expect(fold.records).toBe(events.filter((e) => e.ts <= t).length);
+      expect(fold.entities).toBe(expected.size);
+      expect(fold.state).toEqual(expected);
+    }
+  });
+
   it('writes an HTML report with a chart per question and every figure', () => {
     const figures = {
       name: 'tiny city',
@@ -42,6 +63,16 @@ describe('benchmark tools', () => {
       naiveServer: {
         scanState: { p50Ms: 6543, entities: 5, rows: 10 },
         poll: { rows: 10, rowsPerSecond: 17_000, lastPageMs: 9 },
+      },
+      kafka: {
+        records: 10,
+        megabytes: 1,
+        produceMs: 5,
+        p50Ms: 9876,
+        foldP50Ms: 8765,
+        recordsP50: 7,
+        recordsPerSecond: 54_321,
+        entities: [{ ours: 5, kafka: 5 }],
       },
       replay: {
         seek: {
@@ -55,23 +86,53 @@ describe('benchmark tools', () => {
         },
         maxSpeed: { events: 10, seconds: 1, eventsPerSecond: 150_000 },
         concurrent: [
-          { sessions: 1, openSeconds: 0, frames: 10, latenessP50: 4, latenessP99: 8, dbConnections: 3 },
-          { sessions: 200, openSeconds: 8, frames: 9000, latenessP50: 1, latenessP99: 30, dbConnections: 10 },
+          {
+            sessions: 1,
+            openSeconds: 0,
+            frames: 10,
+            latenessP50: 4,
+            latenessP99: 8,
+            dbConnections: 3,
+            serverCpuPct: 2,
+            databaseCpuPct: 1,
+            clientsCpuPct: 1,
+          },
+          {
+            sessions: 200,
+            openSeconds: 8,
+            frames: 9000,
+            latenessP50: 1,
+            latenessP99: 30,
+            dbConnections: 10,
+            serverCpuPct: 71,
+            databaseCpuPct: 12,
+            clientsCpuPct: 44,
+          },
         ],
-        memory: { idleSocketKb: 2, playingSessionKb: 573 },
+        profile500: {
+          latenessP50: 20,
+          latenessP99: 90,
+          hot: [
+            { name: '(garbage collector)', selfPct: 12.5 },
+            { name: 'encode (protocol/codec.ts:10)', selfPct: 8.25 },
+          ],
+        },
+        memory: { idleSocketKb: 2, playingSessionKb: 573, playingSessionHeapKb: 97 },
         slowClients: {
           clients: 20,
           seconds: 40,
           coalescedFrames: 1234,
           rssGrowthKbPerClient: 321,
+          heapGrowthKbPerClient: 123,
+          rssAfterCloseKbPerClient: 12,
           closedTooSlow: 20,
         },
       },
     } satisfies DatasetFigures;
     const html = htmlReport('2 cores', [figures], '| all | figures |');
-    expect(html.match(/<svg/g)).toHaveLength(6);
+    expect(html.match(/<svg/g)).toHaveLength(8);
     expect(html).toContain(
-      'sent 1,234 coalesced frames, grew by 321 KiB per client, and closed 20 of them with 4008',
+      'sent 1,234 coalesced frames, grew by 321 KiB per client (RSS at the peak, after GC), and closed 20 of them with 4008',
     );
     for (const shown of [
       '4,321 ms',
@@ -80,6 +141,12 @@ describe('benchmark tools', () => {
       '150,000 events/s',
       '17,000 events/s',
       '573 KiB',
+      '97 KiB',
+      '9,876 ms',
+      '54,321 events/s',
+      '71 %',
+      '8.25 %',
+      'encode (protocol/codec.ts:10)',
       'tiny city',
       '| all | figures |',
     ]) {
