@@ -241,6 +241,10 @@ function report(machine: string, results: DatasetFigures[]): string {
           `| ${c.sessions} | ${c.openSeconds} s | ${c.frames} | ${c.latenessP50} / ${c.latenessP99} ms | ${c.dbConnections} | ${c.serverCpuPct ?? '?'} / ${c.databaseCpuPct ?? '?'} / ${c.clientsCpuPct ?? '?'} |`,
       ),
       '',
+      'Lateness: when a frame arrived at the client minus when its replay time was due on the session clock, ' +
+        "anchored at the play's first clock message (negative: earlier than that anchor predicts, as the anchor itself came a few ms late). " +
+        'CPU: the server process, its pool connections to PostgreSQL, and the clients, over the 10 s window.',
+      '',
       ...(replay.profile500
         ? [
             `Where the server's time goes with 500 playing sessions (a second 500-session run, CPU-profiled for 10 s; lateness p50 / p99 ${replay.profile500.latenessP50} / ${replay.profile500.latenessP99} ms), self time:`,

@@ -16,6 +16,16 @@ const factory = (url: string, protocols: string[]) =>
   new WebSocket(url, protocols) as unknown as WebSocketLike;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until the previous step's sessions are gone, so the next one starts from none. */
+async function allClosed(app: App): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (app.sessions.list().length > 0) {
+    if (Date.now() > deadline)
+      throw new Error(`${app.sessions.list().length} sessions still open after 60 s`);
+    await sleep(100);
+  }
+}
+
 /** The server's memory after a full collection (the bench runs with --expose-gc), in KiB. */
 function settledMemoryKb(): { rss: number; heap: number } {
   global.gc?.();
@@ -31,14 +41,14 @@ function settledMemoryKb(): { rss: number; heap: number } {
 async function slowClients(url: string, earliest: number, latest: number, app: App) {
   const { metrics } = app;
   const count = 20;
-  const seconds = 40; // past the 30 s stuck limit
+  const seconds = 50; // the kernel's buffers fill first, then the 30 s stuck limit runs
   const coalescedBefore = (await metrics.framesCoalesced.get()).values[0]?.value ?? 0;
   const before = settledMemoryKb();
   const clients = await ClientProcess.start({ url, mode: 'slow', count, earliest, latest });
   // The peak comes before the stuck sockets are closed.
-  await sleep(25_000);
+  await sleep(30_000);
   const peak = settledMemoryKb();
-  await sleep((seconds - 25) * 1000);
+  await sleep((seconds - 30) * 1000);
   const coalescedFrames = ((await metrics.framesCoalesced.get()).values[0]?.value ?? 0) - coalescedBefore;
   // A socket stuck past the limit is closed with 4008 (its session stays, for a reattach).
   const closedTooSlow = app.sessions.list().filter((s) => s.sinks.size === 0).length;
@@ -167,9 +177,10 @@ export async function replayBench(
     // Memory per idle socket and per playing session, measured on the server alone: the clients
     // run in a process of their own (load/session-clients.ts).
     const quiet = settledMemoryKb();
-    const idle = await ClientProcess.start({ url, mode: 'idle', count: 200, earliest, latest });
+    // 1,000 sockets, so that RSS noise (tens of MiB up or down after a GC) stays small per socket.
+    const idle = await ClientProcess.start({ url, mode: 'idle', count: 1000, earliest, latest });
     await sleep(500);
-    const idleSocketKb = (settledMemoryKb().rss - quiet.rss) / 200;
+    const idleSocketKb = (settledMemoryKb().rss - quiet.rss) / 1000;
     await idle.finish();
     await sleep(500);
 
@@ -191,6 +202,9 @@ export async function replayBench(
         };
       }
       const done = await clients.finish();
+      process.stderr.write(
+        `bench: ${count} sessions at 1x, lateness p50/p99 ${done.latenessP50}/${done.latenessP99} ms\n`,
+      );
       concurrent.push({
         sessions: count,
         openSeconds: Math.round(clients.ready.openMs / 100) / 10,
@@ -202,10 +216,11 @@ export async function replayBench(
         databaseCpuPct: shares.databasePct,
         clientsCpuPct: done.cpuPct,
       });
-      await sleep(500);
+      await allClosed(app);
     }
 
     // Where the time goes in the heaviest step: 500 sessions again, with the server profiled.
+    await allClosed(app);
     const heavy = await ClientProcess.start({ url, mode: 'play', count: 500, earliest, latest });
     const { hot } = await profiled(() => sleep(10_000));
     const heavyDone = await heavy.finish();

@@ -5,7 +5,6 @@
 // any line arrives on stdin; then the clients close and the process exits.
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { ReplayClient, type WebSocketLike } from '../protocol/client.js';
 import { percentile } from './percentile.js';
 
 export interface ClientsPlan {
@@ -29,26 +28,78 @@ export interface ClientsDone {
   readonly cpuPct: number;
 }
 
-const factory = (url: string, protocols: string[]) =>
-  new WebSocket(url, protocols) as unknown as WebSocketLike;
-
 /** Session i's start: spread over the day, an hour before its end at the latest. */
 const startOf = (plan: ClientsPlan, i: number) =>
   Math.round(plan.earliest + (((i * 104729) % 997) / 997) * (plan.latest - plan.earliest - 3_600_000));
 
+interface Reply {
+  type: string;
+  rid?: number;
+  last?: boolean;
+  playing?: boolean;
+  t?: number;
+  code?: string;
+}
+
+/**
+ * One socket speaking protocol v1 as a bare client: it keeps no replayed state (500 sessions of
+ * 10,000 entities each would be gigabytes in this process), only what the figures need.
+ */
+class BareSession {
+  private nextRid = 1;
+  private readonly waiters: { match: (m: Reply) => boolean; resolve: () => void }[] = [];
+  onMessage: (m: Reply) => void = () => undefined;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const message = JSON.parse(String(data)) as Reply;
+      if (message.type === 'error') throw new Error(`server error ${message.code}`);
+      this.onMessage(message);
+      for (const [i, w] of this.waiters.entries()) {
+        if (w.match(message)) {
+          this.waiters.splice(i, 1);
+          w.resolve();
+          break;
+        }
+      }
+    });
+  }
+
+  static connect(url: string): Promise<BareSession> {
+    const ws = new WebSocket(url, ['msr.v1.json']);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(new BareSession(ws)));
+      ws.once('error', reject);
+    });
+  }
+
+  /** Sends a request; resolves once a message matching `until` (by default its reply) arrives. */
+  request(message: Record<string, unknown>, until?: (m: Reply) => boolean): Promise<void> {
+    const rid = this.nextRid++;
+    const done = new Promise<void>((resolve) =>
+      this.waiters.push({ match: until ?? ((m) => m.rid === rid), resolve }),
+    );
+    this.ws.send(JSON.stringify({ ...message, rid }));
+    return done;
+  }
+}
+
 async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
-  const connect = () =>
-    ReplayClient.connect(plan.url, { webSocket: factory, requestTimeoutMs: 300_000, validate: false });
-  const clients = await Promise.all(Array.from({ length: plan.count }, connect));
+  const clients = await Promise.all(Array.from({ length: plan.count }, () => BareSession.connect(plan.url)));
   // Sessions arrive in waves of 25 (every keyframe is a full state query); the time to get them
   // all opened is reported apart from the steady-state lateness.
   const openStarted = performance.now();
-  for (let first = 0; first < clients.length; first += 25) {
+  const sessions = plan.mode === 'play' ? clients : [];
+  for (let first = 0; first < sessions.length; first += 25) {
     await Promise.all(
-      clients.slice(first, first + 25).map(async (c, k) => {
-        await c.open({ from: plan.earliest, to: plan.latest, at: startOf(plan, first + k), speed: 1 });
-        await c.waitFor((m) => m.type === 'keyframe' && m.last, 300_000);
-      }),
+      sessions
+        .slice(first, first + 25)
+        .map((c, k) =>
+          c.request(
+            { type: 'open', from: plan.earliest, to: plan.latest, at: startOf(plan, first + k), speed: 1 },
+            (m) => m.type === 'keyframe' && m.last === true,
+          ),
+        ),
     );
   }
   const openMs = performance.now() - openStarted;
@@ -56,23 +107,21 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
   let frames = 0;
   const cpu = process.cpuUsage();
   const playStarted = performance.now();
-  if (plan.mode === 'play') {
-    await Promise.all(
-      clients.map(async (c) => {
-        // Lateness against the session's own clock: the first playing clock anchors replay time
-        // to wall time, and frame t should arrive at anchor + (t - anchor t) at 1x.
-        let origin: { wall: number; t: number } | undefined;
-        c.on((m) => {
-          if (m.type === 'clock' && m.playing && !origin) origin = { wall: Date.now(), t: m.t };
-          if (m.type === 'frame' && origin) {
-            frames += 1;
-            lateness.push(Date.now() - (origin.wall + (m.t - origin.t)));
-          }
-        });
-        await c.play();
-      }),
-    );
-  }
+  await Promise.all(
+    sessions.map((c) => {
+      // Lateness against the session's own clock: the first playing clock anchors replay time
+      // to wall time, and frame t should arrive at anchor + (t - anchor t) at 1x.
+      let origin: { wall: number; t: number } | undefined;
+      c.onMessage = (m) => {
+        if (m.type === 'clock' && m.playing && !origin) origin = { wall: Date.now(), t: m.t! };
+        if (m.type === 'frame' && origin) {
+          frames += 1;
+          lateness.push(Date.now() - (origin.wall + (m.t! - origin.t)));
+        }
+      };
+      return c.request({ type: 'play' });
+    }),
+  );
   return {
     openMs,
     finish: async () => {
@@ -83,8 +132,8 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
         latenessP50: Math.round(percentile(lateness, 50)),
         latenessP99: Math.round(percentile(lateness, 99)),
       };
-      await Promise.all(clients.map((c) => (plan.mode === 'play' ? c.close() : undefined)));
-      for (const c of clients) c.disconnect();
+      await Promise.all(sessions.map((c) => c.request({ type: 'close' })));
+      for (const c of clients) c.ws.close();
       return done;
     },
   };
