@@ -140,9 +140,12 @@ ${
 ${
   r.replay.profile500
     ? barChart(
-        'Server self time by function, 500 playing sessions',
+        `Server self time by function, 500 playing sessions (idle ${r.replay.profile500.hot.find((h) => h.name === '(idle)')?.selfPct ?? 0} %)`,
         '%',
-        r.replay.profile500.hot.slice(0, 10).map((h) => ({ label: h.name.slice(0, 45), value: h.selfPct })),
+        r.replay.profile500.hot
+          .filter((h) => h.name !== '(idle)')
+          .slice(0, 10)
+          .map((h) => ({ label: h.name.slice(0, 45), value: h.selfPct })),
       )
     : ''
 }
