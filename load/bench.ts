@@ -203,8 +203,8 @@ function report(machine: string, results: DatasetFigures[]): string {
   const lines = [
     '# MSR benchmark',
     '',
-    `Machine: ${machine}. The seek and max-speed client (one socket) runs in the benchmark's process with the server; ` +
-      'the 1x session matrix, the idle sockets and the slow clients run in a Node process of their own. ' +
+    `Machine: ${machine}. The server runs in the benchmark's process; every client (seeks, max speed, ` +
+      'the 1x session matrix, idle sockets, slow clients) in a Node process of its own. ' +
       'Memory is the server process after a forced GC.',
     '',
   ];

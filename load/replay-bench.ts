@@ -2,8 +2,6 @@
 // seek latency, one session at max speed, many 1x sessions with their frame lateness, memory per
 // socket and per session, and the database connections in use.
 import pg from 'pg';
-import WebSocket from 'ws';
-import { ReplayClient, type WebSocketLike } from '../protocol/client.js';
 import { createApp, type App } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
@@ -12,8 +10,6 @@ import { cpuWindow } from './cpu-usage.js';
 import { percentile } from './percentile.js';
 import { profiled, type HotFunction } from './profile.js';
 
-const factory = (url: string, protocols: string[]) =>
-  new WebSocket(url, protocols) as unknown as WebSocketLike;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until the previous step's sessions are gone, so the next one starts from none. */
@@ -124,10 +120,7 @@ export async function replayBench(
     { log },
   );
   const url = `ws://127.0.0.1:${app.port}/v1/replay`;
-  // The seek and max-speed client (one socket) runs in this process, without schema checks so that
-  // it costs the server little; the many-session matrix runs its clients in a process of their own.
-  const connect = () =>
-    ReplayClient.connect(url, { webSocket: factory, requestTimeoutMs: 120_000, validate: false });
+  // Every client runs in a process of its own (load/session-clients.ts): this process is the server.
   const admin = new pg.Pool({ connectionString: databaseUrl, max: 1 });
   /** The server's PostgreSQL backends (its pool's connections). */
   const serverBackends = async () =>
@@ -137,42 +130,13 @@ export async function replayBench(
       )
     ).rows.map((r) => r.pid);
   try {
-    // Seek latency: first keyframe byte and complete keyframe.
-    const client = await connect();
-    await client.open({ from: earliest, to: latest, at: earliest });
-    await client.waitFor((m) => m.type === 'keyframe' && m.last, 60_000);
-    const firstByte: number[] = [];
-    const complete: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      const t = Math.round(earliest + (((i * 7919) % 1000) / 1000) * (latest - earliest - 60_000));
-      const started = performance.now();
-      const first = client.waitFor((m) => m.type === 'keyframe' && m.t === t, 60_000);
-      const last = client.waitFor((m) => m.type === 'keyframe' && m.t === t && m.last, 60_000);
-      await client.seek(t);
-      await first;
-      firstByte.push(performance.now() - started);
-      await last;
-      complete.push(performance.now() - started);
-    }
-    const entities = client.state.size;
-
-    // One session at max speed.
-    let events = 0;
-    const off = client.on((m) => {
-      if (m.type === 'frame') events += m.changes.length;
-    });
-    const rewound = client.waitFor((m) => m.type === 'keyframe' && m.t === earliest && m.last, 60_000);
-    await client.seek(earliest);
-    await rewound;
-    await client.speed('max');
-    const maxStarted = performance.now();
-    await client.play();
-    await sleep(10_000);
-    await client.pause();
-    const seconds = (performance.now() - maxStarted) / 1000;
-    off();
-    await client.close();
-    client.disconnect();
+    // Seek latency (first keyframe byte, complete keyframe) and one session at max speed, from
+    // a client in its own process like every other measurement.
+    const single = await ClientProcess.start({ url, mode: 'seek-max', count: 1, earliest, latest });
+    const { seeks, maxSpeed } = await single.finish();
+    const { firstByte, complete, entities } = seeks!;
+    const { events, seconds } = maxSpeed!;
+    await allClosed(app);
 
     // Memory per idle socket and per playing session, measured on the server alone: the clients
     // run in a process of their own (load/session-clients.ts).

@@ -9,8 +9,11 @@ import { percentile } from './percentile.js';
 
 export interface ClientsPlan {
   readonly url: string;
-  /** idle: sockets without a session; play: 1x sessions; slow: 100x sessions that stop reading. */
-  readonly mode: 'idle' | 'play' | 'slow';
+  /**
+   * idle: sockets without a session; play: 1x sessions; slow: 100x sessions that stop reading;
+   * seek-max: one session timing 30 seeks, then playing at max speed for 10 s.
+   */
+  readonly mode: 'idle' | 'play' | 'slow' | 'seek-max';
   readonly count: number;
   readonly earliest: number;
   readonly latest: number;
@@ -26,6 +29,10 @@ export interface ClientsDone {
   readonly latenessP99: number;
   /** This process's CPU from the end of the opening to the finish, in percent of one core. */
   readonly cpuPct: number;
+  /** seek-max: each seek's time to its first and to its last keyframe part (ms), and the entities. */
+  readonly seeks?: { firstByte: number[]; complete: number[]; entities: number };
+  /** seek-max: changes received while playing at max speed. */
+  readonly maxSpeed?: { events: number; seconds: number };
 }
 
 /** Session i's start: spread over the day, an hour before its end at the latest. */
@@ -39,6 +46,8 @@ interface Reply {
   playing?: boolean;
   t?: number;
   code?: string;
+  entities?: unknown[];
+  changes?: unknown[];
 }
 
 /**
@@ -139,6 +148,63 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
   };
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Seek latency and full-speed throughput of one session, measured before `ready` is reported. */
+async function seekAndMax(
+  plan: ClientsPlan,
+): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
+  const c = await BareSession.connect(plan.url);
+  const keyframeAt = (t: number) => (m: Reply) => m.type === 'keyframe' && m.t === t && m.last === true;
+  await c.request(
+    { type: 'open', from: plan.earliest, to: plan.latest, at: plan.earliest },
+    keyframeAt(plan.earliest),
+  );
+  const firstByte: number[] = [];
+  const complete: number[] = [];
+  let entities = 0;
+  for (let i = 0; i < 30; i++) {
+    const t = Math.round(
+      plan.earliest + (((i * 7919) % 1000) / 1000) * (plan.latest - plan.earliest - 60_000),
+    );
+    const started = performance.now();
+    let first: number | undefined;
+    entities = 0;
+    c.onMessage = (m) => {
+      if (m.type !== 'keyframe' || m.t !== t) return;
+      first ??= performance.now() - started;
+      entities += m.entities?.length ?? 0;
+    };
+    await c.request({ type: 'seek', t }, keyframeAt(t));
+    complete.push(performance.now() - started);
+    firstByte.push(first!);
+  }
+  await c.request({ type: 'seek', t: plan.earliest }, keyframeAt(plan.earliest));
+  await c.request({ type: 'speed', speed: 'max' });
+  let events = 0;
+  c.onMessage = (m) => {
+    if (m.type === 'frame') events += m.changes?.length ?? 0;
+  };
+  const maxStarted = performance.now();
+  await c.request({ type: 'play' });
+  await sleep(10_000);
+  await c.request({ type: 'pause' });
+  const seconds = (performance.now() - maxStarted) / 1000;
+  await c.request({ type: 'close' });
+  c.ws.close();
+  return {
+    openMs: 0,
+    finish: async () => ({
+      frames: 0,
+      latenessP50: NaN,
+      latenessP99: NaN,
+      cpuPct: NaN,
+      seeks: { firstByte, complete, entities },
+      maxSpeed: { events, seconds },
+    }),
+  };
+}
+
 /** Sockets whose sessions play at 100x and which stop reading: the kernel buffers fill, then the server's. */
 async function slow(plan: ClientsPlan): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
   const started = performance.now();
@@ -174,7 +240,12 @@ async function slow(plan: ClientsPlan): Promise<{ openMs: number; finish: () => 
 }
 
 const plan = JSON.parse(process.argv[2]!) as ClientsPlan;
-const run = plan.mode === 'slow' ? await slow(plan) : await playing(plan);
+const run =
+  plan.mode === 'slow'
+    ? await slow(plan)
+    : plan.mode === 'seek-max'
+      ? await seekAndMax(plan)
+      : await playing(plan);
 process.stdout.write(`${JSON.stringify({ openMs: Math.round(run.openMs) } satisfies ClientsReady)}\n`);
 const input = createInterface({ input: process.stdin });
 for await (const _line of input) {
