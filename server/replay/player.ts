@@ -321,6 +321,14 @@ export class Player {
     });
   }
 
+  /**
+   * A socket can stay stuck with nothing playing (paused, or stopped at the end of the range with
+   * its last frames unread): the frame loop no longer looks, so housekeeping asks here.
+   */
+  checkStuck(now = Date.now()): void {
+    if (!this.playing && !this.closed) this.watchBackpressure(now);
+  }
+
   /** True while the slowest socket is over the high-water mark; closes it when stuck too long. */
   private watchBackpressure(wall: number): boolean {
     const buffered = this.output.buffered();

@@ -229,6 +229,8 @@ export class SessionManager {
     for (const session of this.list()) {
       if (session.idleSince !== undefined && now - session.idleSince > this.idleMs) {
         await this.close(session.id, CloseCode.SESSION_GONE, 'idle session expired');
+      } else {
+        session.player.checkStuck(now);
       }
     }
     try {

@@ -193,6 +193,74 @@ describe('sessions under load, slow clients and across servers', () => {
     }
   });
 
+  it('closes a stuck socket with 4008 even when its session stopped at the end of its range', async () => {
+    const slow = await createApp(
+      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
+      {
+        log,
+        replay: {
+          leaseMs: 1_500, // housekeeping every 500 ms
+          limits: {
+            ...DEFAULT_LIMITS,
+            highWaterBytes: 8_000,
+            lowWaterBytes: 2_000,
+            stuckMs: 5_000,
+            tickMs: 10,
+          },
+        },
+      },
+    );
+    // 30 minutes of 10 kB rows: at 1000x the session reaches its end in under 2 s, before the
+    // 2.5 s stuck limit, with megabytes still queued for a client that does not read.
+    await db.pool.query(
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
+       select to_timestamp($1 / 1000.0) + i * interval '1 second', 'test', 'city', 'slab', (i % 150)::text, 'u',
+              jsonb_build_object('i', i, 'pad', repeat('y', 10000))
+         from generate_series(1, 1800) i`,
+      [start],
+    );
+    try {
+      const socket = new WebSocket(`ws://127.0.0.1:${slow.port}/v1/replay`, ['msr.v1.json']);
+      await new Promise((resolve) => socket.once('open', resolve));
+      const received: { type: string }[] = [];
+      socket.on('message', (data) => received.push(JSON.parse(String(data))));
+      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+      const raw = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      const to = start + 1_801_000;
+      socket.send(
+        JSON.stringify({
+          type: 'open',
+          rid: 1,
+          from: start,
+          to,
+          at: start,
+          speed: 1000,
+          tables: ['city.slab'],
+        }),
+      );
+      await sleep(300);
+      socket.send(JSON.stringify({ type: 'play', rid: 2 }));
+      raw.pause();
+      const session = slow.sessions.list()[0]!;
+      const deadline = Date.now() + 10_000;
+      while (session.player.state.playing || session.player.state.position < to * 1000) {
+        if (Date.now() > deadline) throw new Error('the session did not reach its end');
+        await sleep(50);
+      }
+      const endedAt = Date.now();
+      const open = () => [...session.sinks].some((sink) => (sink as unknown as { open: boolean }).open);
+      expect(open()).toBe(true); // stopped, still stuck, not closed yet
+      while (open() && Date.now() < endedAt + 10_000) await sleep(50);
+      expect(open()).toBe(false);
+      raw.resume();
+      const code = await Promise.race([closed, sleep(10_000).then(() => -1)]);
+      expect(code).toBe(CloseCode.TOO_SLOW);
+      expect(received.some((m) => m.type === 'end')).toBe(true); // it got to read what was queued
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it('hands its sessions over when it shuts down: 1001, then attach on another server resumes', async () => {
     const config = loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' });
     const first = await createApp(config, { log });
