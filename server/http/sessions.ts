@@ -50,6 +50,9 @@ async function answer(work: () => Promise<HttpResponse>): Promise<HttpResponse> 
  * POST /api/v1/sessions creates a session that a socket then `attach`es to (it expires when
  * nobody attaches); GET lists this server's sessions or shows one; DELETE closes one.
  */
+const forbidden = (): HttpResponse =>
+  json(403, { code: ErrorCode.FORBIDDEN, message: 'this session belongs to another user' });
+
 export function sessionRoutes(manager: SessionManager): Route[] {
   return [
     {
@@ -80,7 +83,9 @@ export function sessionRoutes(manager: SessionManager): Route[] {
       path: '/api/v1/sessions/:id',
       handler: ({ params, principal = ANONYMOUS }) => {
         const session = manager.local(params[0]!);
-        return session && mayUse(principal, session.spec)
+        // Another user's session answers as DELETE and attach do: FORBIDDEN, not "not found".
+        if (session && !mayUse(principal, session.spec)) return forbidden();
+        return session
           ? json(200, describe(session))
           : json(404, {
               code: ErrorCode.SESSION_NOT_FOUND,
@@ -93,9 +98,7 @@ export function sessionRoutes(manager: SessionManager): Route[] {
       path: '/api/v1/sessions/:id',
       handler: async ({ params, principal = ANONYMOUS }) => {
         const session = manager.local(params[0]!);
-        if (session && !mayUse(principal, session.spec)) {
-          return json(403, { code: ErrorCode.FORBIDDEN, message: 'this session belongs to another user' });
-        }
+        if (session && !mayUse(principal, session.spec)) return forbidden();
         return (await manager.close(params[0]!))
           ? { status: 204, body: '' }
           : json(404, {

@@ -195,6 +195,8 @@ describe('JWT authentication and session ownership', () => {
     expect(await listed(await token('root', { roles: ['msr-admin'] }))).toContain(opened.session);
     const one = await get(`/api/v1/sessions/${opened.session}`, await token('alice'));
     expect(one.body).toMatchObject({ owner: 'alice', sharedWith: ['carol'] });
+    const bobGet = await get(`/api/v1/sessions/${opened.session}`, await token('bob'));
+    expect([bobGet.status, bobGet.body.code]).toEqual([403, 'FORBIDDEN']);
 
     const bobDelete = await fetch(`http://127.0.0.1:${app.port}/api/v1/sessions/${opened.session}`, {
       method: 'DELETE',
