@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Kafka,
   logLevel,
+  type Admin,
   type Consumer,
   type EachBatchPayload,
   type KafkaMessage,
@@ -51,6 +52,8 @@ const MAX_BACKOFF_MS = 10_000;
 export class Ingest {
   private readonly kafka: Kafka;
   private consumer: Consumer | undefined;
+  /** One admin connection for the topic listing and the lag polls, made on first use. */
+  private admin: Promise<Admin> | undefined;
   private subscribed: string[] = [];
   private stateValue: IngestState = 'starting';
   private lastError: string | undefined;
@@ -126,30 +129,49 @@ export class Ingest {
     await Promise.allSettled([...this.inFlight]);
     await this.consumer?.disconnect();
     this.consumer = undefined;
+    await this.dropAdmin();
     this.stateValue = 'stopped';
+  }
+
+  /** Runs admin requests on the shared connection; after a failure the next call reconnects. */
+  private async withAdmin<T>(work: (admin: Admin) => Promise<T>): Promise<T> {
+    // A poll still running when stop() dropped the connection must not open a new one.
+    if (this.stopping.signal.aborted) throw new Error('the ingest is stopping');
+    this.admin ??= (async () => {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      return admin;
+    })();
+    try {
+      return await work(await this.admin);
+    } catch (err) {
+      await this.dropAdmin();
+      throw err;
+    }
+  }
+
+  private async dropAdmin(): Promise<void> {
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.then((a) => a.disconnect()).catch(() => undefined);
   }
 
   private async matchingTopics(): Promise<string[]> {
     if (this.config.topics) return ingestTopics([], this.config);
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      return ingestTopics(await admin.listTopics(), this.config);
-    } finally {
-      await admin.disconnect();
-    }
+    return ingestTopics(await this.withAdmin((admin) => admin.listTopics()), this.config);
   }
 
   /** Committed offsets against the end of each subscribed partition, as a gauge per partition. */
   private async pollLag(): Promise<void> {
     if (this.stopping.signal.aborted || this.subscribed.length === 0) return;
-    const admin = this.kafka.admin();
     try {
-      await admin.connect();
       let total = 0;
-      const committed = await admin.fetchOffsets({ groupId: this.config.groupId, topics: this.subscribed });
+      const committed = await this.withAdmin((admin) =>
+        admin.fetchOffsets({ groupId: this.config.groupId, topics: this.subscribed }),
+      );
       for (const { topic, partitions } of committed) {
-        const ends = new Map((await admin.fetchTopicOffsets(topic)).map((p) => [p.partition, p]));
+        const offsets = await this.withAdmin((admin) => admin.fetchTopicOffsets(topic));
+        const ends = new Map(offsets.map((p) => [p.partition, p]));
         for (const p of partitions) {
           const end = ends.get(p.partition);
           if (!end) continue;
@@ -163,8 +185,6 @@ export class Ingest {
       this.lag = total;
     } catch (err) {
       this.log.debug({ err }, 'could not poll the ingest lag');
-    } finally {
-      await admin.disconnect().catch(() => undefined);
     }
   }
 
