@@ -6,7 +6,7 @@ import type { Speed } from '../../protocol/messages.js';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
-import { DEFAULT_LIMITS } from '../../server/replay/player.js';
+import { DEFAULT_LIMITS, type PlayerLimits } from '../../server/replay/player.js';
 import { decodeResumeToken } from '../../server/replay/resume.js';
 import { until } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -116,40 +116,44 @@ describe('sessions under load, slow clients and across servers', () => {
     await expect(c.attach(session)).rejects.toThrow(/SESSION_NOT_FOUND/);
   });
 
-  it('coalesces for a client that stops reading, stays bounded, then closes it with 4008', async () => {
-    const slow = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
-      {
-        log,
-        replay: {
-          limits: {
-            ...DEFAULT_LIMITS,
-            highWaterBytes: 8_000,
-            lowWaterBytes: 2_000,
-            maxPendingEntities: 200,
-            stuckMs: 2_500,
-            tickMs: 10,
-          },
-        },
+  /** A second server with tight backpressure limits, for clients that stop reading. */
+  const tightServer = (limits: Partial<PlayerLimits>, leaseMs?: number) =>
+    createApp(loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }), {
+      log,
+      replay: {
+        ...(leaseMs === undefined ? {} : { leaseMs }),
+        limits: { ...DEFAULT_LIMITS, highWaterBytes: 8_000, lowWaterBytes: 2_000, tickMs: 10, ...limits },
       },
-    );
-    // Large rows, so the frames outgrow what the kernel's socket buffers absorb; 100 minutes of
-    // them (6 s at 1000x), so the socket stays over the limit long enough after the kernel's
-    // buffers have filled.
-    await db.pool.query(
+    });
+
+  /** Rows of 10 kB, one a second from `start`, over 150 entities of city.<table>: frames outgrow the kernel's socket buffers. */
+  const insertSlabs = (table: string, count: number) =>
+    db.pool.query(
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
-       select to_timestamp($1 / 1000.0) + i * interval '1 second', 'test', 'city', 'blob', (i % 150)::text, 'u',
+       select to_timestamp($1 / 1000.0) + i * interval '1 second', 'test', 'city', $2, (i % 150)::text, 'u',
               jsonb_build_object('i', i, 'pad', repeat('x', 10000))
-         from generate_series(1, 6000) i`,
-      [start],
+         from generate_series(1, $3::int) i`,
+      [start, table, count],
     );
+
+  /** A bare socket with its received messages, its close code, and its TCP socket to pause reading. */
+  const rawSocket = async (port: number) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/replay`, ['msr.v1.json']);
+    await new Promise((resolve) => socket.once('open', resolve));
+    const received: { type: string; coalesced?: boolean }[] = [];
+    socket.on('message', (data) => received.push(JSON.parse(String(data))));
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    const raw = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    return { socket, received, closed, raw };
+  };
+
+  it('coalesces for a client that stops reading, stays bounded, then closes it with 4008', async () => {
+    const slow = await tightServer({ maxPendingEntities: 200, stuckMs: 2_500 });
+    // 100 minutes of large rows (6 s at 1000x), so the socket stays over the limit long enough
+    // after the kernel's buffers have filled.
+    await insertSlabs('blob', 6000);
     try {
-      const socket = new WebSocket(`ws://127.0.0.1:${slow.port}/v1/replay`, ['msr.v1.json']);
-      await new Promise((resolve) => socket.once('open', resolve));
-      const received: { type: string; coalesced?: boolean }[] = [];
-      socket.on('message', (data) => received.push(JSON.parse(String(data))));
-      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
-      const raw = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      const { socket, received, closed, raw } = await rawSocket(slow.port);
       socket.send(
         JSON.stringify({
           type: 'open',
@@ -194,38 +198,13 @@ describe('sessions under load, slow clients and across servers', () => {
   });
 
   it('closes a stuck socket with 4008 even when its session stopped at the end of its range', async () => {
-    const slow = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
-      {
-        log,
-        replay: {
-          leaseMs: 1_500, // housekeeping every 500 ms
-          limits: {
-            ...DEFAULT_LIMITS,
-            highWaterBytes: 8_000,
-            lowWaterBytes: 2_000,
-            stuckMs: 5_000,
-            tickMs: 10,
-          },
-        },
-      },
-    );
-    // 30 minutes of 10 kB rows: at 1000x the session reaches its end in under 2 s, before the
-    // 2.5 s stuck limit, with megabytes still queued for a client that does not read.
-    await db.pool.query(
-      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
-       select to_timestamp($1 / 1000.0) + i * interval '1 second', 'test', 'city', 'slab', (i % 150)::text, 'u',
-              jsonb_build_object('i', i, 'pad', repeat('y', 10000))
-         from generate_series(1, 1800) i`,
-      [start],
-    );
+    // Housekeeping every 500 ms (a third of the lease).
+    const slow = await tightServer({ stuckMs: 5_000 }, 1_500);
+    // 30 minutes of large rows: at 1000x the session reaches its end in about 2 s, well before the
+    // 5 s stuck limit, with megabytes still queued for a client that does not read.
+    await insertSlabs('slab', 1800);
     try {
-      const socket = new WebSocket(`ws://127.0.0.1:${slow.port}/v1/replay`, ['msr.v1.json']);
-      await new Promise((resolve) => socket.once('open', resolve));
-      const received: { type: string }[] = [];
-      socket.on('message', (data) => received.push(JSON.parse(String(data))));
-      const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
-      const raw = (socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+      const { socket, received, closed, raw } = await rawSocket(slow.port);
       const to = start + 1_801_000;
       socket.send(
         JSON.stringify({
