@@ -258,8 +258,7 @@ export class Player {
       // Top the read-ahead up after the frame is out, once less than half of it is left.
       const horizon = !max && ahead ? this.aheadOf(this.position, end, forward) : undefined;
       if (ahead && horizon !== undefined && !ahead.covers(horizon)) {
-        const half = (this.limits.readAheadMs * 1000 * Math.abs(this.speed as number)) / 2;
-        if (ahead.coveredPast(this.position) < half) {
+        if (ahead.coveredPast(this.position) < this.readAheadSpan() / 2) {
           ahead.append(await this.read(ahead.readFrom, horizon));
           if (signal.aborted || !this.playing) return;
         }
@@ -305,10 +304,15 @@ export class Player {
    * corrections only run at the edge itself).
    */
   private aheadOf(target: Micros, end: Micros, forward: boolean): Micros {
-    const span = this.limits.readAheadMs * 1000 * Math.abs(this.speed as number);
+    const span = this.readAheadSpan();
     if (!forward) return Math.max(end, target - span);
     if (this.followsLive) return Math.min(end, target + span, Math.max(target, end - span));
     return Math.min(end, target + span);
+  }
+
+  /** Replay time (µs) that readAheadMs of wall time covers at the current (finite) speed. */
+  private readAheadSpan(): Micros {
+    return this.limits.readAheadMs * 1000 * Math.abs(this.speed as number);
   }
 
   /** A read failed (database away, pool exhausted): the client hears of it; the caller retries. */

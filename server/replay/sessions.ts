@@ -1,19 +1,19 @@
-import { decodeResumeToken, resumeReason } from './resume.js';
-import type { Metrics } from '../metrics.js';
-import { mayUse } from '../auth/access.js';
-import type { Principal } from '../auth/authenticator.js';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import type { OpenMessage } from '../../protocol/messages.js';
+import { mayUse } from '../auth/access.js';
+import type { Principal } from '../auth/authenticator.js';
 import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
 import { readAvailability, type Availability } from './availability.js';
 import { msToUs, usToMs, type Micros } from './deltas.js';
 import { ReplayError } from './errors.js';
 import { DEFAULT_LIMITS, type PlayerLimits } from './player.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
-import { ReplaySession } from './session.js';
+import { decodeResumeToken, resumeReason } from './resume.js';
+import { ReplaySession, type SessionSpec } from './session.js';
 
 export interface SessionManagerOptions {
   readonly leaseMs?: number;
@@ -31,6 +31,7 @@ export class SessionManager {
   private readonly registry: SessionRegistry;
   private readonly idleMs: number;
   private readonly limits: PlayerLimits;
+  private readonly metrics: Metrics | undefined;
   private timer: NodeJS.Timeout | undefined;
   private availability: { value: Availability; at: number } | undefined;
 
@@ -55,8 +56,6 @@ export class SessionManager {
       sockets: [...this.sessions.values()].reduce((n, s) => n + s.sinks.size, 0),
     }));
   }
-
-  private readonly metrics: Metrics | undefined;
 
   start(): void {
     this.timer = setInterval(() => void this.housekeeping(), Math.min(this.registry.leaseMs / 3, 5_000));
@@ -125,19 +124,25 @@ export class SessionManager {
       if (err instanceof SessionLimitError) throw new ReplayError(ErrorCode.SESSION_LIMIT, err.message);
       throw err;
     }
+    const session = this.session(spec);
+    this.log.info(
+      { session: spec.id, from: params.from, to: params.to, filter: spec.filter },
+      'session opened',
+    );
+    return session;
+  }
+
+  /** A session playing here from `record`, registered on this server. */
+  private session(record: SessionSpec): ReplaySession {
     const session = new ReplaySession(
-      spec,
+      record,
       this.pool,
       this.limits,
       this.log,
       CloseCode.TOO_SLOW,
       this.metrics,
     );
-    this.sessions.set(spec.id, session);
-    this.log.info(
-      { session: spec.id, from: params.from, to: params.to, filter: spec.filter },
-      'session opened',
-    );
+    this.sessions.set(record.id, session);
     return session;
   }
 
@@ -165,15 +170,7 @@ export class SessionManager {
           playing: resume.playing,
         }
       : adopted;
-    const session = new ReplaySession(
-      record,
-      this.pool,
-      this.limits,
-      this.log,
-      CloseCode.TOO_SLOW,
-      this.metrics,
-    );
-    this.sessions.set(id, session);
+    const session = this.session(record);
     this.log.info({ session: id, position: usToMs(record.position) }, 'session resumed from another server');
     return session;
   }
