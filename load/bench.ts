@@ -85,19 +85,17 @@ async function benchDataset(
       { length: 30 },
       (_, i) => earliest + (((i * 7919) % 1000) / 1000) * (latest - earliest),
     );
+    /** How many entities our state at t holds (the query timed as "state at T"). */
+    const entitiesAt = async (t: number) =>
+      (
+        await pool.query<{ n: number }>(
+          `select count(*)::int as n from msr.entity_states_at(to_timestamp($1 / 1000.0))`,
+          [t],
+        )
+      ).rows[0]!.n;
     const keyframe: number[] = [];
     let entities = 0;
-    for (const t of times) {
-      keyframe.push(
-        await timed(async () => {
-          const { rows } = await pool.query(
-            `select count(*)::int as n from msr.entity_states_at(to_timestamp($1 / 1000.0))`,
-            [t],
-          );
-          entities = rows[0].n;
-        }),
-      );
-    }
+    for (const t of times) keyframe.push(await timed(async () => (entities = await entitiesAt(t))));
     const naive: number[] = [];
     // The baselines that read every event up to T run at fixed points of the day (a quarter, half and
     // three quarters in); the naive DISTINCT ON at five; ours at the 30 spread times above.
@@ -158,11 +156,7 @@ async function benchDataset(
     for (const t of foldTimes) {
       const fold = await kafkaStateAt(brokers, loaded.topics, t);
       folds.push(fold);
-      const { rows } = await pool.query<{ n: number }>(
-        `select count(*)::int as n from msr.entity_states_at(to_timestamp($1 / 1000.0))`,
-        [t],
-      );
-      agreement.push({ ours: rows[0]!.n, kafka: fold.entities });
+      agreement.push({ ours: await entitiesAt(t), kafka: fold.entities });
     }
     const median = (values: number[]) => Math.round(percentile(values, 50));
     const kafka = {

@@ -138,8 +138,7 @@ export async function replayBench(
     const { events, seconds } = maxSpeed!;
     await allClosed(app);
 
-    // Memory per idle socket and per playing session, measured on the server alone: the clients
-    // run in a process of their own (load/session-clients.ts).
+    // Memory per idle socket and per playing session, measured on the server alone.
     const quiet = settledMemoryKb();
     // 1,000 sockets, so that RSS noise (tens of MiB up or down after a GC) stays small per socket.
     const idle = await ClientProcess.start({ url, mode: 'idle', count: 1000, earliest, latest });
@@ -184,7 +183,6 @@ export async function replayBench(
     }
 
     // Where the time goes in the heaviest step: 500 sessions again, with the server profiled.
-    await allClosed(app);
     const heavy = await ClientProcess.start({ url, mode: 'play', count: 500, earliest, latest });
     const { hot } = await profiled(() => sleep(10_000));
     const heavyDone = await heavy.finish();

@@ -209,31 +209,21 @@ async function seekAndMax(
 async function slow(plan: ClientsPlan): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
   const started = performance.now();
   const sockets = await Promise.all(
-    Array.from({ length: plan.count }, (_, i) => {
-      const ws = new WebSocket(plan.url, ['msr.v1.json']);
-      return new Promise<WebSocket>((resolve) =>
-        ws.on('open', () => {
-          ws.send(
-            JSON.stringify({
-              type: 'open',
-              from: plan.earliest,
-              to: plan.latest,
-              // In the first half of the day: 40 s at 100x must not reach the end of the history.
-              at: Math.round(plan.earliest + ((i / plan.count) * (plan.latest - plan.earliest)) / 2),
-              speed: 100,
-            }),
-          );
-          ws.send(JSON.stringify({ type: 'play' }));
-          setTimeout(() => (ws as unknown as { _socket: { pause(): void } })._socket.pause(), 200);
-          resolve(ws);
-        }),
-      );
+    Array.from({ length: plan.count }, async (_, i) => {
+      const c = await BareSession.connect(plan.url);
+      // In the first half of the day: 50 s at 100x must not reach the end of the history.
+      const at = Math.round(plan.earliest + ((i / plan.count) * (plan.latest - plan.earliest)) / 2);
+      // Not awaited: once reading stops, the replies may never be read.
+      void c.request({ type: 'open', from: plan.earliest, to: plan.latest, at, speed: 100 });
+      void c.request({ type: 'play' });
+      setTimeout(() => (c.ws as unknown as { _socket: { pause(): void } })._socket.pause(), 200);
+      return c;
     }),
   );
   return {
     openMs: performance.now() - started,
     finish: async () => {
-      for (const ws of sockets) ws.terminate();
+      for (const c of sockets) c.ws.terminate();
       return { frames: 0, latenessP50: NaN, latenessP99: NaN, cpuPct: NaN };
     },
   };
