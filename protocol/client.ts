@@ -27,7 +27,7 @@ export type WebSocketFactory = (url: string, protocols: string[]) => WebSocketLi
 
 export interface ReplayClientOptions {
   readonly subprotocol?: Subprotocol;
-  /** How sockets are made; defaults to the global WebSocket (browsers, Node 22+). */
+  /** How sockets are made; defaults to the global WebSocket (browsers, Node 22+), else `ws` (Node 20). */
   readonly webSocket?: WebSocketFactory;
   /** Reconnect and resume the session after a going-away, too-slow or broken connection. */
   readonly reconnect?: boolean;
@@ -189,13 +189,7 @@ export class ReplayClient {
       token === undefined
         ? this.url
         : `${this.url}${this.url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}`;
-    const factory =
-      this.options.webSocket ??
-      ((url: string, protocols: string[]) =>
-        new (globalThis as unknown as { WebSocket: new (u: string, p: string[]) => WebSocketLike }).WebSocket(
-          url,
-          protocols,
-        ));
+    const factory = this.options.webSocket ?? (await defaultWebSocket());
     const socket = factory(url, [this.options.subprotocol ?? SUBPROTOCOL_JSON]);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
@@ -301,4 +295,13 @@ export function applyChange(state: Map<string, Record<string, unknown>>, change:
   } else {
     state.set(`${change.table}|${change.id}`, change.state ?? {});
   }
+}
+
+/** The global WebSocket where there is one (browsers, Node 22+), else the `ws` package (Node 20). */
+async function defaultWebSocket(): Promise<WebSocketFactory> {
+  type Constructor = new (url: string, protocols: string[]) => WebSocketLike;
+  const global = (globalThis as { WebSocket?: Constructor }).WebSocket;
+  if (global) return (url, protocols) => new global(url, protocols);
+  const { WebSocket } = await import('ws');
+  return (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike;
 }

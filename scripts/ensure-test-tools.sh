@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond npm packages: Debian's Chromium (viewer test) and
-# docker-compose (compose.yml check), PostgreSQL 15 client tools (backup drill), Kafka with Debezium
+# docker-compose (compose.yml check), PostgreSQL 15 client tools (backup drill), PostgreSQL 15 with
+# TimescaleDB 2.22.1 built from ../shared/timescaledb (the TimescaleDB dialect), Kafka with Debezium
 # from Maven Central, and k6 (built with Go).
 # Runs before `npm test` (pretest); does nothing when everything is already there.
 set -euo pipefail
@@ -24,6 +25,12 @@ apt_install() { # command package why
 apt_install chromium chromium 'for the viewer test'
 apt_install docker-compose docker-compose 'to validate compose.yml'
 apt_install pg_dump postgresql-client-15 'pg_dump and pg_restore for backup and recovery'
+
+# TimescaleDB 2.22.1 on Debian's PostgreSQL 15 (built once per machine). Without root it cannot be
+# installed: the TimescaleDB half of the suite is then skipped, except in CI, where that fails.
+if ! bash "$(dirname "$0")/ensure-timescaledb.sh" >/dev/null; then
+  [ -n "${CI:-}" ] && exit 1
+fi
 
 # Apache Kafka, Kafka Connect and Debezium from Maven Central (cached; the tests start them).
 bash "$(dirname "$0")/ensure-kafka.sh" >/dev/null

@@ -105,7 +105,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
     let maintenance: Maintenance | undefined;
     if (config.cleanupEnabled) {
-      maintenance = new Maintenance(pool, config, log, metrics, options.maintenance);
+      maintenance = new Maintenance(pool, config, log, metrics, {
+        ...options.maintenance,
+        after: demo?.seeded,
+      });
       maintenance.start();
       lifecycle.started('maintenance', () => maintenance!.stop());
     }

@@ -22,7 +22,9 @@ process.removeAllListeners('SIGTERM');
 
 const app = await createApp(config).catch((err: unknown) => {
   process.stderr.write(`MSR failed to start: ${(err as Error).message}\n`);
-  process.exit(1);
+  // A deployment's setup problem (TimescaleDB not preloaded, say) exits as a bad variable does.
+  const { exitCode } = err as { exitCode?: unknown };
+  process.exit(exitCode === 2 ? 2 : 1);
 });
 
 let stopping = false;

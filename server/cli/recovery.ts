@@ -1,18 +1,23 @@
+import path from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Pool } from 'pg';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { createLogger } from '../logger.js';
-import { backup } from '../maintenance/backup.js';
+import { backup, DUMP_FILE, readBackupMetadata } from '../maintenance/backup.js';
+import { checkBackup } from '../maintenance/restore-target.js';
 import { restore } from '../maintenance/restore.js';
-import { verify } from '../maintenance/verify.js';
+import { verify, type VerifyCheck } from '../maintenance/verify.js';
 
 // The playbook as commands, on the database of DATABASE_URL (stop MSR servers before a restore):
-//   npm run backup  -- --dir backups/2026-11-24          pg_dump of the msr schema + backup.json
-//   npm run restore -- --dir backups/2026-11-24 [--cold] standard recovery (or cold: restore only)
-//   npm run verify                                        the post-recovery validation
+//   npm run backup  -- --dir backups/<day>          pg_dump of the whole database + backup.json
+//   npm run restore -- --dir backups/<day> [--cold] standard recovery (or cold: restore only)
+//   npm run verify  [-- --dir backups/<day>]        the post-recovery validation; with --dir, also the
+//                                                   backup against its own backup.json
 // Each prints one JSON document and exits 0, or 1 when it failed (verify: a check failed).
 
-const usage = 'usage: npm run backup|restore -- --dir <folder> [--cold]   |   npm run verify';
+const usage =
+  'usage: npm run backup|restore -- --dir <folder> [--cold]   |   npm run verify [-- --dir <folder>]';
 const command = process.argv[2];
 let config: Config;
 try {
@@ -25,7 +30,8 @@ const { values } = parseArgs({
   args: process.argv.slice(3),
   options: { dir: { type: 'string' }, cold: { type: 'boolean', default: false } },
 });
-if (!config.databaseUrl) {
+const databaseUrl = config.databaseUrl;
+if (!databaseUrl) {
   process.stderr.write('DATABASE_URL is not set: the database to back up, restore or verify\n');
   process.exit(2);
 }
@@ -33,22 +39,53 @@ if (command !== 'verify' && !values.dir) {
   process.stderr.write(`${usage}\n`);
   process.exit(2);
 }
+const dir = values.dir;
 const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-const pool = createPool(config.databaseUrl, 4, log);
+/** The restore drops and makes the database anew, so it opens its own connections afterwards. */
+const onPool = async <T>(work: (pool: Pool) => Promise<T>): Promise<T> => {
+  const pool = createPool(databaseUrl, 4, log);
+  try {
+    return await work(pool);
+  } finally {
+    await pool.end();
+  }
+};
 let ok = false;
 try {
-  const result =
-    command === 'backup'
-      ? await backup(pool, config.databaseUrl, config, values.dir!)
-      : command === 'restore'
-        ? await restore(pool, config.databaseUrl, config, values.dir!, values.cold ? 'cold' : 'standard', log)
-        : await verify(pool);
-  ok = !('ok' in result) || result.ok;
-  if ('verify' in result) ok = result.verify.ok;
-  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  if (command === 'backup') {
+    const result = await onPool((pool) => backup(pool, databaseUrl, config, dir!));
+    ok = true;
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else if (command === 'restore') {
+    const result = await restore(databaseUrl, config, dir!, values.cold ? 'cold' : 'standard', log);
+    ok = result.verify.ok;
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    const report = await onPool((pool) => verify(pool));
+    const checks = [...report.checks];
+    if (dir) checks.push(await backupCheck(databaseUrl, dir));
+    ok = checks.every((c) => c.ok);
+    process.stdout.write(`${JSON.stringify({ ...report, ok, checks }, null, 2)}\n`);
+  }
 } catch (err) {
-  process.stderr.write(`${command} failed: ${(err as Error).message}\n`);
-} finally {
-  await pool.end();
+  const code = (err as { code?: unknown }).code;
+  process.stderr.write(
+    `${command} failed${typeof code === 'string' ? ` (${code})` : ''}: ${(err as Error).message}\n`,
+  );
 }
 process.exit(ok ? 0 : 1);
+
+/** The backup in `dir` restored into a scratch database and compared with its backup.json. */
+async function backupCheck(url: string, folder: string): Promise<VerifyCheck> {
+  try {
+    const metadata = await readBackupMetadata(folder);
+    const events = await checkBackup(url, path.join(folder, DUMP_FILE), metadata);
+    return {
+      name: 'backup',
+      ok: true,
+      detail: `${folder}: the dump holds the ${events} events backup.json counts`,
+    };
+  } catch (err) {
+    return { name: 'backup', ok: false, detail: `${folder}: ${(err as Error).message}` };
+  }
+}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { detectDialect, type Dialect } from './dialect.js';
+import { checkTimescaleSetup, detectDialect, type Dialect } from './dialect.js';
 
 export const SQL_DIR = new URL('../../sql/', import.meta.url);
 
@@ -86,7 +86,10 @@ async function migrateLocked(client: PoolClient, log: Logger, dir: URL): Promise
       applied_at timestamptz not null default now()
     )`);
   const dialect = await detectDialect(client);
-  if (dialect === 'timescaledb') await client.query('create extension if not exists timescaledb');
+  if (dialect === 'timescaledb') {
+    await checkTimescaleSetup(client);
+    await client.query('create extension if not exists timescaledb');
+  }
 
   const migrations = await loadMigrations(dialect, dir);
   const known = new Map(migrations.map((m) => [m.version, m]));

@@ -16,6 +16,12 @@ export class DemoWorld {
   private generator: DemoLiveGenerator | undefined;
   private work: Promise<void> = Promise.resolve();
   private stopped = false;
+  private markSeeded: () => void = () => undefined;
+  /**
+   * Settles when seeding has ended (seeded, found already seeded, failed or stopped). Maintenance
+   * waits for it: its bootstrap run would otherwise fight the seed for the event table's locks.
+   */
+  readonly seeded: Promise<void> = new Promise((resolve) => (this.markSeeded = resolve));
 
   constructor(
     private readonly pool: Pool,
@@ -43,6 +49,7 @@ export class DemoWorld {
     try {
       const seeded = await seedDemoHistory(this.pool, this.log, { historyMs: this.historyMs });
       if (seeded && !this.stopped) await refreshEntityLastStates(this.pool, this.log);
+      this.markSeeded();
       const epoch = await demoEpoch(this.pool);
       if (!epoch) {
         this.log.warn('DEMO is on but this database was not seeded by the demo; no live demo events');
@@ -57,6 +64,8 @@ export class DemoWorld {
       this.state = 'failed';
       this.error = (err as Error).message;
       this.log.error({ err }, 'demo history could not be seeded');
+    } finally {
+      this.markSeeded();
     }
   }
 }

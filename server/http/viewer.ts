@@ -16,6 +16,8 @@ export function viewerRoutes(): Route[] {
       bundle: true,
       format: 'esm',
       platform: 'browser',
+      // The client's Node 20 fallback; browsers have a global WebSocket and never load it.
+      external: ['ws'],
       target: 'es2022',
       write: false,
       minify: true,

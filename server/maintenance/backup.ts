@@ -1,40 +1,66 @@
-import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Pool } from 'pg';
+import { z } from 'zod';
 import type { Config } from '../config.js';
 import { ingestTopics } from '../ingest/topics.js';
-
-const run = promisify(execFile);
+import { runPgTool } from './pg-tools.js';
 
 export const DUMP_FILE = 'msr.dump';
 export const METADATA_FILE = 'backup.json';
 
-export interface PartitionOffset {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-}
+const PartitionOffsetSchema = z.object({
+  topic: z.string(),
+  partition: z.number().int(),
+  offset: z.string(),
+});
+export type PartitionOffset = z.infer<typeof PartitionOffsetSchema>;
 
 /** What a backup records besides the dump, in backup.json. */
-export interface BackupMetadata {
-  readonly backupTime: string;
-  readonly dialect: string;
-  readonly schemaVersion: number;
-  readonly events: number;
-  readonly earliest: string | null;
-  readonly latest: string | null;
+const BackupMetadataSchema = z.object({
+  backupTime: z.string(),
+  dialect: z.enum(['postgres', 'timescaledb']),
+  /** The timescaledb extension's version in the dumped database (TimescaleDB dialect), else null. */
+  timescaledbVersion: z.string().nullable(),
+  schemaVersion: z.number().int(),
+  /** Counted in the snapshot the dump was taken from: exactly what the dump holds. */
+  events: z.number().int().nonnegative(),
+  earliest: z.string().nullable(),
+  latest: z.string().nullable(),
+  dumpBytes: z.number().int().nonnegative(),
   /** The ingest group's committed offsets, read before the dump: replaying from them loses nothing. */
-  readonly kafka: { readonly groupId: string; readonly offsets: readonly PartitionOffset[] } | null;
+  kafka: z.object({ groupId: z.string(), offsets: z.array(PartitionOffsetSchema) }).nullable(),
+});
+export type BackupMetadata = z.infer<typeof BackupMetadataSchema>;
+
+/** Reads a backup folder's backup.json; a missing or foreign file is a clear error. */
+export async function readBackupMetadata(dir: string): Promise<BackupMetadata> {
+  const file = path.join(dir, METADATA_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${file} cannot be read: ${(err as Error).message}`, { cause: err });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${file} is not JSON: ${(err as Error).message}`, { cause: err });
+  }
+  const parsed = BackupMetadataSchema.safeParse(json);
+  if (!parsed.success) throw new Error(`${file} is not an MSR backup's metadata: ${parsed.error.message}`);
+  return parsed.data;
 }
 
 /**
- * The playbook's backup: the ingest group's committed offsets first, then `pg_dump -Fc` of the
- * msr schema, then backup.json. Offsets taken before the dump can only point at or before what the
- * dump holds, so a standard recovery that replays from them re-reads (idempotently) rather than
- * skips events.
+ * The playbook's backup: the ingest group's committed offsets first, then a `pg_dump -Fc` of the
+ * whole database (TimescaleDB's documented procedure: a hypertable's rows live in chunks outside
+ * the msr schema, and its continuous aggregate in a materialized hypertable), then backup.json.
+ * The counts come from an exported snapshot that pg_dump reads too, so they describe exactly what
+ * the dump holds. Offsets taken before the dump can only point at or before what the dump holds,
+ * so a standard recovery that replays from them re-reads (idempotently) rather than skips events.
  */
 export async function backup(
   pool: Pool,
@@ -45,37 +71,52 @@ export async function backup(
   await mkdir(dir, { recursive: true });
   const kafka = config.kafka.brokers ? await committedOffsets(config) : null;
   const backupTime = new Date().toISOString();
-  await run(
-    'pg_dump',
-    ['--format=custom', '--schema=msr', '--no-owner', `--file=${path.join(dir, DUMP_FILE)}`, databaseUrl],
-    {
-      maxBuffer: 16 << 20,
-    },
-  );
-  const { rows } = await pool.query<{
-    dialect: string;
-    version: number;
-    events: number;
-    earliest: Date | null;
-    latest: Date | null;
-  }>(`
-    select (select dialect from msr.schema_migration order by version desc limit 1) as dialect,
-           (select max(version) from msr.schema_migration) as version,
-           (select count(*)::int from msr.cdc_event) as events,
-           (select min(event_timestamp) from msr.cdc_event) as earliest,
-           (select max(event_timestamp) from msr.cdc_event) as latest`);
-  const row = rows[0]!;
-  const metadata: BackupMetadata = {
-    backupTime,
-    dialect: row.dialect,
-    schemaVersion: row.version,
-    events: row.events,
-    earliest: row.earliest?.toISOString() ?? null,
-    latest: row.latest?.toISOString() ?? null,
-    kafka,
-  };
-  await writeFile(path.join(dir, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
-  return metadata;
+  const client = await pool.connect();
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    const { rows } = await client.query<{
+      snapshot: string;
+      dialect: string;
+      timescaledb: string | null;
+      version: number;
+      events: number;
+      earliest: Date | null;
+      latest: Date | null;
+    }>(`
+      select pg_export_snapshot() as snapshot,
+             (select dialect from msr.schema_migration order by version desc limit 1) as dialect,
+             (select extversion from pg_extension where extname = 'timescaledb') as timescaledb,
+             (select max(version) from msr.schema_migration) as version,
+             (select count(*)::int from msr.cdc_event) as events,
+             (select min(event_timestamp) from msr.cdc_event) as earliest,
+             (select max(event_timestamp) from msr.cdc_event) as latest`);
+    const row = rows[0]!;
+    const file = path.join(dir, DUMP_FILE);
+    await runPgTool(
+      'pg_dump',
+      ['--format=custom', '--no-owner', `--snapshot=${row.snapshot}`, `--file=${file}`],
+      databaseUrl,
+    );
+    await client.query('commit');
+    const metadata: BackupMetadata = {
+      backupTime,
+      dialect: row.dialect as BackupMetadata['dialect'],
+      timescaledbVersion: row.timescaledb,
+      schemaVersion: row.version,
+      events: row.events,
+      earliest: row.earliest?.toISOString() ?? null,
+      latest: row.latest?.toISOString() ?? null,
+      dumpBytes: (await stat(file)).size,
+      kafka,
+    };
+    await writeFile(path.join(dir, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
+    return metadata;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 export function kafkaClient(config: Config): Kafka {

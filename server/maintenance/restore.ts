@@ -1,23 +1,20 @@
-import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Ingest } from '../ingest/consumer.js';
 import { Metrics } from '../metrics.js';
+import { createPool } from '../db/pool.js';
 import {
   DUMP_FILE,
   kafkaClient,
-  METADATA_FILE,
+  readBackupMetadata,
   type BackupMetadata,
   type PartitionOffset,
 } from './backup.js';
+import { checkRestoreTarget, restoreDump } from './restore-target.js';
 import { verify, type VerifyReport } from './verify.js';
-
-const run = promisify(execFile);
 
 export type RecoveryMode = 'standard' | 'cold';
 
@@ -36,15 +33,16 @@ export interface RecoveryResult {
 }
 
 /**
- * The playbook's recovery. Cold: `pg_restore --clean --if-exists` of the backup, nothing more.
- * Standard: that, then the ingest group's offsets reset to the backup's, ingest run here until
- * it has caught up with Kafka (everything after the backup comes back; what the dump already had
- * is a no-op), then the aggregate refreshed and the earliest snapshot rebuilt, then verify. MSR
- * servers on this database and group must be stopped meanwhile (Kafka only resets the offsets of
- * a group without members).
+ * The playbook's recovery into DATABASE_URL's database, made anew: refused before any change when
+ * the server or database cannot take the backup, then the dump restored (TimescaleDB's pre/post
+ * restore procedure on that dialect) and checked against backup.json. Cold stops there. Standard
+ * then resets the ingest group's offsets to the backup's, runs the ingest here until it has caught
+ * up with Kafka (everything after the backup comes back; what the dump already had is a no-op),
+ * refreshes the aggregate and rebuilds the earliest snapshot, then verifies. MSR servers on this
+ * database and group must be stopped meanwhile (Kafka only resets the offsets of a group without
+ * members).
  */
 export async function restore(
-  pool: Pool,
   databaseUrl: string,
   config: Config,
   dir: string,
@@ -52,52 +50,41 @@ export async function restore(
   log: Logger,
 ): Promise<RecoveryResult> {
   const started = performance.now();
-  const backup = JSON.parse(await readFile(path.join(dir, METADATA_FILE), 'utf8')) as BackupMetadata;
-  await run(
-    'pg_restore',
-    [
-      '--clean',
-      '--if-exists',
-      '--no-owner',
-      '--exit-on-error',
-      `--dbname=${databaseUrl}`,
-      path.join(dir, DUMP_FILE),
-    ],
-    {
-      maxBuffer: 16 << 20,
-    },
-  );
-  await pool.query('select msr.ensure_public_entry_points()');
-  const count = async () =>
-    (await pool.query<{ n: number }>('select count(*)::int as n from msr.cdc_event')).rows[0]!.n;
-  const restoredEvents = await count();
-  const restoredAt = performance.now();
-  let replayedAt = restoredAt;
-  if (mode === 'standard') {
-    if (backup.kafka && config.kafka.brokers) {
-      await resetOffsets(config, backup.kafka.offsets);
-      await catchUp(pool, config, log);
+  const backup = await readBackupMetadata(dir);
+  await checkRestoreTarget(databaseUrl, backup);
+  const restoredEvents = await restoreDump(databaseUrl, path.join(dir, DUMP_FILE), backup);
+  const pool = createPool(databaseUrl, 4, log);
+  try {
+    await pool.query('select msr.ensure_public_entry_points()');
+    const restoredAt = performance.now();
+    let replayedAt = restoredAt;
+    if (mode === 'standard') {
+      if (backup.kafka && config.kafka.brokers) {
+        await resetOffsets(config, backup.kafka.offsets);
+        await catchUp(pool, config, log);
+      }
+      replayedAt = performance.now();
+      await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+      await pool.query('select msr.refresh_earliest_snapshot()');
     }
-    replayedAt = performance.now();
-    await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
-    await pool.query('select msr.refresh_earliest_snapshot()');
+    const rebuiltAt = performance.now();
+    const report = await verify(pool);
+    return {
+      mode,
+      backup,
+      restoredEvents,
+      replayedEvents: report.events - restoredEvents,
+      ms: {
+        restore: Math.round(restoredAt - started),
+        replay: Math.round(replayedAt - restoredAt),
+        rebuild: Math.round(rebuiltAt - replayedAt),
+        total: Math.round(rebuiltAt - started),
+      },
+      verify: report,
+    };
+  } finally {
+    await pool.end();
   }
-  const rebuiltAt = performance.now();
-  const report = await verify(pool);
-  const total = await count();
-  return {
-    mode,
-    backup,
-    restoredEvents,
-    replayedEvents: total - restoredEvents,
-    ms: {
-      restore: Math.round(restoredAt - started),
-      replay: Math.round(replayedAt - restoredAt),
-      rebuild: Math.round(rebuiltAt - replayedAt),
-      total: Math.round(rebuiltAt - started),
-    },
-    verify: report,
-  };
 }
 
 async function resetOffsets(config: Config, offsets: readonly PartitionOffset[]) {

@@ -8,6 +8,8 @@ import { rotate, type RotationOptions, type RotationResult } from './rotation.js
 export interface MaintenanceOptions extends RotationOptions {
   /** After a failed run, the next attempt comes this much later (default 5 minutes). */
   readonly retryMs?: number;
+  /** The bootstrap run waits for this (the demo seed: both need the event table's locks). */
+  readonly after?: Promise<unknown>;
 }
 
 /**
@@ -33,7 +35,7 @@ export class Maintenance {
 
   start(): void {
     this.cron = new Cron(this.config.retentionCron, { protect: true }, () => void this.run('scheduled'));
-    void this.run('bootstrap');
+    void (this.options.after ?? Promise.resolve()).finally(() => void this.run('bootstrap'));
   }
 
   /** Runs now unless a run is in progress (then waits for that one). Never throws. */

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -8,8 +8,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import { generateHistory, referenceState, sqlState, type HistoryEvent } from '../support/history.js';
+import { createTestDatabase, dialect, type TestDatabase } from '../support/database.js';
+import {
+  generateHistory,
+  insertHistory,
+  referenceState,
+  sqlState,
+  type HistoryEvent,
+} from '../support/history.js';
 import {
   createTopics,
   debeziumRecord,
@@ -91,7 +97,8 @@ describe('backup and standard recovery (drill)', () => {
     await until('ingest caught up', async () => app!.ingest!.status.lag === 0);
 
     const backup = await command('backup', '--dir', dir);
-    expect(backup).toMatchObject({ events: before.length, kafka: { groupId } });
+    expect(backup).toMatchObject({ events: before.length, dialect, kafka: { groupId } });
+    expect(backup.timescaledbVersion).toBe(dialect === 'timescaledb' ? '2.22.1' : null);
     expect(backup.kafka.offsets.map((o: { topic: string }) => o.topic).sort()).toEqual([
       `${prefix}.city.incident`,
       `${prefix}.city.vehicle`,
@@ -127,15 +134,110 @@ describe('backup and standard recovery (drill)', () => {
     for (const [i, t] of probes.entries()) {
       expect(await sqlState(db.pool, t), `state at probe ${i}`).toEqual(stateBefore[i]);
     }
-    const verified = await command('verify');
+    const verified = await command('verify', '--dir', dir);
     expect(verified.ok).toBe(true);
     expect(verified.checks.map((c: { name: string }) => c.name)).toEqual(
-      expect.arrayContaining(['relations', 'configuration', 'schema', 'events', 'snapshot pointer']),
+      expect.arrayContaining([
+        'relations',
+        'configuration',
+        'schema',
+        'events',
+        'snapshot pointer',
+        'backup',
+      ]),
     );
     console.log(
       `recovery drill: ${before.length} events before the backup, ${after.length} after, ` +
         `${recovery.restoredEvents} restored + ${recovery.replayedEvents} replayed from Kafka, ` +
-        `recovery ${recoveryMs} ms (restore ${recovery.ms.restore}, replay ${recovery.ms.replay}, rebuild ${recovery.ms.rebuild})`,
+        `recovery ${recoveryMs} ms (restore ${recovery.ms.restore}, replay ${recovery.ms.replay}, rebuild ${recovery.ms.rebuild}), ` +
+        `dump ${backup.dumpBytes} bytes (${dialect})`,
     );
+  });
+});
+
+describe('cold recovery, and backups checked against their own metadata', () => {
+  let db: TestDatabase;
+  let dir: string;
+  const env = () => ({ ...process.env, DATABASE_URL: db.url, AUTH_MODE: 'none' });
+  afterAll(async () => {
+    await db?.drop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  const command = (...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', 'server/cli/recovery.ts', ...args], {
+      cwd: root,
+      env: env(),
+      maxBuffer: 16 << 20,
+    }).then(
+      ({ stdout }) => ({ code: 0, out: JSON.parse(stdout), err: '' }),
+      (e: { code: number; stdout: string; stderr: string }) => ({
+        code: e.code,
+        out: e.stdout ? JSON.parse(e.stdout) : null,
+        err: e.stderr,
+      }),
+    );
+  const range = async () =>
+    (
+      await db.pool.query(
+        `select count(*)::int as n, min(event_timestamp) as lo, max(event_timestamp) as hi from msr.cdc_event`,
+      )
+    ).rows[0];
+
+  it('restores exactly the events the backup was taken with, and refuses what does not fit', async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'msr-cold-'));
+    db = await createTestDatabase();
+    const start = Date.now() - 3 * HOUR;
+    const events = generateHistory(43, start, 2 * HOUR, 2500);
+    await insertHistory(db.pool, events);
+    await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    const probes = [0.2, 0.6, 1].map((f) => Math.round(start + f * 2 * HOUR));
+    const stateBefore = await Promise.all(probes.map((t) => sqlState(db.pool, t)));
+    const rangeBefore = await range();
+
+    const backup = await command('backup', '--dir', dir);
+    expect(backup.code).toBe(0);
+    expect(backup.out).toMatchObject({ events: events.length, dialect });
+    expect(backup.out.dumpBytes).toBeGreaterThan(events.length * 50);
+
+    // More rows after the backup: a cold recovery takes the database back to the backup.
+    await insertHistory(db.pool, generateHistory(44, start + 2 * HOUR, HOUR, 200));
+    const cold = await command('restore', '--dir', dir, '--cold');
+    expect(cold.code, cold.err).toBe(0);
+    expect(cold.out).toMatchObject({ mode: 'cold', restoredEvents: events.length, replayedEvents: 0 });
+    expect(await range()).toEqual(rangeBefore);
+    for (const [i, t] of probes.entries()) {
+      expect(await sqlState(db.pool, t), `state at probe ${i}`).toEqual(stateBefore[i]);
+    }
+    if (dialect === 'timescaledb') {
+      const { rows } = await db.pool.query(
+        `select count(*)::int as n from timescaledb_information.chunks where hypertable_name = 'cdc_event'`,
+      );
+      expect(rows[0].n).toBeGreaterThan(0);
+    }
+    expect((await command('verify', '--dir', dir)).code).toBe(0);
+
+    // A backup whose dump does not hold what its metadata says fails loudly, before and at restore.
+    const metadataFile = path.join(dir, 'backup.json');
+    const metadata = JSON.parse(await readFile(metadataFile, 'utf8'));
+    await writeFile(metadataFile, JSON.stringify({ ...metadata, events: metadata.events + 1 }));
+    const lying = await command('verify', '--dir', dir);
+    expect(lying.code).toBe(1);
+    expect(lying.out.checks.find((c: { name: string }) => c.name === 'backup')).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining(`backup.json says ${events.length + 1}`),
+    });
+    const mismatch = await command('restore', '--dir', dir, '--cold');
+    expect(mismatch.err).toContain('BACKUP_MISMATCH');
+
+    // A backup of the other dialect is refused before anything is changed.
+    const other =
+      dialect === 'timescaledb'
+        ? { ...metadata, dialect: 'postgres', timescaledbVersion: null }
+        : { ...metadata, dialect: 'timescaledb', timescaledbVersion: '2.22.1' };
+    await writeFile(metadataFile, JSON.stringify(other));
+    const refused = await command('restore', '--dir', dir, '--cold');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toContain('RESTORE_REFUSED');
+    expect(await range()).toEqual(rangeBefore);
   });
 });

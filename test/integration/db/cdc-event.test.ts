@@ -84,13 +84,13 @@ describe('msr.cdc_event', () => {
     async () => {
       await db.pool.query(
         `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op)
-       values ('2025-03-04 10:00:00+00', 'ops', 'public', 'note', 'old', 'c')`,
+       values ('2025-03-04 10:00:00+00', 'ops', 'public', 'note', 'old', 'c')`, // calendar-free: older than any window on purpose
       );
       const inDefault = async () =>
         (await db.pool.query(`select count(*)::int as n from msr.cdc_event_default where entity_id = 'old'`))
           .rows[0].n;
       expect(await inDefault()).toBe(1);
-      const made = await db.pool.query(`select msr.prepare_storage('2025-03-04', '2025-03-04') as n`);
+      const made = await db.pool.query(`select msr.prepare_storage('2025-03-04', '2025-03-04') as n`); // calendar-free: the same old day
       expect(made.rows[0].n).toBe(1);
       expect(await inDefault()).toBe(0);
       const moved = await db.pool.query(`select count(*)::int as n from msr.cdc_event_p20250304`);

@@ -2,7 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyChange } from '../../../protocol/client.js';
 import { readDeltas } from '../../../server/replay/deltas.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
-import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../../support/history.js';
+import {
+  hoursAgo,
+  generateHistory,
+  insertHistory,
+  referenceState,
+  type HistoryEvent,
+} from '../../support/history.js';
 import { asClientKeys } from '../../support/replay.js';
 
 // Window reads on both dialects: walking forward or backward in small windows from an exact state
@@ -11,7 +17,7 @@ import { asClientKeys } from '../../support/replay.js';
 describe('readDeltas', () => {
   let db: TestDatabase;
   let events: HistoryEvent[];
-  const start = Date.UTC(2026, 10, 22, 9, 0, 0);
+  const start = hoursAgo(30);
   const span = 3_600_000;
 
   beforeAll(async () => {

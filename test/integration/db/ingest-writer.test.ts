@@ -3,12 +3,13 @@ import type { ChangeEvent } from '../../../server/ingest/debezium.js';
 import { storeBatch } from '../../../server/ingest/store.js';
 import type { StoredChange } from '../../../server/ingest/writer.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
+import { hoursAgo, prepareStorageFor } from '../../support/history.js';
 
 // The ingest's batch write on whichever dialect this project runs (plain PostgreSQL or
 // TimescaleDB): redelivery is a no-op, unreadable columns keep the previous value, and a record
 // the database refuses goes to msr.ingest_error without holding back the others.
 
-const T0 = Date.UTC(2026, 10, 20, 9, 0, 0);
+const T0 = hoursAgo(30);
 
 function change(
   offset: number,
@@ -52,7 +53,7 @@ describe('ingest batch writes', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    await db.pool.query(`select msr.prepare_storage('2026-11-19', '2026-11-21')`);
+    await prepareStorageFor(db.pool, T0, T0 + 3_600_000);
   });
   afterAll(() => db?.drop());
 

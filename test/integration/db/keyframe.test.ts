@@ -1,12 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readKeyframe } from '../../../server/replay/keyframe.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
-import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../../support/history.js';
+import {
+  hoursAgo,
+  generateHistory,
+  insertHistory,
+  referenceState,
+  type HistoryEvent,
+} from '../../support/history.js';
 
 describe('readKeyframe', () => {
   let db: TestDatabase;
   let events: HistoryEvent[];
-  const start = Date.UTC(2026, 10, 21, 6, 0, 0);
+  const start = hoursAgo(30);
 
   beforeAll(async () => {
     db = await createTestDatabase();

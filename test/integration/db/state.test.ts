@@ -2,6 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, dialect, type TestDatabase } from '../../support/database.js';
 import {
+  hoursAgo,
+  prepareStorageFor,
   generateHistory,
   insertHistory,
   referenceState,
@@ -18,13 +20,13 @@ const HOUR = 3_600_000;
 describe('state at T (entity_states_at)', () => {
   let db: TestDatabase;
   let events: HistoryEvent[];
-  const start = Date.UTC(2026, 10, 20, 8, 0, 0);
+  const start = hoursAgo(30);
   const span = 5 * HOUR;
   const probes = [0, 0.1, 0.25, 0.33, 0.5, 0.61, 0.75, 0.9, 1].map((f) => Math.round(start + f * span));
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    await db.pool.query(`select msr.prepare_storage('2026-11-19', '2026-11-21')`);
+    await prepareStorageFor(db.pool, start, start + span);
     events = generateHistory(42, start, span, 2500);
     await insertHistory(db.pool, events);
   });

@@ -6,7 +6,14 @@ import { loadConfig } from '../../../server/config.js';
 import { createLogger } from '../../../server/logger.js';
 import { until } from '../../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
-import { generateHistory, referenceState, sqlState, type HistoryEvent } from '../../support/history.js';
+import {
+  hoursAgo,
+  prepareStorageFor,
+  generateHistory,
+  referenceState,
+  sqlState,
+  type HistoryEvent,
+} from '../../support/history.js';
 import { getJson } from '../../support/http.js';
 import { startServerProcess } from '../../support/process.js';
 import {
@@ -48,7 +55,7 @@ async function startIngest(db: TestDatabase, prefix: string, groupId: string): P
 
 /** A history converted to what Debezium would send: every event has an LSN, as real ones do. */
 function debeziumHistory(prefix: string, seed: number, count: number): HistoryEvent[] {
-  const start = Date.UTC(2026, 10, 22, 6, 0, 0);
+  const start = hoursAgo(30);
   return generateHistory(seed, start, 2 * HOUR, count).map((e, i) => ({
     ...e,
     source: prefix,
@@ -75,7 +82,7 @@ describe('ingest from Kafka', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    await db.pool.query(`select msr.prepare_storage('2026-11-21', '2026-11-23')`);
+    await prepareStorageFor(db.pool, hoursAgo(30), hoursAgo(0));
   });
   afterEach(async () => {
     await app?.stop();

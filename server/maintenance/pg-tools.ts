@@ -1,0 +1,61 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { parse } from 'pg-connection-string';
+
+const run = promisify(execFile);
+
+/** A PostgreSQL client program (pg_dump, pg_restore) failed; the message never holds a password. */
+export class PgToolError extends Error {
+  readonly code = 'PG_TOOL_FAILED';
+}
+
+/**
+ * libpq's environment for a database URL: the connection reaches pg_dump and pg_restore through
+ * PGHOST, PGPASSWORD and friends, never on their command line (visible to every process listing).
+ */
+export function libpqEnvironment(databaseUrl: string): Record<string, string> {
+  const c = parse(databaseUrl);
+  const env: Record<string, string | null | undefined> = {
+    PGHOST: c.host,
+    PGPORT: c.port,
+    PGUSER: c.user,
+    PGPASSWORD: c.password,
+    PGDATABASE: c.database,
+    PGSSLMODE: typeof c.ssl === 'object' || c.ssl === true ? 'require' : undefined,
+  };
+  const sslmode = new URL(databaseUrl).searchParams.get('sslmode');
+  if (sslmode) env.PGSSLMODE = sslmode;
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => Boolean(e[1])));
+}
+
+/** The URL with its password masked, for messages and logs. */
+export function redactUrl(databaseUrl: string): string {
+  try {
+    const url = new URL(databaseUrl);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return '(a malformed URL)';
+  }
+}
+
+/** Runs a libpq program against the database of `databaseUrl`. */
+export async function runPgTool(
+  program: 'pg_dump' | 'pg_restore',
+  args: readonly string[],
+  databaseUrl: string,
+): Promise<{ stdout: string; stderr: string }> {
+  try {
+    return await run(program, [...args], {
+      env: { ...process.env, ...libpqEnvironment(databaseUrl) },
+      maxBuffer: 64 << 20,
+    });
+  } catch (err) {
+    const e = err as { code?: string | number; stderr?: string };
+    const why =
+      e.code === 'ENOENT' ? `${program} is not installed (Debian: postgresql-client-15)` : e.stderr?.trim();
+    const password = parse(databaseUrl).password;
+    const message = `${program} failed on ${redactUrl(databaseUrl)}: ${why ?? String(err)}`;
+    throw new PgToolError(password ? message.split(password).join('***') : message);
+  }
+}
