@@ -1,13 +1,18 @@
 // Benchmark: for the 24-hour demo city (2,000 entities) and a larger one (10,000 entities, same
-// day), the seed rate, the aggregate refresh, "state at T" against the naive DISTINCT ON query,
-// the naive server's scan-from-start state and OFFSET/LIMIT polling (naive-baseline.ts), the raw
-// pg-cursor read rate and the replay figures (replay-bench.ts), each in one run on a fresh
-// embedded PostgreSQL 15, so every ratio compares figures taken side by side.
-// Usage: npm run bench      (writes load/results/bench.{json,md,html})
+// day), on each dialect (a fresh embedded PostgreSQL 15, and a fresh TimescaleDB 2.22.1 server on
+// Debian's PostgreSQL 15), the seed rate, the aggregate refresh, "state at T" against the naive
+// DISTINCT ON query, the raw pg-cursor read rate, the backup's size and its restore checked, and
+// the replay figures (replay-bench.ts); on plain PostgreSQL also the naive server's
+// scan-from-start state and OFFSET/LIMIT polling (naive-baseline.ts) and the Kafka baseline. All
+// in one run, so every ratio (TimescaleDB against PostgreSQL too) compares figures taken side by side.
+// Usage: npm run bench [-- <dataset prefix>] [-- --dialects=postgres,timescaledb]
+//        (writes load/results/bench.{json,md,html})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import Cursor from 'pg-cursor';
+import pg from 'pg';
+import type { Dialect } from '../server/db/dialect.js';
 import { startEmbeddedDatabase } from '../server/db/embedded.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
@@ -19,6 +24,8 @@ import { percentile } from './percentile.js';
 import { replayBench, type ReplayFigures } from './replay-bench.js';
 import { htmlReport } from './report.js';
 import { startKafkaCluster } from '../test/support/kafka-cluster.js';
+import { startTimescaleServer } from '../test/support/timescaledb-server.js';
+import { backupFigures, type BackupFigures } from './backup-bench.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -36,13 +43,14 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
 
 export interface DatasetFigures {
   name: string;
+  dialect: Dialect;
   seed: { events: number; ms: number; eventsPerSecond: number };
   aggregateRefreshMs: number;
   stateAtT: { entities: number; p50Ms: number; p95Ms: number };
   naiveDistinctOn: { p50Ms: number; p95Ms: number };
   rawCursor: { rows: number; rowsPerSecond: number };
   /** The naive server: state at T by folding from the start; one session polling with OFFSET/LIMIT. */
-  naiveServer: {
+  naiveServer?: {
     scanState: { p50Ms: number; entities: number; rows: number };
     poll: { rows: number; rowsPerSecond: number; lastPageMs: number };
   };
@@ -58,17 +66,35 @@ export interface DatasetFigures {
     /** Entities at each fold time: ours (SQL) and Kafka's fold; they must agree. */
     entities: { ours: number; kafka: number }[];
   };
+  backup: BackupFigures;
   replay: ReplayFigures;
+}
+
+/** A fresh server of the dialect with an empty `msr` database. */
+async function startBenchDatabase(
+  dialect: Dialect,
+  dir: string,
+): Promise<{ url: string; stop(): Promise<void> }> {
+  if (dialect === 'postgres') return startEmbeddedDatabase(dir, 0, log);
+  const server = await startTimescaleServer(dir);
+  const admin = new pg.Client({ connectionString: server.adminUrl });
+  await admin.connect();
+  await admin.query('create database msr');
+  await admin.end();
+  return { url: server.adminUrl.replace(/\/postgres$/, '/msr'), stop: () => server.stop() };
 }
 
 async function benchDataset(
   name: string,
   city: CityModel,
+  dialect: Dialect,
   brokers: string[],
   topicPrefix: string,
 ): Promise<DatasetFigures> {
   const dir = await mkdtemp(path.join(tmpdir(), 'msr-bench-'));
-  const database = await startEmbeddedDatabase(dir, 0, log);
+  const database = await startBenchDatabase(dialect, dir);
+  // The baselines do not depend on MSR's dialect: they run once, beside plain PostgreSQL.
+  const baselines = dialect === 'postgres';
   const pool = createPool(database.url, 4, log);
   try {
     await migrate(pool, log);
@@ -129,9 +155,9 @@ async function benchDataset(
     client.release();
 
     const scans = [];
-    for (const t of foldTimes) scans.push(await naiveScanState(pool, t));
-    const poll = await naivePollRate(pool, earliest, 200);
-    const naiveServer = {
+    for (const t of baselines ? foldTimes : []) scans.push(await naiveScanState(pool, t));
+    const poll = baselines ? await naivePollRate(pool, earliest, 200) : undefined;
+    const naiveServer = poll && {
       scanState: {
         p50Ms: Math.round(
           percentile(
@@ -150,16 +176,16 @@ async function benchDataset(
       poll,
     };
 
-    const loaded = await loadTopics(pool, brokers, topicPrefix);
+    const loaded = baselines ? await loadTopics(pool, brokers, topicPrefix) : undefined;
     const folds = [];
     const agreement = [];
-    for (const t of foldTimes) {
-      const fold = await kafkaStateAt(brokers, loaded.topics, t);
+    for (const t of loaded ? foldTimes : []) {
+      const fold = await kafkaStateAt(brokers, loaded!.topics, t);
       folds.push(fold);
       agreement.push({ ours: await entitiesAt(t), kafka: fold.entities });
     }
     const median = (values: number[]) => Math.round(percentile(values, 50));
-    const kafka = {
+    const kafka = loaded && {
       records: loaded.records,
       megabytes: loaded.megabytes,
       produceMs: loaded.ms,
@@ -170,9 +196,11 @@ async function benchDataset(
       entities: agreement,
     };
 
+    const backup = await backupFigures(pool, database.url, [0.25, 0.5, 0.75].map(at));
     const replay = await replayBench(database.url, earliest, latest);
     return {
       name,
+      dialect,
       seed: { events: seed.events, ms: seed.ms, eventsPerSecond: Math.round((seed.events / seed.ms) * 1000) },
       aggregateRefreshMs: Math.round(refreshMs),
       stateAtT: {
@@ -184,6 +212,7 @@ async function benchDataset(
       rawCursor: { rows, rowsPerSecond: Math.round((rows / cursorMs) * 1000) },
       naiveServer,
       kafka,
+      backup,
       replay,
     };
   } finally {
@@ -202,10 +231,11 @@ function report(machine: string, results: DatasetFigures[]): string {
       'Memory is the server process after a forced GC.',
     '',
   ];
+  lines.push(...dialectComparison(results));
   for (const r of results) {
     const { replay } = r;
     lines.push(
-      `## ${r.name}`,
+      `## ${r.name}, ${DIALECT_NAMES[r.dialect]}`,
       '',
       '| measure | value |',
       '| --- | --- |',
@@ -213,8 +243,12 @@ function report(machine: string, results: DatasetFigures[]): string {
       `| entity_last_states refresh | ${r.aggregateRefreshMs} ms |`,
       `| state at T (${r.stateAtT.entities} entities, SQL), p50 / p95 | ${r.stateAtT.p50Ms} / ${r.stateAtT.p95Ms} ms |`,
       `| naive DISTINCT ON, p50 / p95 | ${r.naiveDistinctOn.p50Ms} / ${r.naiveDistinctOn.p95Ms} ms (${(r.naiveDistinctOn.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
-      `| naive server: state at T by folding from the start (${r.naiveServer.scanState.rows} rows), p50 | ${r.naiveServer.scanState.p50Ms} ms (${(r.naiveServer.scanState.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
-      `| naive server: one session polling OFFSET/LIMIT 1000, 200 pages | ${r.naiveServer.poll.rowsPerSecond} rows/s, last page ${r.naiveServer.poll.lastPageMs} ms (one connection per session) |`,
+      ...(r.naiveServer
+        ? [
+            `| naive server: state at T by folding from the start (${r.naiveServer.scanState.rows} rows), p50 | ${r.naiveServer.scanState.p50Ms} ms (${(r.naiveServer.scanState.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
+            `| naive server: one session polling OFFSET/LIMIT 1000, 200 pages | ${r.naiveServer.poll.rowsPerSecond} rows/s, last page ${r.naiveServer.poll.lastPageMs} ms (one connection per session) |`,
+          ]
+        : []),
       ...(r.kafka
         ? [
             `| Kafka: state at T by folding the change topics from the start (${r.kafka.recordsP50} records), p50 | ${r.kafka.p50Ms} ms with consumer start and group join, the fold alone ${r.kafka.foldP50Ms} ms at ${r.kafka.recordsPerSecond} records/s (${(r.kafka.p50Ms / r.stateAtT.p50Ms).toFixed(1)}x ours at p50) |`,
@@ -223,6 +257,7 @@ function report(machine: string, results: DatasetFigures[]): string {
           ]
         : []),
       `| raw pg-cursor read (all columns) | ${r.rawCursor.rows} rows at ${r.rawCursor.rowsPerSecond} rows/s |`,
+      `| backup (pg_dump -Fc of the database) | ${r.backup.megabytes} MB in ${r.backup.backupMs} ms, ${r.backup.mbPerMillionEvents} MB per million events; restored in ${r.backup.restoreMs} ms: ${r.backup.restoredEvents} events, state equal at ${r.backup.statesEqual} of ${r.backup.statesChecked} times |`,
       `| seek to first keyframe byte, p50 / p95 (WebSocket) | ${replay.seek.firstByteP50} / ${replay.seek.firstByteP95} ms |`,
       `| seek to complete keyframe, p50 / p95 | ${replay.seek.completeP50} / ${replay.seek.completeP95} ms |`,
       `| one session at max speed | ${replay.maxSpeed.eventsPerSecond} events/s (${Math.round((replay.maxSpeed.eventsPerSecond / r.rawCursor.rowsPerSecond) * 100)} % of the raw cursor) |`,
@@ -263,15 +298,62 @@ function report(machine: string, results: DatasetFigures[]): string {
   return lines.join('\n');
 }
 
-const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15`;
-const only = process.argv[2];
+const DIALECT_NAMES: Record<Dialect, string> = {
+  postgres: 'plain PostgreSQL 15 (embedded)',
+  timescaledb: 'TimescaleDB 2.22.1 (PostgreSQL 15)',
+};
+
+/** TimescaleDB against plain PostgreSQL on the same data, one row per measure, per dataset. */
+function dialectComparison(results: readonly DatasetFigures[]): string[] {
+  const lines: string[] = [];
+  for (const name of new Set(results.map((r) => r.name))) {
+    const pg = results.find((r) => r.name === name && r.dialect === 'postgres');
+    const ts = results.find((r) => r.name === name && r.dialect === 'timescaledb');
+    if (!pg || !ts) continue;
+    const row = (measure: string, a: number, b: number, unit: string) =>
+      `| ${measure} | ${a} ${unit} | ${b} ${unit} | ${(b / a).toFixed(2)}x |`;
+    lines.push(
+      `## ${name}: TimescaleDB against plain PostgreSQL`,
+      '',
+      '| measure | PostgreSQL | TimescaleDB | TimescaleDB / PostgreSQL |',
+      '| --- | --- | --- | --- |',
+      row('state at T (SQL), p50', pg.stateAtT.p50Ms, ts.stateAtT.p50Ms, 'ms'),
+      row('state at T (SQL), p95', pg.stateAtT.p95Ms, ts.stateAtT.p95Ms, 'ms'),
+      row('seek to first keyframe byte, p50', pg.replay.seek.firstByteP50, ts.replay.seek.firstByteP50, 'ms'),
+      row('seek to complete keyframe, p50', pg.replay.seek.completeP50, ts.replay.seek.completeP50, 'ms'),
+      row('seek to complete keyframe, p95', pg.replay.seek.completeP95, ts.replay.seek.completeP95, 'ms'),
+      row(
+        'one session at max speed',
+        pg.replay.maxSpeed.eventsPerSecond,
+        ts.replay.maxSpeed.eventsPerSecond,
+        'events/s',
+      ),
+      ...pg.replay.concurrent.flatMap((c) => {
+        const t = ts.replay.concurrent.find((x) => x.sessions === c.sessions);
+        return t ? [row(`${c.sessions} 1x sessions: lateness p99`, c.latenessP99, t.latenessP99, 'ms')] : [];
+      }),
+      row('aggregate refresh', pg.aggregateRefreshMs, ts.aggregateRefreshMs, 'ms'),
+      row('backup size per million events', pg.backup.mbPerMillionEvents, ts.backup.mbPerMillionEvents, 'MB'),
+      row('backup restore', pg.backup.restoreMs, ts.backup.restoreMs, 'ms'),
+      '',
+    );
+  }
+  return lines;
+}
+
+const dialectsArg = process.argv.find((a) => a.startsWith('--dialects='))?.slice('--dialects='.length);
+const dialects = (dialectsArg ?? 'postgres,timescaledb').split(',') as Dialect[];
+const only = process.argv.slice(2).find((a) => !a.startsWith('--'));
+const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}; ${dialects.map((d) => DIALECT_NAMES[d]).join(' and ')}`;
 const results: DatasetFigures[] = [];
 const kafkaDir = await mkdtemp(path.join(tmpdir(), 'msr-bench-kafka-'));
 const cluster = await startKafkaCluster(kafkaDir, { connect: false });
 try {
   for (const [i, dataset] of DATASETS.entries()) {
     if (only && !dataset.name.startsWith(only)) continue;
-    results.push(await benchDataset(dataset.name, dataset.city, cluster.brokers, `bench${i}.`));
+    for (const dialect of dialects) {
+      results.push(await benchDataset(dataset.name, dataset.city, dialect, cluster.brokers, `bench${i}.`));
+    }
   }
 } finally {
   await cluster.stop();

@@ -120,7 +120,11 @@ export function htmlReport(machine: string, results: readonly DatasetFigures[], 
         `The server sent ${slow.coalescedFrames.toLocaleString('en')} coalesced frames, grew by ${slow.rssGrowthKbPerClient} KiB per client (RSS at the peak, after GC), ` +
         `and closed ${slow.closedTooSlow} of them with 4008 after the 30 s limit.</p>`
       : '';
-    return `<h2>${escape(r.name)}</h2>
+    const backup = r.backup
+      ? `<p>Backup: ${r.backup.megabytes.toLocaleString('en')} MB (${r.backup.mbPerMillionEvents} MB per million events) in ${r.backup.backupMs.toLocaleString('en')} ms; ` +
+        `restored in ${r.backup.restoreMs.toLocaleString('en')} ms, ${r.backup.restoredEvents.toLocaleString('en')} events, state equal at ${r.backup.statesEqual} of ${r.backup.statesChecked} times.</p>`
+      : '';
+    return `<h2>${escape(r.name)} (${r.dialect})</h2>
 ${barChart('Time to the state at T (lower is better)', 'ms', seekBars)}
 ${r.replay.seek.completeSamples ? histogram('Seek to complete keyframe over WebSocket: distribution', r.replay.seek.completeSamples) : ''}
 ${barChart('Events per second for one reader (higher is better)', 'events/s', throughput)}
@@ -154,6 +158,7 @@ ${lineChart('Database connections against concurrent sessions', 'sessions', 'con
   'naive server (one per session)': xs,
 })}
 ${slowText}
+${backup}
 ${barChart('Server memory growth after GC (clients in their own process)', 'KiB', [
   { label: 'RSS per idle socket', value: Math.max(0, r.replay.memory.idleSocketKb) },
   { label: 'RSS per playing 1x session', value: r.replay.memory.playingSessionKb },

@@ -54,3 +54,20 @@ export async function checkTimescaleSetup(client: PoolClient): Promise<void> {
     );
   }
 }
+
+/**
+ * TimescaleDB's loader fails every statement of a database whose extension version has no library
+ * on the server: the same mismatch, seen before checkTimescaleSetup could ask.
+ */
+export function asTimescaleSetupError(err: unknown): unknown {
+  const missing = /could not access file "\$libdir\/timescaledb-([\w.-]+)"/.exec(
+    (err as Error)?.message ?? '',
+  );
+  if (!missing) return err;
+  return new TimescaleSetupError(
+    'TIMESCALEDB_VERSION_MISMATCH',
+    `this database was created with timescaledb ${missing[1]}, which this server does not have: ` +
+      `install timescaledb ${missing[1]} on the server, or update the database's extension ` +
+      `(ALTER EXTENSION timescaledb UPDATE, in a fresh session, as TimescaleDB's upgrade guide says)`,
+  );
+}

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
-import { checkTimescaleSetup, detectDialect, type Dialect } from './dialect.js';
+import { asTimescaleSetupError, checkTimescaleSetup, detectDialect, type Dialect } from './dialect.js';
 
 export const SQL_DIR = new URL('../../sql/', import.meta.url);
 
@@ -70,6 +70,8 @@ export async function migrate(pool: Pool, log: Logger, dir: URL = SQL_DIR): Prom
     } finally {
       await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
     }
+  } catch (err) {
+    throw asTimescaleSetupError(err);
   } finally {
     client.release();
   }

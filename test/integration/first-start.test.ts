@@ -23,8 +23,9 @@ describe('a first start on an empty database with the demo', () => {
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
     app = await createApp(
       loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
-      // Three hours of demo history take seconds to seed; a short lock timeout would fail at once.
-      { log, demoHistoryMs: 3 * 3_600_000, maintenance: { lockTimeoutMs: 200, retryMs: 600_000 } },
+      // Three hours of demo history take about 7 s to seed here: a maintenance run beside it fails
+      // on a 3 s lock timeout, while the live demo's short transactions after it never hold one as long.
+      { log, demoHistoryMs: 3 * 3_600_000, maintenance: { lockTimeoutMs: 3_000, retryMs: 600_000 } },
     );
     const ready = await until(
       'ready with a snapshot',

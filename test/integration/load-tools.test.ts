@@ -61,6 +61,7 @@ describe('benchmark tools', () => {
   it('writes an HTML report with a chart per question and every figure', () => {
     const figures = {
       name: 'tiny city',
+      dialect: 'timescaledb',
       seed: { events: 10, ms: 1, eventsPerSecond: 10_000 },
       aggregateRefreshMs: 3,
       stateAtT: { entities: 5, p50Ms: 41, p95Ms: 52 },
@@ -134,6 +135,16 @@ describe('benchmark tools', () => {
           closedTooSlow: 20,
         },
       },
+      backup: {
+        events: 2_000_000,
+        megabytes: 180.5,
+        mbPerMillionEvents: 90.3,
+        backupMs: 11_000,
+        restoreMs: 23_456,
+        restoredEvents: 2_000_000,
+        statesChecked: 3,
+        statesEqual: 3,
+      },
     } satisfies DatasetFigures;
     const html = htmlReport('2 cores', [figures], '| all | figures |');
     expect(html.match(/<svg/g)).toHaveLength(8);
@@ -153,7 +164,8 @@ describe('benchmark tools', () => {
       '71 %',
       '8.25 %',
       'encode (protocol/codec.ts:10)',
-      'tiny city',
+      'tiny city (timescaledb)',
+      'Backup: 180.5 MB (90.3 MB per million events) in 11,000 ms; restored in 23,456 ms, 2,000,000 events, state equal at 3 of 3 times',
       '| all | figures |',
     ]) {
       expect(html).toContain(shown);

@@ -8,6 +8,13 @@ export const dialect: Dialect = process.env.MSR_TEST_DIALECT === 'timescaledb' ?
 
 export const poolSize = 4;
 
+/**
+ * The run's clock is moved by libfaketime (`faketime -f '+30d' npx vitest run`, the check that no
+ * test depends on the date). PostgreSQL's own timers (lock_timeout, statement_timeout) never fire
+ * under libfaketime 0.9.10, so the few tests that need one to fire skip themselves then.
+ */
+export const clockFaked = /faketime/.test(process.env.LD_PRELOAD ?? '');
+
 export interface TestDatabase {
   readonly url: string;
   readonly pool: pg.Pool;

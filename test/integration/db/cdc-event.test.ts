@@ -80,7 +80,7 @@ describe('msr.cdc_event', () => {
   });
 
   it.runIf(dialect === 'postgres')(
-    'moves rows out of the default partition when their day gets one',
+    'moves rows out of the default partition when their day gets one (plain PostgreSQL: TimescaleDB makes chunks itself)',
     async () => {
       await db.pool.query(
         `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op)
@@ -100,7 +100,7 @@ describe('msr.cdc_event', () => {
   );
 
   it.runIf(dialect === 'timescaledb')(
-    'is a hypertable with entity_last_states as a continuous aggregate',
+    'is a hypertable with entity_last_states as a continuous aggregate (TimescaleDB only)',
     async () => {
       const ht = await db.pool.query(
         `select hypertable_schema, hypertable_name from timescaledb_information.hypertables where hypertable_schema = 'msr'`,

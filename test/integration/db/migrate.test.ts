@@ -73,19 +73,16 @@ describe('migrations', () => {
     expect(error.code).toBe('MIGRATION_CHANGED');
   });
 
-  it.runIf(dialect === 'postgres')(
-    'are safe when two server processes migrate one database at once',
-    async () => {
-      db = await createTestDatabase({ migrated: false });
-      const script = new URL('../../support/migrate-once.ts', import.meta.url).pathname;
-      const tsx = new URL('../../../node_modules/.bin/tsx', import.meta.url).pathname;
-      const results = await Promise.all([1, 2].map(() => run(tsx, [script, db!.url])));
-      const applied = results.map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as number[]);
-      const files = await loadMigrations(dialect);
-      // Exactly one process applied everything; the other found it done.
-      expect(applied.map((a) => a.length).sort()).toEqual([0, files.length]);
-      const { rows } = await db.pool.query(`select count(*)::int as n from msr.schema_migration`);
-      expect(rows[0].n).toBe(files.length);
-    },
-  );
+  it('are safe when two server processes migrate one database at once', async () => {
+    db = await createTestDatabase({ migrated: false });
+    const script = new URL('../../support/migrate-once.ts', import.meta.url).pathname;
+    const tsx = new URL('../../../node_modules/.bin/tsx', import.meta.url).pathname;
+    const results = await Promise.all([1, 2].map(() => run(tsx, [script, db!.url])));
+    const applied = results.map((r) => JSON.parse(r.stdout.trim().split('\n').at(-1)!) as number[]);
+    const files = await loadMigrations(dialect);
+    // Exactly one process applied everything; the other found it done.
+    expect(applied.map((a) => a.length).sort()).toEqual([0, files.length]);
+    const { rows } = await db.pool.query(`select count(*)::int as n from msr.schema_migration`);
+    expect(rows[0].n).toBe(files.length);
+  });
 });
