@@ -1,5 +1,5 @@
 import { encode, parse } from './codec.js';
-import { CloseCode, RESUME_PREFIX } from './codes.js';
+import { CloseCode, ErrorCode, RESUME_PREFIX } from './codes.js';
 import {
   ServerMessage,
   SUBPROTOCOL_JSON,
@@ -207,7 +207,13 @@ export class ReplayClient {
   private onClose(code: number): void {
     for (const { reject } of this.pending.values()) reject(new Error(`socket closed (${code})`));
     this.pending.clear();
-    if (this.closedByUser || !this.options.reconnect || !this.session || !RESUMABLE.has(code)) return;
+    // An expired token is resumable when the client can ask for a fresh one.
+    const renewable =
+      code === CloseCode.UNAUTHORIZED &&
+      this.lastClose?.reason === ErrorCode.TOKEN_EXPIRED &&
+      typeof this.options.token === 'function';
+    if (this.closedByUser || !this.options.reconnect || !this.session || !(RESUMABLE.has(code) || renewable))
+      return;
     const session = this.session;
     void (async () => {
       for (let attempt = 0; attempt < 10; attempt++) {

@@ -1,6 +1,12 @@
 import { Packr } from 'msgpackr';
 import { ErrorCode } from './codes.js';
-import { ClientMessage, CLIENT_MESSAGE_TYPES, SUBPROTOCOL_JSON, type Subprotocol } from './messages.js';
+import {
+  ClientMessage,
+  CLIENT_MESSAGE_TYPES,
+  MAX_RID_LENGTH,
+  SUBPROTOCOL_JSON,
+  type Subprotocol,
+} from './messages.js';
 
 /** Largest client message accepted (bytes); controls are tiny, an `open` with filters is the largest. */
 export const MAX_CLIENT_MESSAGE_BYTES = 256 * 1024;
@@ -66,7 +72,11 @@ export function decodeClientMessage(
     return { ok: false, code: ErrorCode.BAD_MESSAGE, message: 'a message must be an object with a type' };
   }
   const record = value as Record<string, unknown>;
-  const rid = typeof record.rid === 'string' || typeof record.rid === 'number' ? record.rid : undefined;
+  // Only a rid the protocol allows is echoed: an error reply never carries much of what it refuses.
+  const rid =
+    (typeof record.rid === 'string' && record.rid.length <= MAX_RID_LENGTH) || typeof record.rid === 'number'
+      ? record.rid
+      : undefined;
   const withRid = <T extends object>(error: T) => (rid === undefined ? error : { ...error, rid });
   if (typeof record.type !== 'string') {
     return withRid({
@@ -79,7 +89,7 @@ export function decodeClientMessage(
     return withRid({
       ok: false as const,
       code: ErrorCode.UNKNOWN_TYPE,
-      message: `unknown message type: ${record.type}`,
+      message: `unknown message type: ${JSON.stringify(record.type.slice(0, 64))}${record.type.length > 64 ? ` (${record.type.length} characters)` : ''}`,
     });
   }
   const result = ClientMessage.safeParse(value);

@@ -17,6 +17,14 @@ export const ErrorCode = {
   SESSION_LIMIT: 'SESSION_LIMIT',
   /** No such session (never existed, closed or expired). */
   SESSION_NOT_FOUND: 'SESSION_NOT_FOUND',
+  /** The user already holds MAX_SESSIONS_PER_USER active sessions (administrators are exempt). */
+  USER_SESSION_LIMIT: 'USER_SESSION_LIMIT',
+  /** MAX_SOCKETS sockets on this server (close 1013), or MAX_SOCKETS_PER_SESSION on one session. */
+  SOCKET_LIMIT: 'SOCKET_LIMIT',
+  /** MAX_STATE_REQUESTS /api/v1/state calls are running; retry shortly (HTTP 429). */
+  BUSY: 'BUSY',
+  /** `attach` to a session another live server is playing: connect to that server (route by session). */
+  SESSION_ELSEWHERE: 'SESSION_ELSEWHERE',
   /** A time outside the available window or the session's range. */
   OUT_OF_RANGE: 'OUT_OF_RANGE',
   /** `from` after `to`, or a range longer than MAX_PLAYBACK_RANGE. */
@@ -70,6 +78,8 @@ export const CloseCode = {
   PROTOCOL_ERROR: 1002,
   /** The connection broke without a close frame (network, or a message over 1 MiB). Reconnect. */
   ABNORMAL: 1006,
+  /** The server has MAX_SOCKETS connections (reason SOCKET_LIMIT). Reconnect later, with backoff. */
+  TRY_AGAIN_LATER: 1013,
   /** Credentials missing or rejected. Reconnect only with a new token. */
   UNAUTHORIZED: 4001,
   /** The client did not read its frames for too long (backpressure limit). Reconnect and resume. */

@@ -16,7 +16,9 @@ export const MIN_SPEED = 0.1;
 export const MAX_SPEED = 1000;
 
 const time = z.number().finite();
-const rid = z.union([z.string().max(64), z.number().finite()]).optional();
+/** The longest string rid a client may send (and the server echoes). */
+export const MAX_RID_LENGTH = 64;
+const rid = z.union([z.string().max(MAX_RID_LENGTH), z.number().finite()]).optional();
 
 /** A playback speed: a factor with MIN_SPEED <= |speed| <= MAX_SPEED (negative plays backwards), or as fast as possible. */
 export const Speed = z.union([

@@ -123,7 +123,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       log.warn('AUTH_MODE=none: no authentication; every client may see and control every session');
     }
     const transport = new Transport(log);
-    transport.addReplaySocket(sessions, authenticator, metrics);
+    transport.addReplaySocket(
+      sessions,
+      authenticator,
+      { maxSockets: config.maxSockets, unboundBufferBytes: config.unboundSocketBufferBytes },
+      metrics,
+    );
     transport.addRoutes(
       guard(
         [

@@ -1,5 +1,6 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { redactSecrets } from './db/redact.js';
 
 /**
  * Every setting the server reads from the environment, parsed once at start.
@@ -69,6 +70,11 @@ const envSchema = z.object({
   EMBEDDED_PG_PORT: int(0, 65535).default(0),
   MAX_PLAYBACK_RANGE: int(1, 3650).default(7),
   MAX_ACTIVE_SESSIONS: int(1, 100000).default(5),
+  MAX_SESSIONS_PER_USER: int(1, 100000).optional(),
+  MAX_SOCKETS: int(1, 1_000_000).default(10_000),
+  MAX_SOCKETS_PER_SESSION: int(1, 10_000).default(10),
+  UNBOUND_SOCKET_BUFFER_BYTES: int(1024, 268_435_456).default(1_048_576),
+  MAX_STATE_REQUESTS: int(1, 1000).default(4),
   EARLIEST_VALID_TIMESTAMP: timestamp.optional(),
   DATA_RETENTION_CRON_EXPRESSION: cronExpression.default('0 3 * * *'),
   CLEANUP_SERVICE_ENABLED: bool.default(true),
@@ -120,6 +126,16 @@ export interface Config {
   readonly embeddedPgPort: number;
   readonly maxPlaybackRangeDays: number;
   readonly maxActiveSessions: number;
+  /** Active sessions one user (token subject) may hold across servers; administrators are exempt. */
+  readonly maxSessionsPerUser: number;
+  /** WebSocket connections one server keeps at once; more are closed with 1013 SOCKET_LIMIT. */
+  readonly maxSockets: number;
+  /** Sockets attached to one session; one more gets SOCKET_LIMIT. */
+  readonly maxSocketsPerSession: number;
+  /** Unread bytes a socket without a session may hold (error replies) before it is closed with 4008. */
+  readonly unboundSocketBufferBytes: number;
+  /** /api/v1/state calls served at once per server; more get 429 BUSY. */
+  readonly maxStateRequests: number;
   readonly earliestValidTimestamp: number | undefined;
   readonly retentionCron: string;
   readonly cleanupEnabled: boolean;
@@ -160,7 +176,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '(environment)');
-      const got = name in present ? ` (got ${JSON.stringify(present[name])})` : '';
+      const got = name in present ? ` (got ${JSON.stringify(redactSecrets(present[name]!))})` : '';
       return `${name}: ${issue.message}${got}`;
     });
     throw new ConfigError(problems);
@@ -177,6 +193,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     maxPlaybackRangeDays: e.MAX_PLAYBACK_RANGE,
     maxActiveSessions: e.MAX_ACTIVE_SESSIONS,
+    // By default one user may take at most half of the slots (at least one).
+    maxSessionsPerUser: e.MAX_SESSIONS_PER_USER ?? Math.max(1, Math.ceil(e.MAX_ACTIVE_SESSIONS / 2)),
+    maxSockets: e.MAX_SOCKETS,
+    maxSocketsPerSession: e.MAX_SOCKETS_PER_SESSION,
+    unboundSocketBufferBytes: e.UNBOUND_SOCKET_BUFFER_BYTES,
+    maxStateRequests: e.MAX_STATE_REQUESTS,
     earliestValidTimestamp: e.EARLIEST_VALID_TIMESTAMP,
     retentionCron: e.DATA_RETENTION_CRON_EXPRESSION,
     cleanupEnabled: e.CLEANUP_SERVICE_ENABLED,

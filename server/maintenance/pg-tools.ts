@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parse } from 'pg-connection-string';
+import { redactSecrets } from '../db/redact.js';
 
 const run = promisify(execFile);
 
@@ -28,17 +29,6 @@ export function libpqEnvironment(databaseUrl: string): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => Boolean(e[1])));
 }
 
-/** The URL with its password masked, for messages and logs. */
-export function redactUrl(databaseUrl: string): string {
-  try {
-    const url = new URL(databaseUrl);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return '(a malformed URL)';
-  }
-}
-
 /** Runs a libpq program against the database of `databaseUrl`. */
 export async function runPgTool(
   program: 'pg_dump' | 'pg_restore',
@@ -55,7 +45,7 @@ export async function runPgTool(
     const why =
       e.code === 'ENOENT' ? `${program} is not installed (Debian: postgresql-client-15)` : e.stderr?.trim();
     const password = parse(databaseUrl).password;
-    const message = `${program} failed on ${redactUrl(databaseUrl)}: ${why ?? String(err)}`;
+    const message = redactSecrets(`${program} failed on ${databaseUrl}: ${why ?? String(err)}`);
     throw new PgToolError(password ? message.split(password).join('***') : message);
   }
 }

@@ -17,9 +17,18 @@ export interface RotationResult {
 }
 
 export interface RotationOptions {
-  /** How long a step may wait for a lock held by others before the run fails (and is retried). */
+  /**
+   * How long one statement may wait for a lock held by others (default 500 ms). While it waits, every
+   * reader that needs the same table queues behind it: this bounds the stall replay can see.
+   */
   readonly lockTimeoutMs?: number;
+  /** Tries of a step that ran into the lock timeout before the run fails (default 20). */
+  readonly lockAttempts?: number;
+  /** Pause between those tries (default 3 s), when readers run unhindered. */
+  readonly lockRetryMs?: number;
 }
+
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * One maintenance run, under a session advisory lock so servers sharing the database take turns:
@@ -47,11 +56,24 @@ export async function rotate(
       metrics.maintenanceRuns.inc({ result: 'skipped' });
       return { ran: false };
     }
-    await client.query(`set lock_timeout = ${Math.max(0, Math.round(options.lockTimeoutMs ?? 60_000))}`);
+    await client.query(`set lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? 500))}`);
+    const attempts = Math.max(1, options.lockAttempts ?? 20);
+    // A step that cannot get its lock within the timeout gives way (readers go on) and tries again.
     const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
       const t0 = performance.now();
-      const value = await work();
-      return [value, Math.round(performance.now() - t0)];
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const value = await work();
+          return [value, Math.round(performance.now() - t0)];
+        } catch (err) {
+          if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= attempts) throw err;
+          log.info(
+            { attempt, of: attempts },
+            'maintenance step waits for a lock held by others; trying again',
+          );
+          await new Promise((r) => setTimeout(r, options.lockRetryMs ?? 3_000));
+        }
+      }
     };
     const [, refreshMs] = await timed(() =>
       client.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),

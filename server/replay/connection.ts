@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ErrorCode } from '../../protocol/codes.js';
+import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import type { ClientMessage, ServerMessage } from '../../protocol/messages.js';
 import { usToMs } from './deltas.js';
 import { ReplayError } from './errors.js';
@@ -14,12 +14,16 @@ import type { SessionManager } from './sessions.js';
 export class ReplayConnection {
   private session: ReplaySession | undefined;
   private queue: Promise<void> = Promise.resolve();
+  /** The socket has closed; a session opened for it after that must not outlive it. */
+  private socketClosed = false;
 
   constructor(
     private readonly manager: SessionManager,
     private readonly sink: SessionSink,
     private readonly log: Logger,
     private readonly principal: Principal = ANONYMOUS,
+    /** Unread bytes this socket may hold while it has no session (error replies) before it is closed. */
+    private readonly unboundBufferBytes = Infinity,
   ) {}
 
   /** Queues a decoded message; the returned promise settles when it has been answered. */
@@ -30,6 +34,12 @@ export class ReplayConnection {
 
   /** Answers a message that could not be decoded. */
   reject(code: ErrorCode, message: string, rid?: string | number): void {
+    // A client that sends bad messages and reads no replies must not grow the server's memory; with
+    // a session, the session's own backpressure limits (coalescing, then 4008) apply.
+    if (!this.session && this.sink.buffered() > this.unboundBufferBytes) {
+      this.sink.close(CloseCode.TOO_SLOW, 'client too slow: replies not read');
+      return;
+    }
     this.sink.send(
       rid === undefined ? { type: 'error', code, message } : { type: 'error', rid, code, message },
     );
@@ -37,6 +47,7 @@ export class ReplayConnection {
 
   /** The socket closed: the session stays (for a while) so the client can attach again. */
   closed(): void {
+    this.socketClosed = true;
     this.session?.detach(this.sink);
     this.session = undefined;
   }
@@ -64,8 +75,20 @@ export class ReplayConnection {
         throw new ReplayError(ErrorCode.ALREADY_OPEN, `this socket already has session ${this.session.id}`);
       const session =
         message.type === 'open'
-          ? await this.manager.open(message, this.principal.subject)
+          ? await this.manager.open(message, this.principal.subject, this.principal.admin)
           : await this.manager.find(message.session, this.principal, message.resume);
+      if (this.socketClosed) {
+        // The socket went away while the session was being made: nobody else knows a session
+        // opened for it, so it is closed now (its slot freed); an attached one stays as it was.
+        if (message.type === 'open') await this.manager.close(session.id);
+        return;
+      }
+      if (session.sinks.size >= this.manager.maxSocketsPerSession) {
+        throw new ReplayError(
+          ErrorCode.SOCKET_LIMIT,
+          `session ${session.id} already has ${session.sinks.size} sockets, the most one session may have`,
+        );
+      }
       this.session = session;
       session.attach(this.sink);
       const window = await this.manager.window();

@@ -19,7 +19,13 @@ export interface SessionPosition {
 }
 
 export class SessionLimitError extends Error {
-  readonly code = 'SESSION_LIMIT';
+  constructor(
+    message: string,
+    /** One user's share was full, not the whole cap. */
+    readonly perUser = false,
+  ) {
+    super(message);
+  }
 }
 
 /**
@@ -34,8 +40,11 @@ export class SessionRegistry {
     readonly leaseMs: number,
   ) {}
 
-  /** Takes a slot for a new session, or throws SessionLimitError when all are taken. */
-  async claim(session: SessionRecord): Promise<void> {
+  /**
+   * Takes a slot for a new session, or throws SessionLimitError when all are taken or, with
+   * `perUser`, when its owner already holds that many.
+   */
+  async claim(session: SessionRecord, perUser?: number): Promise<void> {
     const client = await this.pool.connect();
     try {
       await client.query('begin');
@@ -46,6 +55,19 @@ export class SessionRegistry {
       if (rows[0]!.n >= this.maxActive()) {
         await client.query('rollback');
         throw new SessionLimitError(`all ${this.maxActive()} session slots are in use`);
+      }
+      if (perUser !== undefined && session.owner !== null) {
+        const mine = await client.query<{ n: number }>(
+          `select count(*)::int as n from msr.session where closed_at is null and lease_until > now() and owner = $1`,
+          [session.owner],
+        );
+        if (mine.rows[0]!.n >= perUser) {
+          await client.query('rollback');
+          throw new SessionLimitError(
+            `user ${session.owner} already has ${perUser} active sessions, the most one user may have`,
+            true,
+          );
+        }
       }
       await client.query(
         `insert into msr.session (id, owner, server_id, range_from, range_to, filter, position, speed, playing, lease_until, shared_with)
@@ -119,8 +141,22 @@ export class SessionRegistry {
   }
 
   /**
-   * Takes over a session another server held (it shut down or crashed), so a client can resume it
-   * here; null when there is no such active session.
+   * Where an active session is played: by a live server (its lease runs), or left behind by one that
+   * shut down or crashed (lease lapsed less than a lease period ago, so it may be taken over).
+   */
+  async holder(id: string): Promise<{ serverId: string; live: boolean } | null> {
+    const { rows } = await this.pool.query<{ server_id: string; live: boolean }>(
+      `select server_id, lease_until > now() as live from msr.session
+        where id = $1 and closed_at is null and lease_until > now() - $2 * interval '1 millisecond'`,
+      [id, this.leaseMs],
+    );
+    return rows[0] ? { serverId: rows[0].server_id, live: rows[0].live } : null;
+  }
+
+  /**
+   * Takes over a session another server held (it shut down or crashed: its lease has lapsed), so a
+   * client can resume it here; null when there is no such session. A session whose server still
+   * renews its lease is never taken: two servers would play it, and its slot would count once.
    */
   async adopt(id: string): Promise<SessionRecord | null> {
     const { rows } = await this.pool.query<{
@@ -135,7 +171,8 @@ export class SessionRegistry {
       playing: boolean;
     }>(
       `update msr.session set server_id = $2, lease_until = now() + $3 * interval '1 millisecond'
-        where id = $1 and closed_at is null and lease_until > now() - $3 * interval '1 millisecond'
+        where id = $1 and closed_at is null and lease_until <= now()
+          and lease_until > now() - $3 * interval '1 millisecond'
         returning id, owner, shared_with, ${sqlMicros('range_from')} as range_from, ${sqlMicros('range_to')} as range_to, filter,
                   ${sqlMicros('position')} as position, speed, playing`,
       [id, this.serverId, this.leaseMs],

@@ -57,6 +57,10 @@ export class SessionManager {
     }));
   }
 
+  get maxSocketsPerSession(): number {
+    return this.config.maxSocketsPerSession;
+  }
+
   start(): void {
     this.timer = setInterval(() => void this.housekeeping(), Math.min(this.registry.leaseMs / 3, 5_000));
   }
@@ -86,7 +90,8 @@ export class SessionManager {
     return this.availability.value;
   }
 
-  async open(params: OpenParams, owner: string | null): Promise<ReplaySession> {
+  /** A new session for `owner`; an administrator's sessions do not count against a user's share. */
+  async open(params: OpenParams, owner: string | null, admin = false): Promise<ReplaySession> {
     const window = await this.window();
     const now = Date.now();
     if (!(params.from < params.to)) throw new ReplayError(ErrorCode.BAD_RANGE, 'from must be before to');
@@ -119,9 +124,14 @@ export class SessionManager {
       playing: false,
     };
     try {
-      await this.registry.claim(spec);
+      await this.registry.claim(spec, admin ? undefined : this.config.maxSessionsPerUser);
     } catch (err) {
-      if (err instanceof SessionLimitError) throw new ReplayError(ErrorCode.SESSION_LIMIT, err.message);
+      if (err instanceof SessionLimitError) {
+        throw new ReplayError(
+          err.perUser ? ErrorCode.USER_SESSION_LIMIT : ErrorCode.SESSION_LIMIT,
+          err.message,
+        );
+      }
       throw err;
     }
     const session = this.session(spec);
@@ -158,7 +168,16 @@ export class SessionManager {
     const owners = await this.registry.owners(id);
     if (owners && !mayUse(principal, owners)) throw forbidden();
     const adopted = owners && (await this.registry.adopt(id));
-    if (!adopted) throw new ReplayError(ErrorCode.SESSION_NOT_FOUND, `no active session ${id}`);
+    if (!adopted) {
+      const holder = owners && (await this.registry.holder(id));
+      if (holder?.live) {
+        throw new ReplayError(
+          ErrorCode.SESSION_ELSEWHERE,
+          `session ${id} is playing on server ${holder.serverId}; attach there`,
+        );
+      }
+      throw new ReplayError(ErrorCode.SESSION_NOT_FOUND, `no active session ${id}`);
+    }
     // The token says where the session stood when its server left, even if that server's last
     // write of the position did not reach the database; it stays inside the session's range.
     const resume = resumeToken === undefined ? undefined : decodeResumeToken(resumeToken);

@@ -16,6 +16,7 @@ import type { TemplatedApp, WebSocket } from './uws.js';
 
 export const REPLAY_PATH = '/v1/replay';
 const FORCE_CLOSE_AFTER_MS = 5_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 interface SocketData {
   subprotocol: Subprotocol;
@@ -24,6 +25,8 @@ interface SocketData {
   refused?: AuthError;
   connection?: ReplayConnection;
   sink?: UwsSink;
+  /** Closes the socket when its token expires. */
+  expiry?: NodeJS.Timeout;
 }
 
 /** A uWebSockets.js socket as a session sink; sends after close are dropped, not thrown. */
@@ -72,20 +75,30 @@ export function chooseSubprotocol(header: string): Subprotocol | null {
   );
 }
 
+export interface SocketLimits {
+  /** Sockets this server keeps at once; one more is upgraded and closed with 1013 SOCKET_LIMIT. */
+  readonly maxSockets: number;
+  /** Unread bytes a socket without a session may hold before it is closed with 4008. */
+  readonly unboundBufferBytes: number;
+}
+
 export function registerReplaySocket(
   app: TemplatedApp,
   manager: SessionManager,
   authenticator: Authenticator,
+  limits: SocketLimits,
   log: Logger,
   metrics?: Metrics,
 ): void {
+  let sockets = 0;
   app.ws<SocketData>(REPLAY_PATH, {
     // Up to 4x the message limit is read and answered with MESSAGE_TOO_LARGE; beyond it uWebSockets.js
     // drops the connection without reading further.
     maxPayloadLength: 4 * MAX_CLIENT_MESSAGE_BYTES,
-    // The session layer watches buffered bytes itself (coalescing, then 4008); uWS must not drop.
-    maxBackpressure: 256 * 1024 * 1024,
-    closeOnBackpressureLimit: 0,
+    // The session layer watches buffered bytes itself (coalescing, then 4008) and a socket without
+    // a session is closed past UNBOUND_SOCKET_BUFFER_BYTES; this is only the last resort.
+    maxBackpressure: 64 * 1024 * 1024,
+    closeOnBackpressureLimit: 1,
     idleTimeout: 120,
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
@@ -124,12 +137,39 @@ export function registerReplaySocket(
     },
     open: (ws) => {
       const data = ws.getUserData();
+      sockets++;
       data.sink = new UwsSink(ws, data.subprotocol, metrics);
       if (data.refused) {
         data.sink.close(CloseCode.UNAUTHORIZED, data.refused.code);
         return;
       }
-      data.connection = new ReplayConnection(manager, data.sink, log, data.principal);
+      if (sockets > limits.maxSockets) {
+        data.sink.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SOCKET_LIMIT);
+        return;
+      }
+      data.connection = new ReplayConnection(
+        manager,
+        data.sink,
+        log,
+        data.principal,
+        limits.unboundBufferBytes,
+      );
+      // A socket lives no longer than the token it was opened with: at expiry it is closed with
+      // 4001 TOKEN_EXPIRED, and the client reconnects with a fresh token (ReplayClient's token
+      // function) and attaches to its session again.
+      const expiresAt = data.principal?.expiresAt;
+      if (expiresAt !== undefined) {
+        const expire = () => data.sink?.close(CloseCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED);
+        // Node timers take at most ~24.8 days: a longer-lived token re-arms.
+        const arm = () => {
+          const wait = expiresAt - Date.now();
+          data.expiry = setTimeout(
+            wait < MAX_TIMER_MS ? expire : arm,
+            Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+          );
+        };
+        arm();
+      }
     },
     message: (ws, raw) => {
       const data = ws.getUserData();
@@ -144,6 +184,8 @@ export function registerReplaySocket(
     },
     close: (ws) => {
       const data = ws.getUserData();
+      sockets--;
+      clearTimeout(data.expiry);
       if (data.sink) {
         data.sink.open = false;
         data.sink.gone = true;

@@ -1,9 +1,10 @@
+import { STATUS_CODES } from 'node:http';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, Route } from '../http/route.js';
 import type { SessionManager } from '../replay/sessions.js';
-import { registerReplaySocket } from './replay-socket.js';
+import { registerReplaySocket, type SocketLimits } from './replay-socket.js';
 import {
   uws,
   type HttpRequest as UwsRequest,
@@ -14,21 +15,8 @@ import {
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
-const STATUS_TEXT: Record<number, string> = {
-  200: '200 OK',
-  201: '201 Created',
-  204: '204 No Content',
-  400: '400 Bad Request',
-  401: '401 Unauthorized',
-  403: '403 Forbidden',
-  404: '404 Not Found',
-  405: '405 Method Not Allowed',
-  409: '409 Conflict',
-  413: '413 Payload Too Large',
-  429: '429 Too Many Requests',
-  500: '500 Internal Server Error',
-  503: '503 Service Unavailable',
-};
+/** `202 Accepted`: Node's table of reason phrases, so every status has one. */
+const statusLine = (status: number) => `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
 
 /** The uWebSockets.js server: HTTP routes now, the replay socket later. */
 export class Transport {
@@ -43,8 +31,13 @@ export class Transport {
   }
 
   /** The replay WebSocket at /v1/replay; register it before the HTTP routes' catch-all. */
-  addReplaySocket(manager: SessionManager, authenticator: Authenticator, metrics?: Metrics): void {
-    registerReplaySocket(this.app, manager, authenticator, this.log, metrics);
+  addReplaySocket(
+    manager: SessionManager,
+    authenticator: Authenticator,
+    limits: SocketLimits,
+    metrics?: Metrics,
+  ): void {
+    registerReplaySocket(this.app, manager, authenticator, limits, this.log, metrics);
   }
 
   addRoutes(routes: readonly Route[]): void {
@@ -154,7 +147,7 @@ function readBody(res: UwsResponse, skip: boolean, done: (body: Buffer | undefin
 }
 
 function writeResponse(res: UwsResponse, response: HttpResponse): void {
-  res.writeStatus(STATUS_TEXT[response.status] ?? String(response.status));
+  res.writeStatus(statusLine(response.status));
   const headers = response.headers ?? {};
   for (const [key, value] of Object.entries(headers)) res.writeHeader(key, value);
   if (typeof response.body === 'string' || Buffer.isBuffer(response.body)) {

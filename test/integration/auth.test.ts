@@ -144,6 +144,33 @@ describe('JWT authentication and session ownership', () => {
     expect((await fetch(`http://127.0.0.1:${app.port}/metrics`)).status).toBe(200);
   });
 
+  it('answers alg none and HMAC-with-the-public-key tokens 401 TOKEN_MALFORMED, never AUTH_UNAVAILABLE', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: 'mallory', iss: ISSUER, aud: AUDIENCE, exp: now + 300, iat: now };
+    const part = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const unsigned = `${part({ alg: 'none', typ: 'JWT', kid: key1.kid })}.${part(claims)}.`;
+    // The published RSA key's JWK as an HMAC secret: the classic algorithm-confusion attack.
+    const hmac = await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'HS256', kid: key1.kid })
+      .sign(new TextEncoder().encode(JSON.stringify(key1.jwk)));
+    for (const bearer of [unsigned, hmac]) {
+      const rest = await get('/api/v1/availability', bearer);
+      expect([rest.status, rest.body.code]).toEqual([401, 'TOKEN_MALFORMED']);
+      expect(await refusedOnSocket(bearer)).toEqual({ code: 4001, reason: 'TOKEN_MALFORMED' });
+    }
+  });
+
+  it('closes a socket with 4001 TOKEN_EXPIRED when its token expires', async () => {
+    // Expires in 2 s; with the 5 s clock tolerance the socket is closed about 7 s after.
+    const expiresAt = Math.floor(Date.now() / 1000) + 2;
+    const client = await socket(await token('alice', { exp: expiresAt }));
+    await client.open({ from: Date.now() - 5 * 60_000, to: Date.now() - 60_000 });
+    const deadline = Date.now() + 15_000;
+    while (!client.lastClose && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(client.lastClose).toEqual({ code: 4001, reason: 'TOKEN_EXPIRED' });
+    expect(Date.now()).toBeGreaterThanOrEqual((expiresAt + 5) * 1000);
+  });
+
   it('follows a key rotation, and says AUTH_UNAVAILABLE when the keys cannot be fetched', async () => {
     const key2 = await newKey('key-2');
     published = [key2];
@@ -218,6 +245,38 @@ describe('JWT authentication and session ownership', () => {
       expect(rows[0].server_id).toBe(app.sessions.serverId);
     } finally {
       await other.stop();
+    }
+  });
+
+  it('holds each user to a share of the session slots; administrators are exempt', async () => {
+    // MAX_ACTIVE_SESSIONS=10: one user may hold 5 (by default half) across servers.
+    const open = async (bearer: string) => {
+      const response = await fetch(`http://127.0.0.1:${app.port}/api/v1/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bearer}` },
+        body: JSON.stringify({ from: Date.now() - 5 * 60_000, to: Date.now() - 60_000 }),
+      });
+      const body = await response.json();
+      return {
+        status: response.status,
+        code: body.code as string | undefined,
+        session: body.session as string,
+      };
+    };
+    const dave = await token('dave');
+    const opened = [];
+    for (let i = 0; i < 5; i++) opened.push(await open(dave));
+    expect(opened.map((o) => o.status)).toEqual([201, 201, 201, 201, 201]);
+    expect(await open(dave)).toMatchObject({ status: 429, code: 'USER_SESSION_LIMIT' });
+    // Other users still get slots.
+    const erin = await open(await token('erin'));
+    expect(erin.status).toBe(201);
+    const root = await token('root', { roles: ['msr-admin'] });
+    for (const o of [...opened, erin]) {
+      await fetch(`http://127.0.0.1:${app.port}/api/v1/sessions/${o.session}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${root}` },
+      });
     }
   });
 

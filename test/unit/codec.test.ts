@@ -61,6 +61,17 @@ describe('client message decoding', () => {
     expect(result).toMatchObject({ ok: false, rid: 's1' });
   });
 
+  it('echoes little of what it refuses: a bounded type, and a rid only as long as the protocol allows', () => {
+    const huge = 'x'.repeat(200_000);
+    const unknown = decodeClientMessage(JSON.stringify({ type: huge, rid: 7 }), SUBPROTOCOL_JSON);
+    expect(unknown).toMatchObject({ ok: false, code: 'UNKNOWN_TYPE', rid: 7 });
+    expect(JSON.stringify(unknown).length).toBeLessThan(300);
+    const longRid = decodeClientMessage(JSON.stringify({ type: 'play', rid: huge }), SUBPROTOCOL_JSON);
+    expect(longRid).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });
+    expect(longRid).not.toHaveProperty('rid');
+    expect(JSON.stringify(longRid).length).toBeLessThan(300);
+  });
+
   it('rejects malformed msgpack and oversize messages', () => {
     const bad = decodeClientMessage(new Uint8Array([0xc1]), SUBPROTOCOL_MSGPACK);
     expect(bad).toMatchObject({ ok: false, code: 'BAD_MESSAGE' });

@@ -51,6 +51,34 @@ describe('loadConfig', () => {
     );
   });
 
+  it('never echoes a password in a configuration error, even of a malformed URL', () => {
+    for (const url of ['mysql://msr:s3cret@db:5432/msr', 'postgres//msr:s3cret@db:5432/msr x']) {
+      const error = (() => {
+        try {
+          loadConfig({ DATABASE_URL: url, AUTH_MODE: 'none' });
+        } catch (err) {
+          return err as ConfigError;
+        }
+        throw new Error('accepted');
+      })();
+      expect(error.message).toContain('DATABASE_URL');
+      expect(error.message).not.toContain('s3cret');
+      expect(error.message).toContain('msr:***@db');
+    }
+  });
+
+  it('derives the per-user share from the session cap, and takes the socket limits', () => {
+    expect(loadConfig({}).maxSessionsPerUser).toBe(3);
+    expect(loadConfig({ MAX_ACTIVE_SESSIONS: '1' }).maxSessionsPerUser).toBe(1);
+    const config = loadConfig({
+      MAX_SESSIONS_PER_USER: '2',
+      MAX_SOCKETS: '50',
+      MAX_SOCKETS_PER_SESSION: '3',
+    });
+    expect([config.maxSessionsPerUser, config.maxSockets, config.maxSocketsPerSession]).toEqual([2, 50, 3]);
+    expect(() => loadConfig({ MAX_SOCKETS: '0' })).toThrow(/MAX_SOCKETS: must be at least 1/);
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' }).port).toBe(8080);
   });

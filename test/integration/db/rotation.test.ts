@@ -98,7 +98,9 @@ describe('maintenance: snapshot rotation and retention', () => {
       try {
         await other.query('begin');
         await other.query(`lock table msr.${inactive} in access exclusive mode`);
-        await expect(rotate(db.pool, log, metrics, { lockTimeoutMs: 300 })).rejects.toThrow(/lock timeout/);
+        await expect(
+          rotate(db.pool, log, metrics, { lockTimeoutMs: 300, lockAttempts: 2, lockRetryMs: 50 }),
+        ).rejects.toThrow(/lock timeout/);
       } finally {
         await other.query('rollback');
         await other.end();
