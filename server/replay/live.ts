@@ -13,6 +13,11 @@ interface LateRow {
   op: Change['op'];
 }
 
+/** `id` > `floor`, both the decimal text of non-negative bigints (no BigInt per row). */
+function idAfter(id: string, floor: string): boolean {
+  return id.length > floor.length || (id.length === floor.length && id > floor);
+}
+
 /**
  * Keeps a live session exact at the live edge. Rows are streamed by event time like any replay;
  * a row that becomes visible only after the session's position passed its time (a slow writer,
@@ -36,9 +41,20 @@ export class LiveEdge {
     await this.mark();
   }
 
+  /**
+   * Notes rows as sent. Only rows after the oldest mark can ever be checked again (the floor never
+   * goes below it), so older ones are not kept: a session catching up through history at full speed
+   * would otherwise keep every id it read.
+   */
   remember(ids: readonly string[]): void {
     const now = Date.now();
-    for (const id of ids) this.sent.set(id, now);
+    const oldest = this.marks[0]?.lastId;
+    for (const id of ids) if (oldest === undefined || idAfter(id, oldest)) this.sent.set(id, now);
+  }
+
+  /** Rows kept as sent (for metrics and tests: bounded by the rows written in the late window). */
+  get remembered(): number {
+    return this.sent.size;
   }
 
   /** Corrections for rows at or before `position` that arrived after it was streamed. */
