@@ -19,6 +19,11 @@ export interface HttpResponse {
   readonly status: number;
   readonly body: unknown;
   readonly headers?: Readonly<Record<string, string>>;
+  /**
+   * The body as pieces of text sent as they come, at the pace the client reads (instead of `body`);
+   * the iterator is ended early when the client goes away.
+   */
+  readonly stream?: AsyncIterable<string>;
 }
 
 export type HttpHandler = (request: HttpRequest) => Promise<HttpResponse> | HttpResponse;

@@ -6,7 +6,32 @@ import { msToUs } from '../replay/deltas.js';
 import { readKeyframe, type KeyframeEntity } from '../replay/keyframe.js';
 import { json, type Route } from './route.js';
 
-/** GET /api/v1/state?t=<epoch ms>&tables=<schema.table,...>: the keyframe at t as JSON. */
+/**
+ * `{"t":..., "entities":[...]}` written chunk by chunk as the cursor reads them: a keyframe of
+ * 200,000 entities never sits whole in memory. `done` runs however it ends (read, failed, abandoned).
+ */
+async function* stateDocument(
+  t: number,
+  first: IteratorResult<KeyframeEntity[]>,
+  rest: AsyncGenerator<KeyframeEntity[]>,
+  done: () => void,
+): AsyncGenerator<string> {
+  try {
+    yield `{"t":${t},"entities":[`;
+    let separator = '';
+    for (let next = first; !next.done; next = await rest.next()) {
+      if (next.value.length === 0) continue;
+      yield separator + next.value.map((entity) => JSON.stringify(entity)).join(',');
+      separator = ',';
+    }
+    yield ']}';
+  } finally {
+    await rest.return(undefined);
+    done();
+  }
+}
+
+/** GET /api/v1/state?t=<epoch ms>&tables=<schema.table,...>: the keyframe at t as JSON, streamed. */
 export function stateRoutes(pool: Pool, config: Config): Route[] {
   // A whole keyframe per call, on the pool every session shares: beyond a few at once, callers
   // wait their turn with 429 rather than starve the replay sockets of connections.
@@ -42,6 +67,7 @@ export function stateRoutes(pool: Pool, config: Config): Route[] {
           });
         }
         running++;
+        let streaming = false;
         try {
           const availability = await readAvailability(pool, config);
           if (availability.earliest === null || t < availability.earliest || t > Date.now()) {
@@ -50,11 +76,18 @@ export function stateRoutes(pool: Pool, config: Config): Route[] {
               message: `t must lie between the earliest available time (${availability.earliest}) and now`,
             });
           }
-          const entities: KeyframeEntity[] = [];
-          for await (const chunk of readKeyframe(pool, msToUs(t), { tables })) entities.push(...chunk);
-          return json(200, { t, entities });
+          // The first chunk is read before answering, so a failing query is still a clean error.
+          const chunks = readKeyframe(pool, msToUs(t), { tables });
+          const first = await chunks.next();
+          streaming = true;
+          return {
+            status: 200,
+            headers: { 'content-type': 'application/json' },
+            body: undefined,
+            stream: stateDocument(t, first, chunks, () => running--),
+          };
         } finally {
-          running--;
+          if (!streaming) running--;
         }
       },
     },

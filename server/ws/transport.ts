@@ -94,11 +94,37 @@ export class Transport {
       headers[key] = value;
     });
     let aborted = false;
+    /** Wakes a streamed response waiting for the socket to drain. */
+    let wake: (() => void) | undefined;
     res.onAborted(() => {
       aborted = true;
+      wake?.();
     });
+    const drained = () =>
+      new Promise<void>((resolve) => {
+        wake = resolve;
+        res.onWritable(() => {
+          resolve();
+          return true;
+        });
+      });
     const respond = (response: HttpResponse) => {
-      if (aborted) return;
+      if (aborted) {
+        // Nobody reads it: a stream's source (a database cursor) is closed. A generator runs its
+        // cleanup only once started, hence the one step before ending it.
+        if (response.stream) {
+          const pieces = response.stream[Symbol.asyncIterator]();
+          void pieces
+            .next()
+            .then(() => pieces.return?.())
+            .catch(() => undefined);
+        }
+        return;
+      }
+      if (response.stream) {
+        void this.stream(res, response, () => aborted, drained);
+        return;
+      }
       res.cork(() => writeResponse(res, response));
     };
     readBody(res, route.method === 'get' || route.method === 'delete', (body) => {
@@ -124,6 +150,32 @@ export class Transport {
           respond({ status: 500, body: { code: 'INTERNAL', message: 'internal error' } });
         });
     });
+  }
+
+  /** Writes a streamed body piece by piece, waiting whenever the socket's buffer is full. */
+  private async stream(
+    res: UwsResponse,
+    response: HttpResponse,
+    aborted: () => boolean,
+    drained: () => Promise<void>,
+  ): Promise<void> {
+    res.cork(() => {
+      res.writeStatus(statusLine(response.status));
+      for (const [key, value] of Object.entries(response.headers ?? {})) res.writeHeader(key, value);
+    });
+    try {
+      for await (const piece of response.stream!) {
+        if (aborted()) return;
+        let written = true;
+        res.cork(() => (written = res.write(piece)));
+        if (!written) await drained();
+      }
+      if (!aborted()) res.cork(() => res.end());
+    } catch (err) {
+      // The status is out already: the client sees a cut-off body rather than a complete one.
+      this.log.error({ err }, 'streamed HTTP response failed');
+      if (!aborted()) res.close();
+    }
   }
 }
 

@@ -287,6 +287,78 @@ describe('GET /api/v1/state', () => {
   });
 });
 
+describe('GET /api/v1/state under load', () => {
+  let db: TestDatabase;
+  let app: App;
+  const ENTITIES = 6_000;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    app = await createApp(
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DB_POOL_SIZE: '3',
+        MAX_STATE_REQUESTS: '2',
+      }),
+      { log },
+    );
+    // About 12 MB of JSON: streamed in parts, never one document in memory.
+    await db.pool.query(
+      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
+       select now() - interval '1 hour', 'demo', 'city', 'vehicle', i::text, 'c',
+              jsonb_build_object('id', i, 'pad', repeat('x', 2000))
+         from generate_series(1, $1::int) i`,
+      [ENTITIES],
+    );
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await db?.drop();
+  });
+  const url = () => `http://127.0.0.1:${app.port}/api/v1/state?t=${Date.now() - 60_000}`;
+
+  it('streams a large keyframe whole, and answers past MAX_STATE_REQUESTS with 429 BUSY', async () => {
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const response = await fetch(url());
+        const body = await response.json();
+        return { status: response.status, body };
+      }),
+    );
+    const ok = answers.filter((a) => a.status === 200);
+    const busy = answers.filter((a) => a.status === 429);
+    expect(ok.length).toBeGreaterThanOrEqual(2);
+    expect(busy.length).toBeGreaterThanOrEqual(1);
+    for (const a of busy) expect(a.body.code).toBe('BUSY');
+    for (const a of ok) {
+      expect(a.body.entities).toHaveLength(ENTITIES);
+      expect(a.body.entities[0]).toMatchObject({ table: 'city.vehicle', state: { pad: 'x'.repeat(2000) } });
+    }
+  });
+
+  it('frees its slot and its cursor when a client goes away mid-stream', async () => {
+    for (let i = 0; i < 3; i++) {
+      const controller = new AbortController();
+      const response = await fetch(url(), { signal: controller.signal });
+      const reader = response.body!.getReader();
+      await reader.read(); // the first piece, then gone
+      controller.abort();
+    }
+    // Both slots are free again, and the pool has its connections back.
+    await until(
+      'slots free',
+      async () => {
+        const answers = await Promise.all([fetch(url()), fetch(url())]);
+        const statuses = answers.map((a) => a.status);
+        await Promise.all(answers.map((a) => a.arrayBuffer()));
+        return statuses.every((s) => s === 200);
+      },
+      20_000,
+    );
+  });
+});
+
 describe('REST sessions', () => {
   let db: TestDatabase;
   let app: App;
