@@ -1,6 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
@@ -134,9 +135,19 @@ describe('the embedded default', () => {
 
   it('creates its own PostgreSQL, reuses it on the next start, and stops it', async () => {
     const config = loadConfig({ MSR_DATA_DIR: dir, PORT: '0', DEMO: 'false' });
-    const first = await createApp(config, { log });
+    const lines: string[] = [];
+    const capture = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const first = await createApp(config, { log: capture });
     expect(first.schema.applied.length).toBeGreaterThan(0);
     const url = first.databaseUrl;
+    // The superuser's password is random, kept beside the cluster for this user only, never logged.
+    const password = decodeURIComponent(new URL(url).password);
+    expect(password).not.toBe('msr');
+    expect(password.length).toBeGreaterThanOrEqual(20);
+    expect((await readFile(path.join(dir, 'pg-password'), 'utf8')).trim()).toBe(password);
+    expect((await stat(path.join(dir, 'pg-password'))).mode & 0o777).toBe(0o600);
+    expect(lines.join('\n')).toContain('psql');
+    expect(lines.join('\n')).not.toContain(password);
     await first.stop();
     // Stopped: nothing listens on the database port any more.
     await expect(fetch(`http://127.0.0.1:${first.port}/healthz`)).rejects.toThrow();
