@@ -15,6 +15,11 @@ export async function detectDialect(client: PoolClient): Promise<Dialect> {
   return available.rowCount ? 'timescaledb' : 'postgres';
 }
 
+/** Whether a server's shared_preload_libraries setting loads TimescaleDB. */
+export function preloadsTimescaleDb(sharedPreloadLibraries: string): boolean {
+  return /(^|[\s,])timescaledb([\s,]|$)/.test(sharedPreloadLibraries);
+}
+
 /** The database server cannot run MSR's TimescaleDB dialect as it is set up; the message says the fix. */
 export class TimescaleSetupError extends Error {
   /** A configuration problem of the deployment, as a bad variable is: the process exits with 2. */
@@ -28,6 +33,16 @@ export class TimescaleSetupError extends Error {
   }
 }
 
+/** The database's extension version is not the one the server can run: the message says the fix. */
+function versionMismatch(installed: string, problem: string): TimescaleSetupError {
+  return new TimescaleSetupError(
+    'TIMESCALEDB_VERSION_MISMATCH',
+    `this database was created with timescaledb ${installed}${problem}: install timescaledb ${installed} ` +
+      `on the server, or update the database's extension (ALTER EXTENSION timescaledb UPDATE, in a ` +
+      `fresh session, as TimescaleDB's upgrade guide says)`,
+  );
+}
+
 /**
  * TimescaleDB works only preloaded, and a database runs the extension version it was created (or
  * last updated) with: refuse to start otherwise, naming the fix, rather than fail on some later query.
@@ -38,7 +53,7 @@ export async function checkTimescaleSetup(client: PoolClient): Promise<void> {
            (select extversion from pg_extension where extname = 'timescaledb') as installed,
            (select default_version from pg_available_extensions where name = 'timescaledb') as offered`);
   const { preload, installed, offered } = rows[0]!;
-  if (!/(^|[\s,])timescaledb([\s,]|$)/.test(preload)) {
+  if (!preloadsTimescaleDb(preload)) {
     throw new TimescaleSetupError(
       'TIMESCALEDB_NOT_PRELOADED',
       `this database uses TimescaleDB but the server does not preload it (shared_preload_libraries = '${preload}'): ` +
@@ -46,12 +61,7 @@ export async function checkTimescaleSetup(client: PoolClient): Promise<void> {
     );
   }
   if (installed && offered && installed !== offered) {
-    throw new TimescaleSetupError(
-      'TIMESCALEDB_VERSION_MISMATCH',
-      `this database was created with timescaledb ${installed} but the server offers ${offered}: ` +
-        `install timescaledb ${installed} on the server, or update the database's extension ` +
-        `(ALTER EXTENSION timescaledb UPDATE, in a fresh session, as TimescaleDB's upgrade guide says)`,
-    );
+    throw versionMismatch(installed, ` but the server offers ${offered}`);
   }
 }
 
@@ -63,11 +73,5 @@ export function asTimescaleSetupError(err: unknown): unknown {
   const missing = /could not access file "\$libdir\/timescaledb-([\w.-]+)"/.exec(
     (err as Error)?.message ?? '',
   );
-  if (!missing) return err;
-  return new TimescaleSetupError(
-    'TIMESCALEDB_VERSION_MISMATCH',
-    `this database was created with timescaledb ${missing[1]}, which this server does not have: ` +
-      `install timescaledb ${missing[1]} on the server, or update the database's extension ` +
-      `(ALTER EXTENSION timescaledb UPDATE, in a fresh session, as TimescaleDB's upgrade guide says)`,
-  );
+  return missing ? versionMismatch(missing[1]!, ', which this server does not have') : err;
 }

@@ -26,6 +26,7 @@ const USER = 'postgres';
 const LEGACY_PASSWORD = 'msr';
 const PASSWORD_FILE = 'pg-password';
 const DATABASE = 'msr';
+const newPassword = () => randomBytes(18).toString('base64url');
 
 export class EmbeddedDatabaseError extends Error {
   readonly code = 'EMBEDDED_DB_FAILED';
@@ -53,7 +54,7 @@ export async function startEmbeddedDatabase(
     (text) => text.trim(),
     () => undefined,
   );
-  const password = stored ?? (fresh ? randomBytes(18).toString('base64url') : LEGACY_PASSWORD);
+  const password = stored ?? (fresh ? newPassword() : LEGACY_PASSWORD);
   if (stored === undefined && fresh) await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
@@ -113,7 +114,7 @@ export async function startEmbeddedDatabase(
     if (exists.rowCount === 0) await admin.query(`create database ${DATABASE}`);
     if (stored === undefined && !fresh) {
       // A cluster from before random passwords: give it one now.
-      current = randomBytes(18).toString('base64url');
+      current = newPassword();
       await admin.query(`alter role ${USER} password '${current}'`);
       await writeFile(passwordFile, `${current}\n`, { mode: 0o600 });
     }

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { parse } from 'pg-connection-string';
+import { preloadsTimescaleDb } from '../db/dialect.js';
 import type { BackupMetadata } from './backup.js';
 import { runPgTool } from './pg-tools.js';
 
@@ -55,7 +56,7 @@ export async function checkRestoreTarget(databaseUrl: string, backup: BackupMeta
             'restore onto a server with that version installed',
         );
       }
-      if (!/\btimescaledb\b/.test(rows[0]!.preload)) {
+      if (!preloadsTimescaleDb(rows[0]!.preload)) {
         throw new RestoreRefused(
           "this server does not preload timescaledb: set shared_preload_libraries = 'timescaledb' and restart it",
         );
