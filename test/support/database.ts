@@ -31,11 +31,8 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   try {
-    await admin.query(
-      options.migrated === false
-        ? `create database ${name}`
-        : `create database ${name} template ${TEMPLATE_DB}`,
-    );
+    if (options.migrated === false) await admin.query(`create database ${name}`);
+    else await copyTemplate(admin, name);
   } finally {
     await admin.end();
   }
@@ -58,4 +55,28 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
       }
     },
   };
+}
+
+/**
+ * Copies the template. PostgreSQL refuses while any backend is attached to the template (SQLSTATE
+ * 55006) and waits only 5 s for it to leave; on the TimescaleDB server a scheduler the launcher
+ * starts there (it exits on its own, templates are refused) was once seen in the way, so such a
+ * straggler is ended and the copy tried again, saying who it was if it never clears.
+ */
+async function copyTemplate(admin: pg.Client, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin.query(`create database ${name} template ${TEMPLATE_DB}`);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '55006' || attempt === 5) throw error;
+      const { rows } = await admin.query<{ who: string }>(
+        `select pg_terminate_backend(pid), backend_type || ' ' || application_name as who
+           from pg_stat_activity where datname = $1`,
+        [TEMPLATE_DB],
+      );
+      console.warn(`${TEMPLATE_DB} was in use by ${rows.map((r) => r.who).join(', ') || 'nobody any more'}; retrying`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
 }

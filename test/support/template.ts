@@ -5,9 +5,9 @@ import { createLogger } from '../../server/logger.js';
 export const TEMPLATE_DB = 'msr_template';
 
 /**
- * Creates the migrated template database each test file copies. It is marked as a template, which
- * also keeps TimescaleDB's job scheduler out of it (the launcher skips templates): a database
- * with a connection open cannot be copied.
+ * Creates the migrated template database each test file copies. It is marked as a template that
+ * refuses connections, which also keeps TimescaleDB's job scheduler out of it: a database with a
+ * connection open cannot be copied.
  */
 export async function createTemplate(adminUrl: string): Promise<void> {
   const admin = new pg.Client({ connectionString: adminUrl });
@@ -24,7 +24,9 @@ export async function createTemplate(adminUrl: string): Promise<void> {
     } finally {
       await pool.end();
     }
-    await admin.query(`alter database ${TEMPLATE_DB} is_template true`);
+    // No connection may be open to a database being copied: as a template that refuses connections
+    // nothing (TimescaleDB's scheduler included) can attach to it again.
+    await admin.query(`alter database ${TEMPLATE_DB} with is_template true allow_connections false`);
     // The scheduler TimescaleDB started when the extension was created still holds a connection.
     for (let i = 0; i < 50; i++) {
       const { rowCount } = await admin.query(
