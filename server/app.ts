@@ -19,6 +19,7 @@ import { Ingest, type IngestOptions } from './ingest/consumer.js';
 import { SnapshotSignals } from './ingest/signals.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
+import { AggregateRefresh } from './maintenance/aggregate-refresh.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance/scheduler.js';
 import { Metrics } from './metrics.js';
 import { SessionManager, type SessionManagerOptions } from './replay/sessions.js';
@@ -112,6 +113,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       maintenance.start();
       lifecycle.started('maintenance', () => maintenance!.stop());
     }
+    let aggregate: AggregateRefresh | undefined;
+    if (config.aggregateRefreshMs > 0) {
+      aggregate = new AggregateRefresh(pool, schema.dialect, log, metrics, config.aggregateRefreshMs);
+      aggregate.start();
+      lifecycle.started('aggregate refresh', () => aggregate!.stop());
+    }
 
     metrics.watchPool(pool);
     const sessions = new SessionManager(pool, config, log, undefined, { ...options.replay, metrics });
@@ -139,6 +146,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
             ingest,
             ingestLagThreshold: config.kafka.lagThreshold,
             maintenance,
+            aggregate,
           }),
           ...metricsRoutes(metrics),
           ...availabilityRoutes(pool, config),

@@ -78,6 +78,7 @@ const envSchema = z.object({
   EARLIEST_VALID_TIMESTAMP: timestamp.optional(),
   DATA_RETENTION_CRON_EXPRESSION: cronExpression.default('0 3 * * *'),
   CLEANUP_SERVICE_ENABLED: bool.default(true),
+  AGGREGATE_REFRESH_SECONDS: int(0, 86_400).default(60),
   DEMO: bool.optional(),
   DEMO_LIVE_EVENTS_PER_SECOND: int(0, 100000).default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -139,6 +140,8 @@ export interface Config {
   readonly earliestValidTimestamp: number | undefined;
   readonly retentionCron: string;
   readonly cleanupEnabled: boolean;
+  /** entity_last_states is refreshed this often (0: never, beside the daily maintenance). */
+  readonly aggregateRefreshMs: number;
   readonly demo: boolean;
   readonly demoLiveEventsPerSecond: number;
   readonly logLevel: string;
@@ -202,6 +205,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     earliestValidTimestamp: e.EARLIEST_VALID_TIMESTAMP,
     retentionCron: e.DATA_RETENTION_CRON_EXPRESSION,
     cleanupEnabled: e.CLEANUP_SERVICE_ENABLED,
+    aggregateRefreshMs: e.AGGREGATE_REFRESH_SECONDS * 1000,
     demo: e.DEMO ?? e.DATABASE_URL === undefined,
     demoLiveEventsPerSecond: e.DEMO_LIVE_EVENTS_PER_SECOND,
     logLevel: e.LOG_LEVEL,

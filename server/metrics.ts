@@ -63,6 +63,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly aggregateRefreshSeconds = new Histogram({
+    name: 'msr_aggregate_refresh_seconds',
+    help: 'Duration of the periodic refresh of entity_last_states',
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60],
+    registers: [this.registry],
+  });
+
+  readonly aggregateWatermark = new Gauge({
+    name: 'msr_aggregate_watermark_seconds',
+    help: 'entity_last_states is materialized before this time (Unix time); keyframes read raw events after it',
+    registers: [this.registry],
+  });
+
   readonly snapshotLastRefresh = new Gauge({
     name: 'msr_snapshot_last_refresh_seconds',
     help: 'When the earliest snapshot was last rebuilt (Unix time), as this server last saw it',

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import { schemaIsCurrent } from '../db/migrate.js';
 import type { DemoWorld } from '../demo/world.js';
 import type { Ingest } from '../ingest/consumer.js';
+import type { AggregateRefresh } from '../maintenance/aggregate-refresh.js';
 import type { Maintenance } from '../maintenance/scheduler.js';
 import { json, type Route } from './route.js';
 
@@ -13,7 +14,13 @@ export interface ReadinessCheck {
   readonly topics?: readonly string[];
   readonly lag?: number;
   readonly lastRefresh?: string | null;
+  readonly watermark?: string | null;
+  /** Something an operator should look at that does not stop this server from serving. */
+  readonly warning?: string;
 }
+
+/** The periodic aggregate refresh is failing when this many runs in a row failed. */
+const AGGREGATE_FAILURES = 3;
 
 /** The snapshot must have been rebuilt within this long (daily maintenance, with an hour's slack). */
 const SNAPSHOT_MAX_AGE_MS = 25 * 3_600_000;
@@ -27,6 +34,7 @@ export interface HealthSources {
   readonly ingestLagThreshold: number;
   /** Maintenance runs here: report the earliest snapshot's freshness. */
   readonly maintenance?: Maintenance;
+  readonly aggregate?: AggregateRefresh;
 }
 
 /** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
@@ -37,6 +45,7 @@ export function healthRoutes({
   ingest,
   ingestLagThreshold,
   maintenance,
+  aggregate,
 }: HealthSources): Route[] {
   return [
     { method: 'get', path: '/healthz', access: 'public', handler: () => json(200, { status: 'ok' }) },
@@ -68,6 +77,7 @@ export function healthRoutes({
           } else checks.kafka = { ok: true, topics, ...(lag === undefined ? {} : { lag }) };
         }
         if (maintenance) checks.snapshot = await check(() => snapshotFreshness(pool, maintenance));
+        if (aggregate) checks.aggregate = aggregateFreshness(aggregate);
         const ready = Object.values(checks).every((c) => c.ok);
         return json(ready ? 200 : 503, { ready, checks });
       },
@@ -90,6 +100,29 @@ async function snapshotFreshness(pool: Pool, maintenance: Maintenance): Promise<
   return ok
     ? { ok, lastRefresh: last.toISOString() }
     : { ok, error: 'the earliest snapshot is older than 25 hours', lastRefresh: last.toISOString() };
+}
+
+/**
+ * Keyframes stay exact whatever the aggregate's age (the raw tail covers the rest), so only
+ * repeated refresh failures make the server unready; TimescaleDB's failing policy is a warning.
+ */
+function aggregateFreshness(aggregate: AggregateRefresh): ReadinessCheck {
+  const { watermark, lastError, consecutiveFailures, policyError } = aggregate.status;
+  const at = watermark === null ? null : new Date(watermark).toISOString();
+  if (consecutiveFailures >= AGGREGATE_FAILURES) {
+    return {
+      ok: false,
+      error: `entity_last_states refresh failed ${consecutiveFailures} times: ${lastError}`,
+      watermark: at,
+    };
+  }
+  return policyError
+    ? {
+        ok: true,
+        watermark: at,
+        warning: `TimescaleDB's refresh policy fails (${policyError}); MSR refreshes the aggregate itself`,
+      }
+    : { ok: true, watermark: at };
 }
 
 /** Runs a probe with a deadline; a probe that throws or takes too long is a failed check. */

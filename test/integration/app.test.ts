@@ -20,7 +20,13 @@ describe('the server on an existing database', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DB_POOL_SIZE: '2',
+        AGGREGATE_REFRESH_SECONDS: '1',
+      }),
       { log },
     );
   });
@@ -39,6 +45,7 @@ describe('the server on an existing database', () => {
     expect(ready.body.checks).toEqual({
       database: { ok: true },
       snapshot: { ok: true, lastRefresh: expect.any(String) },
+      aggregate: expect.objectContaining({ ok: true }),
     });
     expect(Date.now() - Date.parse(ready.body.checks.snapshot.lastRefresh)).toBeLessThan(60_000);
   });
@@ -67,6 +74,17 @@ describe('the server on an existing database', () => {
     // The oldest event is older than the 7-day window, so the window's start is the earliest time.
     expect(Math.abs(body.earliest - (now - 7 * 86_400_000))).toBeLessThan(60_000);
     expect(Math.abs(body.latest - (now - 2 * 3_600_000))).toBeLessThan(60_000);
+    // The periodic refresh (every second here) materializes the new event's bucket by itself.
+    const aggregate = await until('aggregate refreshed past the new event', async () => {
+      const { checks } = (await getJson(app.port, '/readyz')).body;
+      return checks.aggregate.watermark && Date.parse(checks.aggregate.watermark) > now - 2 * 3_600_000
+        ? checks.aggregate
+        : undefined;
+    });
+    expect(aggregate.ok).toBe(true);
+    // One row per bucket of the entity: the event of 30 days ago and the one of 2 hours ago.
+    const { rows } = await db.pool.query(`select count(*)::int as n from msr.entity_last_states`);
+    expect(rows[0].n).toBe(2);
   });
 
   it('answers unknown routes with a 404 and a code', async () => {

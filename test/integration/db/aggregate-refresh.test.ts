@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../../server/logger.js';
+import { AggregateRefresh } from '../../../server/maintenance/aggregate-refresh.js';
+import { Metrics } from '../../../server/metrics.js';
+import { createTestDatabase, dialect, type TestDatabase } from '../../support/database.js';
+import {
+  generateHistory,
+  hoursAgo,
+  insertHistory,
+  prepareStorageFor,
+  referenceState,
+  sqlState,
+  type HistoryEvent,
+} from '../../support/history.js';
+
+// The periodic refresh that keeps entity_last_states close to now on both dialects (TimescaleDB's
+// own policy cannot be relied on: see aggregate-refresh.ts).
+
+const HOUR = 3_600_000;
+const BUCKET = 15 * 60_000;
+const log = createLogger('silent');
+
+describe('periodic aggregate refresh', () => {
+  let db: TestDatabase;
+  let events: HistoryEvent[];
+  const start = hoursAgo(4);
+  const span = 3 * HOUR;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await prepareStorageFor(db.pool, start, start + span);
+    events = generateHistory(7, start, span, 1500);
+    await insertHistory(db.pool, events);
+  });
+  afterAll(() => db?.drop());
+
+  const watermarkMetric = async (metrics: Metrics) =>
+    (await metrics.aggregateWatermark.get()).values[0]?.value;
+
+  it('materializes every complete bucket up to now, and keyframes stay exact', async () => {
+    const metrics = new Metrics();
+    const refresh = new AggregateRefresh(db.pool, dialect, log, metrics, 60_000);
+    expect(refresh.status.watermark).toBeNull();
+    await refresh.run();
+    const { watermark, lastError, consecutiveFailures } = refresh.status;
+    expect(lastError).toBeUndefined();
+    expect(consecutiveFailures).toBe(0);
+    // Every event of the history lies in a bucket before the watermark: all of it is materialized.
+    const lastEvent = Math.max(...events.map((e) => e.ts));
+    expect(watermark).toBeGreaterThan(Math.floor(lastEvent / BUCKET) * BUCKET);
+    expect(watermark).toBeLessThanOrEqual(Date.now());
+    expect(await watermarkMetric(metrics)).toBe(watermark! / 1000);
+    const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from msr.entity_last_states');
+    expect(rows[0]!.n).toBeGreaterThan(0);
+    for (const f of [0.2, 0.55, 0.97]) {
+      const t = Math.round(start + f * span);
+      expect(await sqlState(db.pool, t)).toEqual(referenceState(events, t));
+    }
+  });
+
+  it('lets two servers refresh at once: one does it, neither fails', async () => {
+    const before = new AggregateRefresh(db.pool, dialect, log, new Metrics(), 60_000);
+    await before.run();
+    const materialized = before.status.watermark!;
+    const late = generateHistory(8, start + HOUR, HOUR, 300).map((e) => ({ ...e, source: 'late' }));
+    await insertHistory(db.pool, late);
+    const a = new AggregateRefresh(db.pool, dialect, log, new Metrics(), 60_000);
+    const b = new AggregateRefresh(db.pool, dialect, log, new Metrics(), 60_000);
+    await Promise.all([a.run(), b.run(), a.run()]);
+    expect([a.status.lastError, b.status.lastError]).toEqual([undefined, undefined]);
+    const all = [...events, ...late];
+    // The late rows went into buckets already materialized: whoever refreshed took them in.
+    const t = start + HOUR + 37 * 60_000;
+    expect(await sqlState(db.pool, t)).toEqual(referenceState(all, t));
+    // The one that held the lock read the watermark after its refresh (the other may have read it
+    // before that refresh ended, lowered by the late rows).
+    expect(Math.max(a.status.watermark!, b.status.watermark!)).toBeGreaterThanOrEqual(materialized);
+    expect(materialized).toBeGreaterThan(t);
+  });
+
+  it('counts failures in a row and says what failed (a database without MSR schema)', async () => {
+    const bare = await createTestDatabase({ migrated: false });
+    try {
+      const refresh = new AggregateRefresh(bare.pool, dialect, log, new Metrics(), 60_000);
+      for (let i = 0; i < 3; i++) await refresh.run();
+      expect(refresh.status.consecutiveFailures).toBe(3);
+      expect(refresh.status.lastError).toMatch(/refresh_continuous_aggregate|entity_last_states|does not exist/);
+    } finally {
+      await bare.drop();
+    }
+  });
+});
