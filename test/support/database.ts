@@ -75,7 +75,9 @@ async function copyTemplate(admin: pg.Client, name: string): Promise<void> {
            from pg_stat_activity where datname = $1`,
         [TEMPLATE_DB],
       );
-      console.warn(`${TEMPLATE_DB} was in use by ${rows.map((r) => r.who).join(', ') || 'nobody any more'}; retrying`);
+      console.warn(
+        `${TEMPLATE_DB} was in use by ${rows.map((r) => r.who).join(', ') || 'nobody any more'}; retrying`,
+      );
       await new Promise((r) => setTimeout(r, 500));
     }
   }

@@ -50,7 +50,9 @@ describe('periodic aggregate refresh', () => {
     expect(watermark).toBeGreaterThan(Math.floor(lastEvent / BUCKET) * BUCKET);
     expect(watermark).toBeLessThanOrEqual(Date.now());
     expect(await watermarkMetric(metrics)).toBe(watermark! / 1000);
-    const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from msr.entity_last_states');
+    const { rows } = await db.pool.query<{ n: number }>(
+      'select count(*)::int as n from msr.entity_last_states',
+    );
     expect(rows[0]!.n).toBeGreaterThan(0);
     for (const f of [0.2, 0.55, 0.97]) {
       const t = Math.round(start + f * span);
@@ -84,7 +86,9 @@ describe('periodic aggregate refresh', () => {
       const refresh = new AggregateRefresh(bare.pool, dialect, log, new Metrics(), 60_000);
       for (let i = 0; i < 3; i++) await refresh.run();
       expect(refresh.status.consecutiveFailures).toBe(3);
-      expect(refresh.status.lastError).toMatch(/refresh_continuous_aggregate|entity_last_states|does not exist/);
+      expect(refresh.status.lastError).toMatch(
+        /refresh_continuous_aggregate|entity_last_states|does not exist/,
+      );
     } finally {
       await bare.drop();
     }
