@@ -49,6 +49,15 @@ export async function createTestDatabase(options: { migrated?: boolean } = {}): 
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
       try {
+        // A capture test's replication slots would keep the database from being dropped.
+        await client.query(
+          `select pg_terminate_backend(active_pid) from pg_replication_slots where database = $1 and active`,
+          [name],
+        );
+        await client.query(
+          `select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = $1`,
+          [name],
+        );
         await client.query(`drop database if exists ${name} with (force)`);
       } finally {
         await client.end();
