@@ -19,6 +19,7 @@ import { Ingest, type IngestOptions } from './ingest/consumer.js';
 import { SnapshotSignals } from './ingest/signals.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
+import { Capture, type CaptureOptions } from './capture/capture.js';
 import { AggregateRefresh } from './maintenance/aggregate-refresh.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance/scheduler.js';
 import { Metrics } from './metrics.js';
@@ -35,6 +36,7 @@ export interface App {
   readonly sessions: SessionManager;
   readonly ingest: Ingest | undefined;
   readonly maintenance: Maintenance | undefined;
+  readonly capture: Capture | undefined;
   readonly metrics: Metrics;
   /** The HTTP/WebSocket port actually bound (config.port may be 0). */
   readonly port: number;
@@ -51,6 +53,8 @@ export interface AppOptions {
   readonly ingest?: IngestOptions;
   /** Maintenance lock timeout and retry delay; tests make them short. */
   readonly maintenance?: MaintenanceOptions;
+  /** Capture retry pause and batch size; tests make them small. */
+  readonly capture?: CaptureOptions;
 }
 
 /**
@@ -98,6 +102,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       );
       ingest.start();
       lifecycle.started('ingest', () => ingest!.stop());
+    }
+    let capture: Capture | undefined;
+    if (config.capture) {
+      capture = new Capture(config.capture, pool, log, metrics, options.capture);
+      capture.start();
+      lifecycle.started('capture', () => capture!.stop());
     }
     const signals = config.kafka.brokers
       ? new SnapshotSignals(config.kafka.brokers, config.kafka.signalTopic, config.kafka.clientId)
@@ -147,6 +157,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
             ingestLagThreshold: config.kafka.lagThreshold,
             maintenance,
             aggregate,
+            capture,
+            captureMaxRetainedBytes: config.capture?.maxRetainedWalBytes,
           }),
           ...metricsRoutes(metrics),
           ...availabilityRoutes(pool, config),
@@ -172,6 +184,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       sessions,
       ingest,
       maintenance,
+      capture,
       metrics,
       port,
       stop: () => lifecycle.stopAll(),

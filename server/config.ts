@@ -93,6 +93,21 @@ const envSchema = z.object({
   // Debezium names topics <topic.prefix>.<schema>.<table>; internal topics start with '__'.
   KAFKA_TOPIC_PATTERN: regex.default(/^(?!__)[^.]+\.[^.]+\.[^.]+$/),
   SIGNAL_TOPIC: z.string().min(1).default('msr.debezium_adhoc_snapshots'),
+  CAPTURE_SOURCE_URL: postgresUrl.optional(),
+  CAPTURE_SOURCE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, { error: 'letters, digits, _ and - only (it names topics and the slot)' })
+    .optional(),
+  CAPTURE_PUBLICATION: z.string().min(1).default('msr'),
+  CAPTURE_SLOT: z
+    .string()
+    .regex(/^[a-z0-9_]{1,63}$/, { error: 'lower-case letters, digits and _ only, at most 63' })
+    .optional(),
+  CAPTURE_TABLES: list.optional(),
+  CAPTURE_TO: z.enum(['database', 'kafka']).default('database'),
+  CAPTURE_HEARTBEAT_SECONDS: int(1, 3600).default(10),
+  CAPTURE_TAKEOVER_SECONDS: int(1, 600).default(10),
+  CAPTURE_MAX_RETAINED_WAL_MB: int(1, 10_000_000).default(1024),
   AUTH_MODE: z.enum(['jwt', 'none']).optional(),
   AUTH_JWKS_URL: z.url({ error: 'expected the JWKS URL of the identity service' }).optional(),
   AUTH_ISSUER: z.string().min(1).optional(),
@@ -115,6 +130,23 @@ export interface AuthConfig {
   /** Dotted path of the roles array in the token (Keycloak: realm_access.roles). */
   readonly rolesClaim: string;
   readonly adminRole: string;
+}
+
+export interface CaptureConfig {
+  /** The source database, as a user with REPLICATION. */
+  readonly sourceUrl: string;
+  /** Stored as each event's source (Debezium's topic prefix); default: the source database's name. */
+  readonly sourceName: string;
+  readonly publication: string;
+  readonly slot: string;
+  /** Tables for the publication when MSR creates it (schema.table). */
+  readonly tables: readonly string[] | undefined;
+  readonly to: 'database' | 'kafka';
+  readonly heartbeatMs: number;
+  /** A standby process takes the slot over within this long after its holder is gone. */
+  readonly takeoverMs: number;
+  /** /readyz fails when the slot holds more WAL than this. */
+  readonly maxRetainedWalBytes: number;
 }
 
 export interface Config {
@@ -161,6 +193,8 @@ export interface Config {
     readonly signalTopic: string;
   };
   readonly auth: AuthConfig;
+  /** Built-in capture from a source PostgreSQL's logical replication (absent: off). */
+  readonly capture: CaptureConfig | undefined;
 }
 
 export class ConfigError extends Error {
@@ -221,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       topicPattern: e.KAFKA_TOPIC_PATTERN,
       signalTopic: e.SIGNAL_TOPIC,
     },
+    capture: captureConfig(e),
     auth: {
       // Without DATABASE_URL the server is the local demo on its embedded database.
       mode: e.AUTH_MODE ?? 'none',
@@ -233,6 +268,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       adminRole: e.AUTH_ADMIN_ROLE,
     },
   });
+}
+
+function captureConfig(e: z.infer<typeof envSchema>): CaptureConfig | undefined {
+  if (!e.CAPTURE_SOURCE_URL) return undefined;
+  const database = decodeURIComponent(new URL(e.CAPTURE_SOURCE_URL).pathname.slice(1)) || 'postgres';
+  const sourceName = e.CAPTURE_SOURCE_NAME ?? database.replace(/[^A-Za-z0-9_-]/g, '_');
+  return {
+    sourceUrl: e.CAPTURE_SOURCE_URL,
+    sourceName,
+    publication: e.CAPTURE_PUBLICATION,
+    slot: e.CAPTURE_SLOT ?? `msr_${sourceName.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63),
+    tables: e.CAPTURE_TABLES,
+    to: e.CAPTURE_TO,
+    heartbeatMs: e.CAPTURE_HEARTBEAT_SECONDS * 1000,
+    takeoverMs: e.CAPTURE_TAKEOVER_SECONDS * 1000,
+    maxRetainedWalBytes: e.CAPTURE_MAX_RETAINED_WAL_MB * 1024 * 1024,
+  };
 }
 
 /** Auth must be chosen on a real database, and jwt needs its identity service. */

@@ -63,6 +63,36 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly captureEvents = new Counter({
+    name: 'msr_capture_events_total',
+    help: 'Changes the built-in capture stored (snapshot rows included; a change sent again after a restart counts again)',
+    registers: [this.registry],
+  });
+
+  readonly captureStreaming = new Gauge({
+    name: 'msr_capture_streaming',
+    help: '1 while this server streams the capture slot, 0 while it stands by or cannot',
+    registers: [this.registry],
+  });
+
+  readonly captureSlotRetainedBytes = new Gauge({
+    name: 'msr_capture_slot_retained_wal_bytes',
+    help: 'WAL the capture slot keeps on the source (current WAL position minus the slot restart_lsn)',
+    registers: [this.registry],
+  });
+
+  readonly captureSlotLagBytes = new Gauge({
+    name: 'msr_capture_slot_lag_bytes',
+    help: 'How far the slot confirmed position is behind the source current WAL position',
+    registers: [this.registry],
+  });
+
+  readonly captureCommitLag = new Gauge({
+    name: 'msr_capture_commit_lag_seconds',
+    help: 'Time between the source commit of the last stored change and its storing',
+    registers: [this.registry],
+  });
+
   readonly aggregateRefreshSeconds = new Histogram({
     name: 'msr_aggregate_refresh_seconds',
     help: 'Duration of the periodic refresh of entity_last_states',

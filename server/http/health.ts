@@ -3,6 +3,7 @@ import { schemaIsCurrent } from '../db/migrate.js';
 import type { DemoWorld } from '../demo/world.js';
 import type { Ingest } from '../ingest/consumer.js';
 import type { AggregateRefresh } from '../maintenance/aggregate-refresh.js';
+import type { Capture } from '../capture/capture.js';
 import type { Maintenance } from '../maintenance/scheduler.js';
 import { json, type Route } from './route.js';
 
@@ -17,6 +18,10 @@ export interface ReadinessCheck {
   readonly watermark?: string | null;
   /** Something an operator should look at that does not stop this server from serving. */
   readonly warning?: string;
+  readonly state?: string;
+  readonly code?: string;
+  readonly warnings?: readonly string[];
+  readonly retainedWalBytes?: number;
 }
 
 /** The periodic aggregate refresh is failing when this many runs in a row failed. */
@@ -35,6 +40,9 @@ export interface HealthSources {
   /** Maintenance runs here: report the earliest snapshot's freshness. */
   readonly maintenance?: Maintenance;
   readonly aggregate?: AggregateRefresh;
+  readonly capture?: Capture;
+  /** Capture is not ready while its slot keeps more WAL than this on the source. */
+  readonly captureMaxRetainedBytes?: number;
 }
 
 /** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
@@ -46,6 +54,8 @@ export function healthRoutes({
   ingestLagThreshold,
   maintenance,
   aggregate,
+  capture,
+  captureMaxRetainedBytes = Infinity,
 }: HealthSources): Route[] {
   return [
     { method: 'get', path: '/healthz', access: 'public', handler: () => json(200, { status: 'ok' }) },
@@ -78,6 +88,7 @@ export function healthRoutes({
         }
         if (maintenance) checks.snapshot = await check(() => snapshotFreshness(pool, maintenance));
         if (aggregate) checks.aggregate = aggregateFreshness(aggregate);
+        if (capture) checks.capture = captureReadiness(capture, captureMaxRetainedBytes);
         const ready = Object.values(checks).every((c) => c.ok);
         return json(ready ? 200 : 503, { ready, checks });
       },
@@ -100,6 +111,29 @@ async function snapshotFreshness(pool: Pool, maintenance: Maintenance): Promise<
   return ok
     ? { ok, lastRefresh: last.toISOString() }
     : { ok, error: 'the earliest snapshot is older than 25 hours', lastRefresh: last.toISOString() };
+}
+
+/**
+ * The capture is ready while it streams, or stands by for another server that streams; a problem
+ * on the source (with its fix), or a slot that keeps too much WAL there, makes it unready.
+ */
+function captureReadiness(capture: Capture, maxRetainedBytes: number): ReadinessCheck {
+  const { state, error, code, warnings, slot } = capture.status;
+  const base = {
+    state,
+    ...(warnings.length > 0 ? { warnings } : {}),
+    ...(slot ? { retainedWalBytes: slot.retainedBytes } : {}),
+  };
+  if (error) return { ok: false, error, ...(code ? { code } : {}), ...base };
+  if (state !== 'streaming' && state !== 'standby') return { ok: false, error: state, ...base };
+  if (slot && slot.retainedBytes > maxRetainedBytes) {
+    return {
+      ok: false,
+      error: `the slot keeps ${slot.retainedBytes} bytes of WAL on the source (threshold ${maxRetainedBytes})`,
+      ...base,
+    };
+  }
+  return { ok: true, ...base };
 }
 
 /**

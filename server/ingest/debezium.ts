@@ -1,4 +1,5 @@
 import { decodeStruct, decodeValue, EncodingError, isUnavailable, type ConnectSchema } from './encodings.js';
+import { entityIdOf, scalarText } from './entity-id.js';
 import { jsonText, type JsonValue } from './json-text.js';
 
 /**
@@ -164,24 +165,16 @@ function image(
   return { text: jsonText(row), unavailable };
 }
 
-/**
- * The record key is the primary key. One column: its value as text ("42", "abc"). Several: a JSON
- * object with the columns in name order, so the same row always gets the same id.
- */
+/** The record key is the primary key: its canonical text (entity-id.ts). */
 export function entityId(key: Buffer | null): string {
   if (key === null || key.length === 0)
     throw new DecodeError('MISSING_KEY', 'the record has no key (a table without a primary key?)');
   const { schema, payload } = unwrap(parseJson(key, 'key'));
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    return jsonScalarText(decodeValue(schema, payload));
+    return scalarText(decodeValue(schema, payload));
   }
   const columns = schema ? decodeStruct(schema, payload) : (payload as { [key: string]: JsonValue });
-  const names = Object.keys(columns).sort();
-  if (names.length === 0) throw new DecodeError('MISSING_KEY', 'the record key has no columns');
-  if (names.length === 1) return jsonScalarText(columns[names[0]!]!);
-  return jsonText(Object.fromEntries(names.map((n) => [n, columns[n]!])));
-}
-
-function jsonScalarText(value: JsonValue): string {
-  return typeof value === 'string' ? value : jsonText(value);
+  if (Object.keys(columns).length === 0)
+    throw new DecodeError('MISSING_KEY', 'the record key has no columns');
+  return entityIdOf(columns);
 }

@@ -4,7 +4,11 @@ import type { ChangeEvent, DecodeReason } from './debezium.js';
 /** Why a record is in msr.ingest_error. */
 export type IngestErrorReason = DecodeReason | 'DECODER_FAILED' | 'REJECTED_BY_DATABASE';
 
-/** A decoded change with the Kafka record it came from. */
+/**
+ * A decoded change with the coordinates that make storing it idempotent: the Kafka record it came
+ * from, or for the built-in capture the table's topic name, the change's place in its transaction
+ * and the transaction's commit LSN.
+ */
 export interface StoredChange {
   readonly topic: string;
   readonly partition: number;
@@ -85,18 +89,7 @@ export async function writeBatch(
   let broken: Error | undefined;
   try {
     await client.query('begin');
-    await client.query(`set local msr.writer = 'ingest'`);
-    if (changes.length > 0) await insertChanges(client, changes);
-    for (const c of changes) {
-      if (c.event.unavailable.length === 0) continue;
-      await client.query(FILL_UNAVAILABLE, [
-        c.topic,
-        c.partition,
-        c.offset,
-        c.event.eventTimeUs.toString(),
-        c.event.unavailable,
-      ]);
-    }
+    await writeChanges(client, changes);
     if (failures.length > 0) {
       await client.query(INSERT_FAILURES, [
         failures.map((f) => f.topic),
@@ -115,6 +108,27 @@ export async function writeBatch(
     throw err;
   } finally {
     client.release(broken);
+  }
+}
+
+/**
+ * Inserts changes inside the caller's transaction (a redelivered one is a no-op), then fills the
+ * columns their source could not read from each entity's previous event.
+ */
+export async function writeChanges(client: PoolClient, changes: readonly StoredChange[]): Promise<void> {
+  if (changes.length === 0) return;
+  // This insert says ON CONFLICT on the coordinates: the per-row redelivery trigger can stand aside.
+  await client.query(`set local msr.writer = 'ingest'`);
+  await insertChanges(client, changes);
+  for (const c of changes) {
+    if (c.event.unavailable.length === 0) continue;
+    await client.query(FILL_UNAVAILABLE, [
+      c.topic,
+      c.partition,
+      c.offset,
+      c.event.eventTimeUs.toString(),
+      c.event.unavailable,
+    ]);
   }
 }
 

@@ -1,0 +1,361 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { CaptureConfig } from '../config.js';
+import { storeBatch } from '../ingest/store.js';
+import { writeChanges, type StoredChange } from '../ingest/writer.js';
+import type { Metrics } from '../metrics.js';
+import { SourceCatalog, type SourceTable } from './catalog.js';
+import { lsnValue } from './lsn.js';
+import { CaptureProblem } from './problem.js';
+import { readSnapshot } from './snapshot.js';
+import {
+  checkSource,
+  dropSlot,
+  ensurePublication,
+  slotInfo,
+  sourceClientConfig,
+  tableWarnings,
+  type SlotInfo,
+} from './source.js';
+import { SlotStream } from './stream.js';
+
+/** One MSR process at a time streams a slot: the holder of this advisory lock (second key: the slot). */
+const CAPTURE_LOCK = 0x6d73_7204;
+
+export type CaptureState = 'starting' | 'snapshotting' | 'streaming' | 'standby' | 'retrying' | 'stopped';
+
+export interface CaptureStatus {
+  readonly state: CaptureState;
+  /** Why it is not capturing, with the fix (a CaptureProblem's message). */
+  readonly error?: string;
+  readonly code?: string;
+  /** Tables that cannot be replayed fully, and the like: the server still captures. */
+  readonly warnings: readonly string[];
+  readonly slot?: Pick<SlotInfo, 'retainedBytes' | 'lagBytes' | 'holder'>;
+}
+
+export interface CaptureOptions {
+  /** Pause before starting over after a failure (default 5 s). */
+  readonly retryMs?: number;
+  /** Changes held before the stream waits for them to be stored (default 5,000). */
+  readonly batchRows?: number;
+}
+
+/**
+ * The built-in capture: streams a source PostgreSQL's changes (logical replication, pgoutput)
+ * into msr.cdc_event, with the initial snapshot the slot exports as it is created. One process per
+ * slot streams (advisory lock in MSR's database); others stand by and take over when it is gone.
+ * Problems on the source (wal_level, role, publication, slot) are reported in `status` with their
+ * fix, and retried; nothing here throws out of start().
+ */
+export class Capture {
+  private readonly source: pg.Pool;
+  private readonly catalog: SourceCatalog;
+  private stream: SlotStream | undefined;
+  private lockClient: pg.PoolClient | undefined;
+  private loop: Promise<void> | undefined;
+  private stopped = false;
+  private wake: (() => void) | undefined;
+  private watchTimer: NodeJS.Timeout | undefined;
+  private tables = new Set<string>();
+  private current: CaptureStatus = { state: 'starting', warnings: [] };
+
+  constructor(
+    private readonly config: CaptureConfig,
+    private readonly pool: pg.Pool,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+    private readonly options: CaptureOptions = {},
+  ) {
+    this.source = new pg.Pool({ ...sourceClientConfig(config), max: 2 });
+    this.source.on('error', () => undefined);
+    this.catalog = new SourceCatalog(this.source);
+  }
+
+  get status(): CaptureStatus {
+    return this.current;
+  }
+
+  start(): void {
+    this.loop = this.run();
+    this.watchTimer = setInterval(() => void this.watch(), this.config.heartbeatMs);
+    this.watchTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.watchTimer);
+    this.wake?.();
+    await this.stream?.stop();
+    await this.loop;
+    await this.source.end().catch(() => undefined);
+    this.set({ state: 'stopped' });
+  }
+
+  private set(status: Partial<CaptureStatus> & { state: CaptureState }): void {
+    this.current = { warnings: this.current.warnings, slot: this.current.slot, ...status };
+    this.metrics.captureStreaming.set(status.state === 'streaming' ? 1 : 0);
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.session();
+      } catch (err) {
+        if (this.stopped) break;
+        const problem = describe(err);
+        this.set({ state: 'retrying', error: problem.message, code: problem.code });
+        this.log.warn({ code: problem.code, err: problem }, 'capture cannot run; retrying');
+      } finally {
+        this.releaseLock();
+      }
+      if (this.stopped) break;
+      const standby = this.current.state === 'standby';
+      await this.sleep(standby ? Math.max(500, this.config.takeoverMs / 4) : (this.options.retryMs ?? 5_000));
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** One run: checks, the slot (and its snapshot) if needed, then the stream until it ends. */
+  private async session(): Promise<void> {
+    await checkSource(this.source);
+    await ensurePublication(this.source, this.config);
+    const tables = await this.catalog.publicationTables(this.config.publication);
+    this.tables = new Set(tables.map((t) => `${t.schema}.${t.name}`));
+    const known = new Set(this.current.warnings);
+    this.current = { ...this.current, warnings: tableWarnings(tables) };
+    for (const warning of this.current.warnings) {
+      if (!known.has(warning)) this.log.warn({ slot: this.config.slot }, warning);
+    }
+    if (!(await this.takeLock())) {
+      const slot = await slotInfo(this.source, this.config.slot);
+      this.set({ state: 'standby', slot: slot && pick(slot) });
+      return;
+    }
+    let slot = await slotInfo(this.source, this.config.slot);
+    const state = await this.savedState();
+    if (slot && slot.plugin !== 'pgoutput') {
+      throw new CaptureProblem(
+        'SLOT_IN_USE',
+        `slot ${this.config.slot} on the source decodes with ${slot.plugin}, so another tool made it: set CAPTURE_SLOT to another name`,
+      );
+    }
+    if (slot?.active) {
+      throw new CaptureProblem(
+        'SLOT_IN_USE',
+        `slot ${this.config.slot} is streamed by ${slot.holder || 'another client'} (pid ${slot.holderPid}): stop it or set CAPTURE_SLOT to another name`,
+      );
+    }
+    if (slot && state && state.done === false) {
+      // A snapshot was under way when the process stopped: its rows were rolled back; start over.
+      this.log.warn(
+        { slot: this.config.slot },
+        'an unfinished initial snapshot: dropping the slot to take it again',
+      );
+      await dropSlot(this.source, this.config.slot);
+      slot = undefined;
+    }
+    if (!slot && state?.done) {
+      throw new CaptureProblem(
+        'SLOT_LOST',
+        `slot ${this.config.slot} vanished from the source after capture had started: changes made since it went are not in MSR. ` +
+          `To capture again from a new snapshot: DELETE FROM msr.capture_state WHERE slot_name = '${this.config.slot}'`,
+      );
+    }
+    if (!slot) {
+      await this.snapshot(tables);
+      slot = await slotInfo(this.source, this.config.slot);
+      if (!slot)
+        throw new CaptureProblem('SLOT_LOST', `slot ${this.config.slot} vanished right after it was made`);
+    } else if (!state) {
+      // A slot made by the operator (as with pre-created slots elsewhere): stream it as it is.
+      this.log.warn(
+        { slot: this.config.slot },
+        'the slot existed before MSR: streaming it without an initial snapshot (POST /api/v1/snapshots takes one)',
+      );
+      await this.pool.query(
+        `insert into msr.capture_state (slot_name, source, snapshot_done_at, snapshot_rows) values ($1, $2, now(), 0)`,
+        [this.config.slot, this.config.sourceName],
+      );
+    }
+    await this.streamSlot(slot.confirmedLsn ?? 0n);
+  }
+
+  private async takeLock(): Promise<boolean> {
+    this.lockClient = await this.pool.connect();
+    const { rows } = await this.lockClient.query<{ ok: boolean }>(
+      'select pg_try_advisory_lock($1, hashtext($2)) as ok',
+      [CAPTURE_LOCK, this.config.slot],
+    );
+    if (!rows[0]!.ok) this.releaseLock();
+    return rows[0]!.ok;
+  }
+
+  private releaseLock(): void {
+    // Ending the connection releases the lock, whatever state the session left it in.
+    this.lockClient?.release(true);
+    this.lockClient = undefined;
+  }
+
+  private async savedState(): Promise<{ done: boolean } | undefined> {
+    const { rows } = await this.pool.query<{ done: boolean }>(
+      'select snapshot_done_at is not null as done from msr.capture_state where slot_name = $1',
+      [this.config.slot],
+    );
+    return rows[0];
+  }
+
+  /**
+   * Creates the slot with an exported snapshot and stores every captured row as of that snapshot
+   * in one transaction, together with the note that it is done: a crash leaves nothing half-stored.
+   */
+  private async snapshot(tables: readonly SourceTable[]): Promise<void> {
+    this.set({ state: 'snapshotting' });
+    await this.pool.query(
+      `insert into msr.capture_state (slot_name, source) values ($1, $2)
+       on conflict (slot_name) do update
+         set source = excluded.source, snapshot_started_at = now(), snapshot_done_at = null,
+             consistent_lsn = null, snapshot_rows = null`,
+      [this.config.slot, this.config.sourceName],
+    );
+    const replication = new pg.Client(sourceClientConfig(this.config, true));
+    await replication.connect();
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      const clock = await replication.query<{ us: string }>(
+        `select (extract(epoch from clock_timestamp()) * 1000000)::bigint::text as us`,
+      );
+      const created = await replication.query<{ consistent_point: string; snapshot_name: string }>(
+        `CREATE_REPLICATION_SLOT ${pg.escapeIdentifier(this.config.slot)} LOGICAL pgoutput EXPORT_SNAPSHOT`,
+      );
+      const point = {
+        snapshotName: created.rows[0]!.snapshot_name,
+        consistentLsn: lsnValue(created.rows[0]!.consistent_point),
+        timeUs: BigInt(clock.rows[0]!.us),
+      };
+      await client.query('begin');
+      const rows = await readSnapshot(
+        sourceClientConfig(this.config),
+        point,
+        tables,
+        this.config.sourceName,
+        async (changes: StoredChange[]) => {
+          await writeChanges(client, changes);
+          this.metrics.captureEvents.inc(changes.length);
+        },
+      );
+      await client.query(
+        `update msr.capture_state set snapshot_done_at = now(), consistent_lsn = $2, snapshot_rows = $3
+          where slot_name = $1`,
+        [this.config.slot, point.consistentLsn.toString(), rows],
+      );
+      await client.query('commit');
+      this.log.info({ slot: this.config.slot, rows, tables: tables.length }, 'initial snapshot stored');
+    } catch (err) {
+      broken = err as Error;
+      await client.query('rollback').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release(broken);
+      await replication.end().catch(() => undefined);
+    }
+  }
+
+  private async streamSlot(startLsn: bigint): Promise<void> {
+    const stream = new SlotStream({
+      clientConfig: sourceClientConfig(this.config),
+      slot: this.config.slot,
+      publication: this.config.publication,
+      source: this.config.sourceName,
+      catalog: this.catalog,
+      startLsn,
+      batchRows: this.options.batchRows ?? 5_000,
+      log: this.log,
+      store: async (changes) => {
+        await storeBatch(this.pool, changes, []);
+      },
+      onStored: (changes, commitUs) => {
+        this.metrics.captureEvents.inc(changes);
+        if (commitUs !== undefined)
+          this.metrics.captureCommitLag.set(Date.now() / 1000 - Number(commitUs) / 1e6);
+      },
+    });
+    this.stream = stream;
+    this.set({ state: 'streaming', error: undefined, code: undefined });
+    this.log.info({ slot: this.config.slot, publication: this.config.publication }, 'capture streaming');
+    try {
+      await stream.run();
+    } finally {
+      this.stream = undefined;
+    }
+  }
+
+  /**
+   * Every heartbeat interval: a logical message on the source (so the slot moves on while the
+   * captured tables are idle and other databases write), the slot's figures, and the publication's
+   * tables (one that left it is a readiness error, not a silent stop).
+   */
+  private async watch(): Promise<void> {
+    if (this.stopped || this.current.state !== 'streaming') return;
+    try {
+      await this.source
+        .query(`select pg_logical_emit_message(false, 'msr.heartbeat', '')`)
+        .catch((err: unknown) => this.log.debug({ err }, 'no heartbeat message on the source'));
+      const slot = await slotInfo(this.source, this.config.slot);
+      if (!slot) {
+        this.set({
+          state: 'retrying',
+          code: 'SLOT_LOST',
+          error: `slot ${this.config.slot} vanished from the source`,
+        });
+        await this.stream?.stop();
+        return;
+      }
+      this.metrics.captureSlotRetainedBytes.set(slot.retainedBytes);
+      this.metrics.captureSlotLagBytes.set(slot.lagBytes);
+      const { rows } = await this.source.query<{ name: string }>(
+        `select schemaname || '.' || tablename as name from pg_publication_tables where pubname = $1`,
+        [this.config.publication],
+      );
+      const now = new Set(rows.map((r) => r.name));
+      const lost = [...this.tables].filter((t) => !now.has(t));
+      this.current = {
+        ...this.current,
+        slot: pick(slot),
+        ...(lost.length > 0
+          ? {
+              code: 'PUBLICATION_CHANGED',
+              error: `publication ${this.config.publication} no longer has ${lost.join(', ')}: their changes are not captured`,
+            }
+          : { code: undefined, error: undefined }),
+      };
+    } catch (err) {
+      this.log.debug({ err }, 'could not read the capture slot figures');
+    }
+  }
+}
+
+function pick(slot: SlotInfo): CaptureStatus['slot'] {
+  return { retainedBytes: slot.retainedBytes, lagBytes: slot.lagBytes, holder: slot.holder };
+}
+
+/** Any failure as a problem with a code; a connection failure is the source being unreachable. */
+function describe(err: unknown): CaptureProblem {
+  if (err instanceof CaptureProblem) return err;
+  const e = err as { code?: string; message?: string };
+  if (e.code === '55006') return new CaptureProblem('SLOT_IN_USE', `slot is in use: ${e.message}`);
+  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === '28P01' || e.code === '3D000') {
+    return new CaptureProblem('SOURCE_UNREACHABLE', `cannot reach the source database: ${e.message}`);
+  }
+  return new CaptureProblem('CAPTURE_FAILED', e.message ?? String(err));
+}

@@ -1,0 +1,117 @@
+import type { Op } from '../ingest/debezium.js';
+import { entityIdOf } from '../ingest/entity-id.js';
+import { jsonText, type JsonValue } from '../ingest/json-text.js';
+import type { StoredChange } from '../ingest/writer.js';
+import type { SourceTable } from './catalog.js';
+import { columnValue, type ColumnType } from './values.js';
+
+/** Where a change sits: its transaction's commit (time, LSN, id) and the source's name. */
+export interface CommitInfo {
+  readonly source: string;
+  /** Commit time in microseconds since the epoch. */
+  readonly timeUs: bigint;
+  readonly commitLsn: bigint;
+  readonly xid: string | null;
+}
+
+/** A row as pgoutput or a snapshot gives it: text values, null, or undefined for an unchanged TOAST value. */
+export type Tuple = Readonly<Record<string, string | null | undefined>>;
+
+const TEXT: ColumnType = { category: 'S', name: 'text' };
+
+interface Image {
+  readonly row: { [column: string]: JsonValue };
+  readonly unavailable: string[];
+}
+
+function image(table: SourceTable, tuple: Tuple | null): Image | null {
+  if (!tuple) return null;
+  const row: { [column: string]: JsonValue } = {};
+  const unavailable: string[] = [];
+  for (const [column, text] of Object.entries(tuple)) {
+    if (text === undefined) unavailable.push(column);
+    else row[column] = columnValue(table.columns.get(column) ?? TEXT, text);
+  }
+  return { row, unavailable };
+}
+
+/**
+ * One change as the writer stores it, with the coordinates that make storing it again a no-op:
+ * the table's topic name (as Debezium would name it), the change's place in its transaction and
+ * the commit LSN.
+ */
+export function rowChange(
+  table: SourceTable,
+  op: Exclude<Op, 't'>,
+  tuples: { readonly old: Tuple | null; readonly new: Tuple | null; readonly key?: Tuple | null },
+  lsn: bigint,
+  seq: number,
+  commit: CommitInfo,
+): StoredChange {
+  const before = image(table, tuples.old);
+  const after = op === 'd' ? null : image(table, tuples.new);
+  const keyImage = (after ?? before ?? image(table, tuples.key ?? null))?.row ?? {};
+  const key = Object.fromEntries(table.key.map((column) => [column, keyImage[column] ?? null]));
+  const afterText = after ? jsonText(after.row) : null;
+  return stored(table, seq, commit, {
+    entityId: table.key.length > 0 ? entityIdOf(key) : '',
+    op,
+    before: before ? jsonText(before.row) : null,
+    after: afterText,
+    unavailable: after?.unavailable ?? [],
+    lsn,
+  });
+}
+
+/** A truncate removes every entity of the table: one event without an entity. */
+export function truncateChange(
+  table: SourceTable,
+  lsn: bigint,
+  seq: number,
+  commit: CommitInfo,
+): StoredChange {
+  return stored(table, seq, commit, {
+    entityId: '',
+    op: 't',
+    before: null,
+    after: null,
+    unavailable: [],
+    lsn,
+  });
+}
+
+function stored(
+  table: SourceTable,
+  seq: number,
+  commit: CommitInfo,
+  change: {
+    entityId: string;
+    op: Op;
+    before: string | null;
+    after: string | null;
+    unavailable: string[];
+    lsn: bigint;
+  },
+): StoredChange {
+  const topic = `${commit.source}.${table.schema}.${table.name}`;
+  return {
+    topic,
+    partition: seq,
+    offset: commit.commitLsn.toString(),
+    key: null,
+    value: change.after === null ? null : Buffer.from(change.after),
+    event: {
+      eventTimeUs: commit.timeUs,
+      source: commit.source,
+      schema: table.schema,
+      table: table.name,
+      entityId: change.entityId,
+      op: change.op,
+      before: change.before,
+      after: change.after,
+      unavailable: change.unavailable,
+      lsn: change.lsn.toString(),
+      txId: commit.xid,
+    },
+  };
+}
