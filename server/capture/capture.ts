@@ -9,6 +9,7 @@ import { lsnValue } from './lsn.js';
 import { CaptureProblem } from './problem.js';
 import { readSnapshot } from './snapshot.js';
 import {
+  CAPTURE_APPLICATION,
   checkSource,
   dropSlot,
   ensurePublication,
@@ -39,6 +40,8 @@ export interface CaptureOptions {
   readonly retryMs?: number;
   /** Changes held before the stream waits for them to be stored (default 5,000). */
   readonly batchRows?: number;
+  /** Runs after a batch is committed and before its position is confirmed (tests fail here). */
+  readonly afterStore?: () => Promise<void> | void;
 }
 
 /**
@@ -104,8 +107,13 @@ export class Capture {
       } catch (err) {
         if (this.stopped) break;
         const problem = describe(err);
-        this.set({ state: 'retrying', error: problem.message, code: problem.code });
-        this.log.warn({ code: problem.code, err: problem }, 'capture cannot run; retrying');
+        if (problem.code === 'SLOT_IN_USE' && /active for PID/.test(problem.message)) {
+          // Another server started streaming between our look at the slot and our start.
+          this.set({ state: 'standby' });
+        } else {
+          this.set({ state: 'retrying', error: problem.message, code: problem.code });
+          this.log.warn({ code: problem.code, err: problem }, 'capture cannot run; retrying');
+        }
       } finally {
         this.releaseLock();
       }
@@ -148,6 +156,11 @@ export class Capture {
         'SLOT_IN_USE',
         `slot ${this.config.slot} on the source decodes with ${slot.plugin}, so another tool made it: set CAPTURE_SLOT to another name`,
       );
+    }
+    if (slot?.active && slot.holder === CAPTURE_APPLICATION) {
+      // Another MSR process (or one that just died, whose walsender is on its way out).
+      this.set({ state: 'standby', slot: pick(slot) });
+      return;
     }
     if (slot?.active) {
       throw new CaptureProblem(
@@ -283,6 +296,7 @@ export class Capture {
       log: this.log,
       store: async (changes) => {
         await storeBatch(this.pool, changes, []);
+        await this.options.afterStore?.();
       },
       onStored: (changes, commitUs) => {
         this.metrics.captureEvents.inc(changes);
