@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { CaptureConfig } from '../config.js';
 import { storeBatch } from '../ingest/store.js';
+import { Refusals } from '../ingest/refusals.js';
 import { writeChanges, type StoredChange } from '../ingest/writer.js';
 import type { Metrics } from '../metrics.js';
 import { SourceCatalog, type SourceTable } from './catalog.js';
@@ -62,6 +63,7 @@ export class Capture {
   private watchTimer: NodeJS.Timeout | undefined;
   private tables = new Set<string>();
   private current: CaptureStatus = { state: 'starting', warnings: [] };
+  private readonly refusals: Refusals;
 
   constructor(
     private readonly config: CaptureConfig,
@@ -73,10 +75,14 @@ export class Capture {
     this.source = new pg.Pool({ ...sourceClientConfig(config), max: 2 });
     this.source.on('error', () => undefined);
     this.catalog = new SourceCatalog(this.source);
+    this.refusals = new Refusals(log, metrics);
   }
 
   get status(): CaptureStatus {
-    return this.current;
+    const refused = this.refusals.recent();
+    return refused.length > 0
+      ? { ...this.current, warnings: [...this.current.warnings, ...refused] }
+      : this.current;
   }
 
   start(): void {
@@ -294,8 +300,9 @@ export class Capture {
       startLsn,
       batchRows: this.options.batchRows ?? 5_000,
       log: this.log,
-      store: async (changes) => {
-        await storeBatch(this.pool, changes, []);
+      store: async (changes, refused) => {
+        const { failures } = await storeBatch(this.pool, changes, refused);
+        this.refusals.note(failures);
         await this.options.afterStore?.();
       },
       onStored: (changes, commitUs) => {

@@ -1,4 +1,5 @@
-import type { Op } from '../ingest/debezium.js';
+import type { KeylessImages, Op } from '../ingest/debezium.js';
+import { rowDigest } from '../ingest/keyless.js';
 import { entityIdOf } from '../ingest/entity-id.js';
 import { jsonText, type JsonValue } from '../ingest/json-text.js';
 import type { StoredChange } from '../ingest/writer.js';
@@ -53,14 +54,33 @@ export function rowChange(
   const keyImage = (after ?? before ?? image(table, tuples.key ?? null))?.row ?? {};
   const key = Object.fromEntries(table.key.map((column) => [column, keyImage[column] ?? null]));
   const afterText = after ? jsonText(after.row) : null;
+  const keyless = table.key.length === 0;
+  if (keyless && (op === 'u' || op === 'd') && !before) throw new KeylessWithoutImage(table);
   return stored(table, seq, commit, {
-    entityId: table.key.length > 0 ? entityIdOf(key) : '',
+    entityId: keyless ? '' : entityIdOf(key),
+    ...(keyless
+      ? { keyless: { before: before && rowDigest(before.row), after: after && rowDigest(after.row) } }
+      : {}),
     op,
     before: before ? jsonText(before.row) : null,
     after: afterText,
     unavailable: after?.unavailable ?? [],
     lsn,
   });
+}
+
+/**
+ * An update or delete of a table without a primary key and without REPLICA IDENTITY FULL: the row
+ * it changed is unknown, so it cannot be replayed (the capture records it in msr.ingest_error).
+ */
+export class KeylessWithoutImage extends Error {
+  constructor(readonly table: SourceTable) {
+    super(
+      `${table.schema}.${table.name} has no primary key and no REPLICA IDENTITY FULL: ` +
+        'the row an update or delete changed cannot be known',
+    );
+    this.name = 'KeylessWithoutImage';
+  }
 }
 
 /** A truncate removes every entity of the table: one event without an entity. */
@@ -86,6 +106,7 @@ function stored(
   commit: CommitInfo,
   change: {
     entityId: string;
+    keyless?: KeylessImages;
     op: Op;
     before: string | null;
     after: string | null;
@@ -106,6 +127,7 @@ function stored(
       schema: table.schema,
       table: table.name,
       entityId: change.entityId,
+      ...(change.keyless ? { keyless: change.keyless } : {}),
       op: change.op,
       before: change.before,
       after: change.after,

@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
-import type { StoredChange } from '../ingest/writer.js';
+import type { FailedRecord, StoredChange } from '../ingest/writer.js';
 import type { SourceCatalog, SourceTable } from './catalog.js';
-import { rowChange, truncateChange, type CommitInfo, type Tuple } from './changes.js';
+import { KeylessWithoutImage, rowChange, truncateChange, type CommitInfo, type Tuple } from './changes.js';
 import { lsnText, lsnValue } from './lsn.js';
 
 /** pgoutput with every column value left as PostgreSQL's text output (values.ts converts it). */
@@ -25,8 +25,8 @@ export interface StreamOptions {
   readonly catalog: SourceCatalog;
   /** The slot's confirmed position as the stream starts. */
   readonly startLsn: bigint;
-  /** Stores changes durably (idempotent: the same change again is a no-op). */
-  readonly store: (changes: StoredChange[]) => Promise<void>;
+  /** Stores changes, and changes that cannot be replayed, durably (the same again is a no-op). */
+  readonly store: (changes: StoredChange[], refused: FailedRecord[]) => Promise<void>;
   /** Changes held before the stream waits for them to be stored. */
   readonly batchRows: number;
   readonly log: Logger;
@@ -48,6 +48,7 @@ export class SlotStream {
   private readonly service: LogicalReplicationService;
   private open: OpenTransaction | undefined;
   private pending: StoredChange[] = [];
+  private refused: FailedRecord[] = [];
   /** End LSN of the last commit whose changes are all in `pending` or stored. */
   private pendingEnd: bigint | undefined;
   private pendingCommitUs: bigint | undefined;
@@ -138,26 +139,18 @@ export class SlotStream {
           ),
         );
       case 'update':
-        return this.add(
-          rowChange(
-            await this.table(message.relation),
-            'u',
-            { old: message.old as Tuple | null, new: message.new as Tuple, key: message.key as Tuple | null },
-            lsn,
-            this.seq(),
-            this.commit(),
-          ),
+        return this.addRow(
+          await this.table(message.relation),
+          'u',
+          { old: message.old as Tuple | null, new: message.new as Tuple, key: message.key as Tuple | null },
+          lsn,
         );
       case 'delete':
-        return this.add(
-          rowChange(
-            await this.table(message.relation),
-            'd',
-            { old: message.old as Tuple | null, new: null, key: message.key as Tuple | null },
-            lsn,
-            this.seq(),
-            this.commit(),
-          ),
+        return this.addRow(
+          await this.table(message.relation),
+          'd',
+          { old: message.old as Tuple | null, new: null, key: message.key as Tuple | null },
+          lsn,
         );
       case 'truncate':
         for (const relation of message.relations) {
@@ -192,6 +185,33 @@ export class SlotStream {
     );
   }
 
+  /** An update or delete; one that cannot be replayed is kept in msr.ingest_error instead. */
+  private async addRow(
+    table: SourceTable,
+    op: 'u' | 'd',
+    tuples: Parameters<typeof rowChange>[2],
+    lsn: bigint,
+  ) {
+    const seq = this.seq();
+    const commit = this.commit();
+    try {
+      return await this.add(rowChange(table, op, tuples, lsn, seq, commit));
+    } catch (err) {
+      if (!(err instanceof KeylessWithoutImage)) throw err;
+      this.refused.push({
+        topic: `${commit.source}.${table.schema}.${table.name}`,
+        partition: seq,
+        offset: commit.commitLsn.toString(),
+        key: null,
+        value: Buffer.from(
+          JSON.stringify({ op, lsn: lsn.toString(), old: tuples.old, new: tuples.new, key: tuples.key }),
+        ),
+        reason: 'MISSING_KEY',
+        detail: err.message,
+      });
+    }
+  }
+
   /** Holds a change; past the batch size the stream waits until the held ones are stored. */
   private async add(change: StoredChange): Promise<void> {
     this.pending.push(change);
@@ -211,12 +231,18 @@ export class SlotStream {
   private flush(): Promise<void> {
     this.flushing ??= (async () => {
       try {
-        while (this.pending.length > 0 || (this.pendingEnd ?? 0n) > this.confirmed) {
+        while (
+          this.pending.length > 0 ||
+          this.refused.length > 0 ||
+          (this.pendingEnd ?? 0n) > this.confirmed
+        ) {
           const batch = this.pending;
+          const refused = this.refused;
           const end = this.pendingEnd;
           const commitUs = this.pendingCommitUs;
           this.pending = [];
-          if (batch.length > 0) await this.options.store(batch);
+          this.refused = [];
+          if (batch.length > 0 || refused.length > 0) await this.options.store(batch, refused);
           this.options.onStored?.(batch.length, commitUs);
           if (end !== undefined && end > this.confirmed) {
             this.confirmed = end;
@@ -236,7 +262,13 @@ export class SlotStream {
    * are idle.
    */
   private onKeepalive(lsn: bigint, reply: boolean): void {
-    if (!this.open && this.pending.length === 0 && !this.flushing && lsn > this.confirmed) {
+    if (
+      !this.open &&
+      this.pending.length === 0 &&
+      this.refused.length === 0 &&
+      !this.flushing &&
+      lsn > this.confirmed
+    ) {
       this.confirmed = lsn;
     }
     if (reply) void this.service.acknowledge(lsnText(this.confirmed));

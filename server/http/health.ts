@@ -75,7 +75,7 @@ export function healthRoutes({
             state === 'seeding' || state === 'failed' ? { ok: false, error: error ?? state } : { ok: true };
         }
         if (ingest) {
-          const { state, error, topics, lag } = ingest.status;
+          const { state, error, topics, lag, warnings } = ingest.status;
           if (state !== 'consuming') checks.kafka = { ok: false, error: error ?? state, topics };
           else if (lag !== undefined && lag > ingestLagThreshold) {
             checks.kafka = {
@@ -85,6 +85,7 @@ export function healthRoutes({
               lag,
             };
           } else checks.kafka = { ok: true, topics, ...(lag === undefined ? {} : { lag }) };
+          if (warnings) checks.kafka = { ...checks.kafka, warnings };
         }
         if (maintenance) checks.snapshot = await check(() => snapshotFreshness(pool, maintenance));
         if (aggregate) checks.aggregate = aggregateFreshness(aggregate);

@@ -11,6 +11,7 @@ import {
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { Refusals } from './refusals.js';
 import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeRecord } from './debezium.js';
 import { storeBatch } from './store.js';
@@ -25,6 +26,8 @@ export interface IngestStatus {
   readonly error?: string;
   /** Records in the subscribed topics after the group's committed offsets, as last polled. */
   readonly lag?: number;
+  /** Tables whose records were refused lately (msr.ingest_error), with reason and count. */
+  readonly warnings?: readonly string[];
 }
 
 export interface IngestOptions {
@@ -61,6 +64,7 @@ export class Ingest {
   private lagTimer: NodeJS.Timeout | undefined;
   private lag: number | undefined;
   private readonly inFlight = new Set<Promise<void>>();
+  private readonly refusals: Refusals;
   private readonly stopping = new AbortController();
   private restarting: Promise<void> = Promise.resolve();
 
@@ -71,6 +75,7 @@ export class Ingest {
     private readonly metrics: Metrics,
     private readonly options: IngestOptions = {},
   ) {
+    this.refusals = new Refusals(log, metrics);
     this.kafka = new Kafka({
       clientId: config.clientId,
       brokers: [...config.brokers],
@@ -81,9 +86,11 @@ export class Ingest {
   }
 
   get status(): IngestStatus {
+    const warnings = this.refusals.recent();
     return {
       state: this.stateValue,
       topics: this.subscribed,
+      ...(warnings.length > 0 ? { warnings } : {}),
       ...(this.lastError ? { error: this.lastError } : {}),
       ...(this.lag === undefined ? {} : { lag: this.lag }),
     };
@@ -272,13 +279,7 @@ export class Ingest {
     await consumer.commitOffsets([{ topic, partition, offset: next }]);
 
     this.metrics.ingestEvents.inc({ topic }, changes.length);
-    for (const f of stored.failures) this.metrics.ingestErrors.inc({ topic, reason: f.reason });
-    if (stored.failures.length > 0) {
-      this.log.warn(
-        { topic, partition, records: stored.failures.map((f) => ({ offset: f.offset, reason: f.reason })) },
-        'records stored in msr.ingest_error',
-      );
-    }
+    this.refusals.note(stored.failures);
     this.metrics.ingestLag.set(
       { topic, partition: String(partition) },
       Number(BigInt(batch.highWatermark) - BigInt(next)),

@@ -1,6 +1,7 @@
 import { decodeStruct, decodeValue, EncodingError, isUnavailable, type ConnectSchema } from './encodings.js';
 import { entityIdOf, scalarText } from './entity-id.js';
 import { jsonText, type JsonValue } from './json-text.js';
+import { rowDigest } from './keyless.js';
 
 /**
  * Decodes one Kafka record of Debezium's PostgreSQL connector (JSON converter, with or without
@@ -25,6 +26,16 @@ export interface ChangeEvent {
   readonly unavailable: readonly string[];
   readonly lsn: string | null;
   readonly txId: string | null;
+  /**
+   * A change of a table without a primary key: digests of its row images, by which the writer
+   * finds the entity the change applies to (keyless.ts). entityId is then filled in by the writer.
+   */
+  readonly keyless?: KeylessImages;
+}
+
+export interface KeylessImages {
+  readonly before: string | null;
+  readonly after: string | null;
 }
 
 export type Decoded =
@@ -87,6 +98,8 @@ export function decodeRecord(record: KafkaRecord): Decoded {
   const fields = new Map((schema?.fields ?? []).map((f) => [f.field, f]));
   try {
     const after = op === 'd' || op === 't' ? null : image(fields.get('after'), envelope.after);
+    const before = image(fields.get('before'), envelope.before);
+    const keyless = op !== 't' && (record.key === null || record.key.length === 0);
     return {
       kind: 'change',
       event: {
@@ -94,9 +107,10 @@ export function decodeRecord(record: KafkaRecord): Decoded {
         source: name,
         schema: tableSchema,
         table,
-        entityId: op === 't' ? '' : entityId(record.key),
+        entityId: op === 't' || keyless ? '' : entityId(record.key),
+        ...(keyless ? { keyless: keylessImages(op, before?.row ?? null, after?.row ?? null) } : {}),
         op,
-        before: image(fields.get('before'), envelope.before)?.text ?? null,
+        before: before?.text ?? null,
         after: after?.text ?? null,
         unavailable: after?.unavailable ?? [],
         lsn: integerText(source.lsn),
@@ -152,7 +166,7 @@ function commitTime(source: Record<string, unknown>): bigint {
 function image(
   schema: ConnectSchema | undefined,
   raw: unknown,
-): { text: string; unavailable: string[] } | null {
+): { row: { [key: string]: JsonValue }; text: string; unavailable: string[] } | null {
   if (raw === null || raw === undefined) return null;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new EncodingError('a row image is not an object');
   const unavailable: string[] = [];
@@ -162,7 +176,25 @@ function image(
     else known[column] = value;
   }
   const row = schema ? decodeStruct(schema, known) : (known as { [key: string]: JsonValue });
-  return { text: jsonText(row), unavailable };
+  return { row, text: jsonText(row), unavailable };
+}
+
+/**
+ * A table without a primary key (Debezium sends no record key): its rows are told apart by their
+ * images (keyless.ts), so an update or delete needs the before image REPLICA IDENTITY FULL gives.
+ */
+function keylessImages(
+  op: Op,
+  before: { [key: string]: JsonValue } | null,
+  after: { [key: string]: JsonValue } | null,
+): KeylessImages {
+  if ((op === 'u' || op === 'd') && before === null) {
+    throw new DecodeError(
+      'MISSING_KEY',
+      'a change of a table without a primary key and without REPLICA IDENTITY FULL: the row it changed cannot be known',
+    );
+  }
+  return { before: before && rowDigest(before), after: after && rowDigest(after) };
 }
 
 /** The record key is the primary key: its canonical text (entity-id.ts). */

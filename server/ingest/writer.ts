@@ -1,5 +1,6 @@
 import type { Pool, PoolClient } from 'pg';
 import type { ChangeEvent, DecodeReason } from './debezium.js';
+import { assignKeylessEntities } from './keyless.js';
 
 /** Why a record is in msr.ingest_error. */
 export type IngestErrorReason = DecodeReason | 'DECODER_FAILED' | 'REJECTED_BY_DATABASE';
@@ -119,6 +120,7 @@ export async function writeChanges(client: PoolClient, changes: readonly StoredC
   if (changes.length === 0) return;
   // This insert says ON CONFLICT on the coordinates: the per-row redelivery trigger can stand aside.
   await client.query(`set local msr.writer = 'ingest'`);
+  changes = await assignKeylessEntities(client, changes);
   await insertChanges(client, changes);
   for (const c of changes) {
     if (c.event.unavailable.length === 0) continue;

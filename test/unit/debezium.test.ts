@@ -186,6 +186,22 @@ describe('Debezium change event decoding', () => {
     });
   });
 
+  it('tells the rows of a table without a key apart by their images, whatever the column order', () => {
+    const insert = change(plain({ after: { a: 1, b: 'x' }, op: 'c', source }), null);
+    expect(insert.entityId).toBe('');
+    expect(insert.keyless).toEqual({ before: null, after: expect.stringMatching(/^[\w-]{27}$/) });
+    const update = change(
+      plain({ before: { b: 'x', a: 1 }, after: { a: 2, b: 'x' }, op: 'u', source }),
+      null,
+    );
+    expect(update.keyless!.before).toBe(insert.keyless!.after);
+    expect(update.keyless!.after).not.toBe(insert.keyless!.after);
+    const remove = change(plain({ before: { a: 2, b: 'x' }, op: 'd', source }), null);
+    expect(remove.keyless).toEqual({ before: update.keyless!.after, after: null });
+    // A keyed table's change has no such images.
+    expect(change(plain({ after: { a: 1, b: 'x' }, op: 'c', source })).keyless).toBeUndefined();
+  });
+
   it('rejects what is not a change event with a stable reason', () => {
     const value = (v: unknown) => () =>
       decodeRecord({ topic: TOPIC, key: keyOf(1), value: typeof v === 'string' ? Buffer.from(v) : plain(v) });
@@ -199,8 +215,20 @@ describe('Debezium change event decoding', () => {
       'BAD_TIMESTAMP',
     );
     expect(reason(value({ after: 'text', op: 'c', source }))).toBe('BAD_VALUE');
+    // A table without a key and without full before images: its updates and deletes name no row.
     expect(
-      reason(() => decodeRecord({ topic: TOPIC, key: null, value: plain({ after: {}, op: 'c', source }) })),
+      reason(() =>
+        decodeRecord({
+          topic: TOPIC,
+          key: null,
+          value: plain({ before: null, after: { v: 1 }, op: 'u', source }),
+        }),
+      ),
+    ).toBe('MISSING_KEY');
+    expect(
+      reason(() =>
+        decodeRecord({ topic: TOPIC, key: null, value: plain({ before: null, op: 'd', source }) }),
+      ),
     ).toBe('MISSING_KEY');
     expect(
       reason(() =>
