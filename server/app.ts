@@ -85,7 +85,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
     let demo: DemoWorld | undefined;
     if (config.demo) {
-      demo = new DemoWorld(pool, log, options.demoHistoryMs);
+      demo = new DemoWorld(pool, log, {
+        ...(options.demoHistoryMs === undefined ? {} : { historyMs: options.demoHistoryMs }),
+        // One capture per process: a configured source takes it, and the demo writes events itself.
+        mayCapture: !config.capture,
+      });
       await demo.start();
       lifecycle.started('demo', () => demo!.stop());
     }
@@ -104,8 +108,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       lifecycle.started('ingest', () => ingest!.stop());
     }
     let capture: Capture | undefined;
-    if (config.capture) {
-      capture = new Capture(config.capture, pool, log, metrics, options.capture);
+    const demoCapture = demo?.captureConfig(databaseUrl);
+    if (config.capture || demoCapture) {
+      capture = config.capture
+        ? new Capture(config.capture, pool, log, metrics, options.capture)
+        : new Capture(demoCapture!, pool, log, metrics, { ...options.capture, after: demo!.sourceReady });
+      if (!config.capture) demo!.watch(capture);
       capture.start();
       lifecycle.started('capture', () => capture!.stop());
     }

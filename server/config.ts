@@ -104,7 +104,6 @@ const envSchema = z.object({
     .regex(/^[a-z0-9_]{1,63}$/, { error: 'lower-case letters, digits and _ only, at most 63' })
     .optional(),
   CAPTURE_TABLES: list.optional(),
-  CAPTURE_TO: z.enum(['database', 'kafka']).default('database'),
   CAPTURE_HEARTBEAT_SECONDS: int(1, 3600).default(10),
   CAPTURE_TAKEOVER_SECONDS: int(1, 600).default(10),
   CAPTURE_MAX_RETAINED_WAL_MB: int(1, 10_000_000).default(1024),
@@ -141,7 +140,6 @@ export interface CaptureConfig {
   readonly slot: string;
   /** Tables for the publication when MSR creates it (schema.table). */
   readonly tables: readonly string[] | undefined;
-  readonly to: 'database' | 'kafka';
   readonly heartbeatMs: number;
   /** A standby process takes the slot over within this long after its holder is gone. */
   readonly takeoverMs: number;
@@ -280,7 +278,6 @@ function captureConfig(e: z.infer<typeof envSchema>): CaptureConfig | undefined 
     publication: e.CAPTURE_PUBLICATION,
     slot: e.CAPTURE_SLOT ?? `msr_${sourceName.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63),
     tables: e.CAPTURE_TABLES,
-    to: e.CAPTURE_TO,
     heartbeatMs: e.CAPTURE_HEARTBEAT_SECONDS * 1000,
     takeoverMs: e.CAPTURE_TAKEOVER_SECONDS * 1000,
     maxRetainedWalBytes: e.CAPTURE_MAX_RETAINED_WAL_MB * 1024 * 1024,

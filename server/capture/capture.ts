@@ -24,7 +24,9 @@ import { SlotStream } from './stream.js';
 /** One MSR process at a time streams a slot: the holder of this advisory lock (second key: the slot). */
 const CAPTURE_LOCK = 0x6d73_7204;
 
-export type CaptureState = 'starting' | 'snapshotting' | 'streaming' | 'standby' | 'retrying' | 'stopped';
+/** `off`: there is nothing to capture (the demo writes its events itself). */
+export type CaptureState =
+  'starting' | 'snapshotting' | 'streaming' | 'standby' | 'retrying' | 'off' | 'stopped';
 
 export interface CaptureStatus {
   readonly state: CaptureState;
@@ -41,6 +43,8 @@ export interface CaptureOptions {
   readonly retryMs?: number;
   /** Changes held before the stream waits for them to be stored (default 5,000). */
   readonly batchRows?: number;
+  /** The capture starts once this settles true (the demo's source tables are ready), never if false. */
+  readonly after?: Promise<boolean>;
   /** Runs after a batch is committed and before its position is confirmed (tests fail here). */
   readonly afterStore?: () => Promise<void> | void;
 }
@@ -107,6 +111,13 @@ export class Capture {
   }
 
   private async run(): Promise<void> {
+    if (this.options.after) {
+      const stopping = new Promise<false>((resolve) => (this.wake = () => resolve(false)));
+      if (!(await Promise.race([this.options.after, stopping]))) {
+        this.set({ state: 'off' });
+        return;
+      }
+    }
     while (!this.stopped) {
       try {
         await this.session();

@@ -6,7 +6,7 @@ import { JsonLiteral, type JsonValue } from '../ingest/json-text.js';
  * DateStyle=ISO, TimeZone=UTC, IntervalStyle=postgres, extra_float_digits=3) into the JSON that the
  * Debezium path stores for it, so both ways of capture give the same `after`: numbers and precise
  * decimals as exact JSON numbers, json/jsonb as documents, dates and times as ISO text
- * (timestamptz in UTC with Z, as Debezium's ZonedTimestamp), bytea as base64 (Debezium's default
+ * (timestamptz in UTC with six fraction digits and Z, as Debezium's ZonedTimestamp), bytea as base64 (Debezium's default
  * binary.handling.mode), intervals as microseconds (its default interval.handling.mode), arrays
  * element by element; anything else (text, uuid, enums, inet, ...) as its text.
  */
@@ -63,10 +63,15 @@ function nest(items: unknown[]): JsonValue {
   return items.map((item) => (Array.isArray(item) ? nest(item) : (item as JsonValue)));
 }
 
-/** '2026-11-24 10:30:15.5+00' (TimeZone=UTC) -> '2026-11-24T10:30:15.5Z'. */
+/**
+ * '2026-11-24 10:30:15.5+00' (TimeZone=UTC) -> '2026-11-24T10:30:15.500000Z': Debezium's
+ * ZonedTimestamp always writes six fraction digits for a timestamptz.
+ */
 function zoned(text: string): string {
   if (text === 'infinity' || text === '-infinity') return text;
-  return text.replace(' ', 'T').replace(/\+00$/, 'Z');
+  const match = /^(.*?)(?:\.(\d+))?\+00$/.exec(text.replace(' ', 'T'));
+  if (!match) return text;
+  return `${match[1]}.${(match[2] ?? '').padEnd(6, '0')}Z`;
 }
 
 const MICROS = { year: 365.25 * 86_400e6, mon: (365.25 / 12) * 86_400e6, day: 86_400e6 } as const;

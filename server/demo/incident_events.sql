@@ -1,6 +1,6 @@
 -- Demo incidents: one opens about every 4 minutes ('c'), moves through dispatched, on scene and
 -- resolving to closed ('u', 5 to 9 minutes apart); every 6th closed incident is deleted an hour
--- later. Inserts the events whose time falls in ($1, $2]; $3 is the demo epoch.
+-- later. Selects the events whose time falls in ($1, $2] as cdc_event rows; $3 is the demo epoch.
 with incident as (
   select n,
          $3::timestamptz + make_interval(secs => n * 240 + (n * 37) % 120) as opened,
@@ -18,10 +18,10 @@ lifecycle as (
     from incident i, generate_series(0, 5) as stage
    where stage < 5 or i.n % 6 = 0
 )
-insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after)
-select l.at, 'demo', 'city', 'incident', 'INC-' || lpad(l.n::text, 5, '0'), l.op,
-       case when l.op <> 'c' then msr_demo.incident_doc(l.n, least(l.stage - 1, 4), $3::timestamptz) end,
-       case when l.op <> 'd' then msr_demo.incident_doc(l.n, l.stage, $3::timestamptz) end
+select l.at as event_timestamp, 'demo' as source, 'city' as table_schema, 'incident' as table_name,
+       'INC-' || lpad(l.n::text, 5, '0') as entity_id, l.op,
+       case when l.op <> 'c' then msr_demo.incident_doc(l.n, least(l.stage - 1, 4), $3::timestamptz) end as before,
+       case when l.op <> 'd' then msr_demo.incident_doc(l.n, l.stage, $3::timestamptz) end as after
   from lifecycle l
  where l.at > $1::timestamptz and l.at <= $2::timestamptz
  order by l.at

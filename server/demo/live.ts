@@ -1,12 +1,16 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { appendDemoEvents, inTransaction } from './seed.js';
+import { appendDemoEvents, applyDemoEvents, inTransaction } from './seed.js';
 
 const TICK_MS = 1_000;
 /** After a long stop, the generator fills at most this much of the gap instead of days of catch-up. */
 const MAX_BACKFILL_MS = 3_600_000;
 
-/** Keeps the demo world moving: every second, appends the demo events that have come due. */
+/**
+ * Keeps the demo world moving: every second, the demo events that have come due are applied to
+ * the source tables (for the built-in capture to stream, `captured`), or else appended to
+ * msr.cdc_event directly.
+ */
 export class DemoLiveGenerator {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
@@ -16,6 +20,7 @@ export class DemoLiveGenerator {
     private readonly pool: Pool,
     private readonly epoch: Date,
     private readonly log: Logger,
+    private readonly captured: boolean,
   ) {}
 
   async start(): Promise<void> {
@@ -41,7 +46,8 @@ export class DemoLiveGenerator {
       const client = await this.pool.connect();
       try {
         // One transaction per window, so a failed tick leaves nothing behind to duplicate.
-        await inTransaction(client, (c) => appendDemoEvents(c, this.last, now, this.epoch));
+        const write = this.captured ? applyDemoEvents : appendDemoEvents;
+        await inTransaction(client, (c) => write(c, this.last, now, this.epoch));
         this.last = now;
       } finally {
         client.release();

@@ -7,6 +7,11 @@ const sqlFile = (name: string) => readFileSync(new URL(name, import.meta.url), '
 const FUNCTIONS_SQL = sqlFile('./demo_functions.sql');
 const VEHICLE_EVENTS_SQL = sqlFile('./vehicle_events.sql');
 const INCIDENT_EVENTS_SQL = sqlFile('./incident_events.sql');
+const SOURCE_TABLES_SQL = sqlFile('./source_tables.sql');
+const EVENT_COLUMNS = 'event_timestamp, source, table_schema, table_name, entity_id, op, before, after';
+
+/** The live demo's source tables, captured like a source database's (source 'demo'). */
+export const DEMO_SOURCE_TABLES = ['city.vehicle', 'city.incident'] as const;
 
 const HISTORY_MS = 24 * 3_600_000;
 const EPOCH_KEY = 'DEMO_EPOCH';
@@ -34,9 +39,10 @@ export interface Shard {
   readonly count: number;
 }
 
-/** Installs (or updates) the demo models the seed and the live generator share. */
+/** Installs (or updates) the demo models the seed and the live generator share, and the source tables. */
 export async function installDemo(pool: Pool): Promise<void> {
   await pool.query(FUNCTIONS_SQL);
+  await pool.query(SOURCE_TABLES_SQL);
 }
 
 /** The demo epoch, or null when this database was not seeded by the demo. */
@@ -119,16 +125,103 @@ export async function appendDemoEvents(
   shard: Shard = { index: 0, count: 1 },
   city: CityModel = DEMO_CITY,
 ): Promise<number> {
-  const params = [from.toISOString(), to.toISOString(), epoch.toISOString()];
-  const vehicles = await db.query(VEHICLE_EVENTS_SQL, [
-    ...params,
-    shard.index,
-    shard.count,
-    city.vehicles,
-    city.minPeriodS,
-    city.periodSpreadS,
-  ]);
-  const incidents = shard.index === 0 ? await db.query(INCIDENT_EVENTS_SQL, params) : { rowCount: 0 };
+  return demoEvents(
+    db,
+    (select) => `insert into msr.cdc_event (${EVENT_COLUMNS}) ${select}`,
+    from,
+    to,
+    epoch,
+    shard,
+    city,
+  );
+}
+
+/**
+ * Applies the demo events whose time falls in (from, to] to the source tables (the latest per
+ * entity), for the built-in capture to stream: what the live demo does when it can.
+ */
+export async function applyDemoEvents(db: PoolClient, from: Date, to: Date, epoch: Date): Promise<number> {
+  const apply = (select: string, table: DemoTable) => `
+    with due as (${select}),
+    latest as (select distinct on (entity_id) * from due order by entity_id, event_timestamp desc),
+    gone as (
+      delete from ${table} t using latest l where l.op = 'd' and t.id::text = l.entity_id returning 1),
+    kept as (
+      insert into ${table} select (jsonb_populate_record(null::${table}, l.after)).* from latest l where l.op <> 'd'
+      on conflict (id) do update set ${UPSERT[table]}
+      returning 1)
+    select 1 from gone union all select 1 from kept`;
+  return demoEvents(db, apply, from, to, epoch);
+}
+
+type DemoTable = (typeof DEMO_SOURCE_TABLES)[number];
+
+const UPSERT: Record<DemoTable, string> = {
+  'city.vehicle':
+    '(callsign, kind, status, lat, lon, speed_kmh, updated_at) = (excluded.callsign, excluded.kind, ' +
+    'excluded.status, excluded.lat, excluded.lon, excluded.speed_kmh, excluded.updated_at)',
+  'city.incident':
+    '(category, priority, status, lat, lon, units_assigned, opened_at) = (excluded.category, excluded.priority, ' +
+    'excluded.status, excluded.lat, excluded.lon, excluded.units_assigned, excluded.opened_at)',
+};
+
+/**
+ * Fills empty source tables with the demo state at `at` (the end of the seeded history), so the
+ * captured stream goes on from where the seed stopped. Returns the rows written.
+ */
+export async function fillDemoSource(pool: Pool, at: Date): Promise<number> {
+  let rows = 0;
+  for (const table of DEMO_SOURCE_TABLES) {
+    const { rowCount } = await pool.query(
+      `insert into ${table}
+       select (jsonb_populate_record(null::${table}, (s.last_event).after)).*
+         from msr.entity_states_at($1, array['${table}']) s
+        where s.source = 'demo' and not exists (select 1 from ${table})`,
+      [at],
+    );
+    rows += rowCount ?? 0;
+  }
+  return rows;
+}
+
+const eventParams = (from: Date, to: Date, epoch: Date) => [
+  from.toISOString(),
+  to.toISOString(),
+  epoch.toISOString(),
+];
+
+const vehicleParams = (
+  from: Date,
+  to: Date,
+  epoch: Date,
+  shard: Shard = { index: 0, count: 1 },
+  city = DEMO_CITY,
+) => [
+  ...eventParams(from, to, epoch),
+  shard.index,
+  shard.count,
+  city.vehicles,
+  city.minPeriodS,
+  city.periodSpreadS,
+];
+
+async function demoEvents(
+  db: PoolClient,
+  wrap: (select: string, table: DemoTable) => string,
+  from: Date,
+  to: Date,
+  epoch: Date,
+  shard: Shard = { index: 0, count: 1 },
+  city: CityModel = DEMO_CITY,
+): Promise<number> {
+  const vehicles = await db.query(
+    wrap(VEHICLE_EVENTS_SQL, 'city.vehicle'),
+    vehicleParams(from, to, epoch, shard, city),
+  );
+  const incidents =
+    shard.index === 0
+      ? await db.query(wrap(INCIDENT_EVENTS_SQL, 'city.incident'), eventParams(from, to, epoch))
+      : { rowCount: 0 };
   return (vehicles.rowCount ?? 0) + (incidents.rowCount ?? 0);
 }
 

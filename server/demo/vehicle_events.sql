@@ -1,7 +1,8 @@
 -- Demo vehicles: $6 units (2,000 in the demo) moving on smooth loops around the city centre and
 -- cycling through statuses. Vehicle v reports every $7 .. $7 + $8 - 1 s (its own period; 40..130 s
 -- in the demo), so report k has a fixed time and
--- state; this inserts the reports whose time falls in ($1, $2]. $3 is the demo epoch, where report
+-- state; this selects the reports whose time falls in ($1, $2] as cdc_event rows (the seed inserts
+-- them, the live demo applies them to its source tables). $3 is the demo epoch, where report
 -- 0 is a snapshot read ('r'). Every 250th vehicle is deleted for 20 reports, then re-created.
 -- Only vehicles with v % $5 = $4 are written, so the seed can run in parallel shards.
 with vehicle as (
@@ -36,11 +37,11 @@ shaped as (
    where r.at > $1::timestamptz and r.at <= $2::timestamptz
      and not (r.churns and r.k > r.delete_at and r.k < r.delete_at + 20)
 )
-insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after)
-select s.at, 'demo', 'city', 'vehicle', s.v::text, s.op,
+select s.at as event_timestamp, 'demo' as source, 'city' as table_schema, 'vehicle' as table_name,
+       s.v::text as entity_id, s.op,
        case when s.op in ('u', 'd')
-            then msr_demo.vehicle_doc(s.v, s.k - 1, s.kind, s.r1, s.r2, s.at - make_interval(secs => s.period_s)) end,
+            then msr_demo.vehicle_doc(s.v, s.k - 1, s.kind, s.r1, s.r2, s.at - make_interval(secs => s.period_s)) end as before,
        case when s.op <> 'd'
-            then msr_demo.vehicle_doc(s.v, s.k, s.kind, s.r1, s.r2, s.at) end
+            then msr_demo.vehicle_doc(s.v, s.k, s.kind, s.r1, s.r2, s.at) end as after
   from shaped s
  order by s.at

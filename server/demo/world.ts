@@ -2,9 +2,14 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import { refreshEntityLastStates } from '../db/settings.js';
 import { DemoLiveGenerator } from './live.js';
-import { demoEpoch, installDemo, seedDemoHistory } from './seed.js';
+import pg from 'pg';
+import type { CaptureConfig } from '../config.js';
+import { DEMO_SOURCE_TABLES, demoEpoch, fillDemoSource, installDemo, seedDemoHistory } from './seed.js';
 
-export type DemoState = 'seeding' | 'live' | 'idle' | 'failed';
+const PUBLICATION = 'msr_demo';
+
+/** `connecting`: seeded, waiting for the built-in capture to stream the live demo. */
+export type DemoState = 'seeding' | 'connecting' | 'live' | 'idle' | 'failed';
 
 /**
  * The demo city: seeds history into an empty database in the background (the server already
@@ -17,6 +22,14 @@ export class DemoWorld {
   private work: Promise<void> = Promise.resolve();
   private stopped = false;
   private markSeeded: () => void = () => undefined;
+  private markSourceReady: (ready: boolean) => void = () => undefined;
+  /** The live demo goes through the built-in capture (the database decodes WAL and we may replicate). */
+  private captures = false;
+  /**
+   * Settles when the source tables hold the seeded state and their publication exists (true), or
+   * when the demo will not go through the capture (false): the capture starts after it.
+   */
+  readonly sourceReady: Promise<boolean> = new Promise((resolve) => (this.markSourceReady = resolve));
   /**
    * Settles when seeding has ended (seeded, found already seeded, failed or stopped). Maintenance
    * waits for it: its bootstrap run would otherwise fight the seed for the event table's locks.
@@ -26,16 +39,49 @@ export class DemoWorld {
   constructor(
     private readonly pool: Pool,
     private readonly log: Logger,
-    private readonly historyMs?: number,
+    private readonly options: { historyMs?: number; mayCapture: boolean },
   ) {}
 
+  /**
+   * The capture of the demo's source tables, when the live demo goes through it: the database
+   * itself is the source, under the source name the seeded history has.
+   */
+  captureConfig(databaseUrl: string): CaptureConfig | undefined {
+    if (!this.captures) return undefined;
+    const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || 'postgres';
+    return {
+      sourceUrl: databaseUrl,
+      sourceName: 'demo',
+      publication: PUBLICATION,
+      slot: `msr_demo_${database.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63),
+      tables: [...DEMO_SOURCE_TABLES],
+      heartbeatMs: 10_000,
+      takeoverMs: 10_000,
+      maxRetainedWalBytes: 1024 * 1024 * 1024,
+    };
+  }
+
+  private capture: { readonly status: { readonly state: string } } | undefined;
+
   get status(): { state: DemoState; error?: string } {
-    return this.error ? { state: this.state, error: this.error } : { state: this.state };
+    if (this.error) return { state: this.state, error: this.error };
+    // Live means moving on screen: through the capture, once it streams.
+    if (this.state === 'live' && this.capture && this.capture.status.state !== 'streaming') {
+      return { state: 'connecting' };
+    }
+    return { state: this.state };
+  }
+
+  /** The capture that streams the live demo (captureConfig's): the demo is live once it streams. */
+  watch(capture: { readonly status: { readonly state: string } }): void {
+    this.capture = capture;
   }
 
   /** Installs the demo models (awaited, so a broken database fails the start) and starts seeding. */
   async start(): Promise<void> {
     await installDemo(this.pool);
+    this.captures = this.options.mayCapture && (await databaseCaptures(this.pool));
+    if (!this.captures) this.markSourceReady(false);
     this.work = this.run();
   }
 
@@ -47,7 +93,7 @@ export class DemoWorld {
 
   private async run(): Promise<void> {
     try {
-      const seeded = await seedDemoHistory(this.pool, this.log, { historyMs: this.historyMs });
+      const seeded = await seedDemoHistory(this.pool, this.log, { historyMs: this.options.historyMs });
       if (seeded && !this.stopped) await refreshEntityLastStates(this.pool, this.log);
       this.markSeeded();
       const epoch = await demoEpoch(this.pool);
@@ -57,7 +103,8 @@ export class DemoWorld {
         return;
       }
       if (this.stopped) return;
-      this.generator = new DemoLiveGenerator(this.pool, epoch, this.log);
+      if (this.captures) await this.prepareSource();
+      this.generator = new DemoLiveGenerator(this.pool, epoch, this.log, this.captures);
       await this.generator.start();
       this.state = 'live';
     } catch (err) {
@@ -66,6 +113,31 @@ export class DemoWorld {
       this.log.error({ err }, 'demo history could not be seeded');
     } finally {
       this.markSeeded();
+      this.markSourceReady(false);
     }
   }
+
+  /** The source tables hold the seeded state, and the capture's publication exists. */
+  private async prepareSource(): Promise<void> {
+    const rows = await fillDemoSource(this.pool, new Date());
+    if (rows > 0) this.log.info({ rows }, 'demo source tables filled from the seeded history');
+    const { rowCount } = await this.pool.query('select 1 from pg_publication where pubname = $1', [
+      PUBLICATION,
+    ]);
+    if (!rowCount) {
+      await this.pool.query(
+        `create publication ${pg.escapeIdentifier(PUBLICATION)} for table ${DEMO_SOURCE_TABLES.join(', ')}`,
+      );
+    }
+    this.markSourceReady(true);
+  }
+}
+
+/** Whether this database can be a capture source: it decodes WAL, and we may replicate. */
+async function databaseCaptures(pool: Pool): Promise<boolean> {
+  const { rows } = await pool.query<{ ok: boolean }>(
+    `select current_setting('wal_level') = 'logical'
+            and (select rolreplication or rolsuper from pg_roles where rolname = current_user) as ok`,
+  );
+  return rows[0]?.ok ?? false;
 }

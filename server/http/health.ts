@@ -72,7 +72,9 @@ export function healthRoutes({
         if (demo) {
           const { state, error } = demo.status;
           checks.demo =
-            state === 'seeding' || state === 'failed' ? { ok: false, error: error ?? state } : { ok: true };
+            state === 'seeding' || state === 'connecting' || state === 'failed'
+              ? { ok: false, error: error ?? state }
+              : { ok: true };
         }
         if (ingest) {
           const { state, error, topics, lag, warnings } = ingest.status;
@@ -126,7 +128,8 @@ function captureReadiness(capture: Capture, maxRetainedBytes: number): Readiness
     ...(slot ? { retainedWalBytes: slot.retainedBytes } : {}),
   };
   if (error) return { ok: false, error, ...(code ? { code } : {}), ...base };
-  if (state !== 'streaming' && state !== 'standby') return { ok: false, error: state, ...base };
+  if (state !== 'streaming' && state !== 'standby' && state !== 'off')
+    return { ok: false, error: state, ...base };
   if (slot && slot.retainedBytes > maxRetainedBytes) {
     return {
       ok: false,

@@ -226,7 +226,8 @@ describe('the demo world in the running server', () => {
       let ready = await getJson(app.port, '/readyz');
       const deadline = Date.now() + 30_000;
       while (ready.status !== 200 && Date.now() < deadline) {
-        expect(ready.body.checks.demo).toEqual({ ok: false, error: 'seeding' });
+        // Seeding, then connecting until the built-in capture streams the live demo.
+        expect(['seeding', 'connecting']).toContain(ready.body.checks.demo.error);
         await new Promise((r) => setTimeout(r, 100));
         ready = await getJson(app.port, '/readyz');
       }
