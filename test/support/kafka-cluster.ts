@@ -15,6 +15,8 @@ import { freePort } from '../../server/db/embedded.js';
 export interface KafkaCluster {
   readonly brokers: string[];
   readonly connectUrl: string;
+  /** The Kafka Connect worker's process (benchmarks read its memory). */
+  readonly connectPid?: number;
   readonly dir: string;
   stop(): Promise<void>;
 }
@@ -122,7 +124,7 @@ export async function startKafkaCluster(
       const res = await fetch(`${connectUrl}/connector-plugins`).catch(() => undefined);
       return !!res?.ok && (await res.text()).includes('PostgresConnector');
     });
-    return { brokers, connectUrl, dir, stop };
+    return { brokers, connectUrl, connectPid: children[1]!.pid, dir, stop };
   } catch (err) {
     await stop();
     throw err;
