@@ -11,9 +11,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import Cursor from 'pg-cursor';
-import pg from 'pg';
 import type { Dialect } from '../server/db/dialect.js';
-import { startEmbeddedDatabase } from '../server/db/embedded.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
@@ -22,9 +20,9 @@ import { naivePollRate, naiveScanState } from './naive-baseline.js';
 import { kafkaStateAt, loadTopics } from './kafka-baseline.js';
 import { percentile } from './percentile.js';
 import { replayBench, type ReplayFigures } from './replay-bench.js';
+import { startBenchDatabase } from './bench-database.js';
 import { htmlReport } from './report.js';
 import { startKafkaCluster } from '../test/support/kafka-cluster.js';
-import { startTimescaleServer } from '../test/support/timescaledb-server.js';
 import { backupFigures, type BackupFigures } from './backup-bench.js';
 
 const log = createLogger('warn');
@@ -68,20 +66,6 @@ export interface DatasetFigures {
   };
   backup: BackupFigures;
   replay: ReplayFigures;
-}
-
-/** A fresh server of the dialect with an empty `msr` database. */
-async function startBenchDatabase(
-  dialect: Dialect,
-  dir: string,
-): Promise<{ url: string; stop(): Promise<void> }> {
-  if (dialect === 'postgres') return startEmbeddedDatabase(dir, 0, log);
-  const server = await startTimescaleServer(dir);
-  const admin = new pg.Client({ connectionString: server.adminUrl });
-  await admin.connect();
-  await admin.query('create database msr');
-  await admin.end();
-  return { url: server.adminUrl.replace(/\/postgres$/, '/msr'), stop: () => server.stop() };
 }
 
 async function benchDataset(
