@@ -172,7 +172,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           ...availabilityRoutes(pool, config),
           ...stateRoutes(pool, config),
           ...sessionRoutes(sessions),
-          ...snapshotRoutes(signals),
+          ...snapshotRoutes(signals, capture),
           ...viewerRoutes(),
         ],
         authenticator,

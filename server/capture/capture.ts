@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js';
 import { SourceCatalog, type SourceTable } from './catalog.js';
 import { lsnValue } from './lsn.js';
 import { CaptureProblem } from './problem.js';
-import { readSnapshot } from './snapshot.js';
+import { readSnapshot, readTablesNow } from './snapshot.js';
 import {
   CAPTURE_APPLICATION,
   checkSource,
@@ -68,6 +68,7 @@ export class Capture {
   private tables = new Set<string>();
   private current: CaptureStatus = { state: 'starting', warnings: [] };
   private readonly refusals: Refusals;
+  private resnapshotting: Promise<void> | undefined;
 
   constructor(
     private readonly config: CaptureConfig,
@@ -95,8 +96,55 @@ export class Capture {
     this.watchTimer.unref();
   }
 
+  /** The source name this capture stores its events under. */
+  get sourceName(): string {
+    return this.config.sourceName;
+  }
+
+  /**
+   * Snapshots chosen tables of the publication again while the stream goes on (readTablesNow),
+   * in the background; resolves once the request is checked. Unknown tables are refused.
+   */
+  async resnapshot(collections: readonly string[]): Promise<{ accepted: true } | { refused: string }> {
+    if (this.resnapshotting) return { refused: 'a snapshot of this source is already running' };
+    const tables = await this.catalog.publicationTables(this.config.publication);
+    const chosen = collections.map((c) => tables.find((t) => `${t.schema}.${t.name}` === c));
+    const missing = collections.filter((_, i) => !chosen[i]);
+    if (missing.length > 0) {
+      return { refused: `not in publication ${this.config.publication}: ${missing.join(', ')}` };
+    }
+    this.resnapshotting = this.snapshotTables(chosen as SourceTable[]).finally(
+      () => (this.resnapshotting = undefined),
+    );
+    return { accepted: true };
+  }
+
+  private async snapshotTables(tables: SourceTable[]): Promise<void> {
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query('begin');
+      const rows = await readTablesNow(
+        sourceClientConfig(this.config),
+        tables,
+        this.config.sourceName,
+        (changes) => writeChanges(client, changes),
+      );
+      await client.query('commit');
+      this.metrics.captureEvents.inc(rows);
+      this.log.info({ tables: tables.map((t) => `${t.schema}.${t.name}`), rows }, 'tables snapshotted again');
+    } catch (err) {
+      broken = err as Error;
+      await client.query('rollback').catch(() => undefined);
+      this.log.warn({ err }, 'the snapshot of tables failed; nothing of it was stored');
+    } finally {
+      client.release(broken);
+    }
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
+    await this.resnapshotting;
     clearInterval(this.watchTimer);
     this.wake?.();
     await this.stream?.stop();

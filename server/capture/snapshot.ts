@@ -2,7 +2,8 @@ import pg from 'pg';
 import Cursor from 'pg-cursor';
 import type { StoredChange } from '../ingest/writer.js';
 import type { SourceTable } from './catalog.js';
-import { rowChange, type CommitInfo, type Tuple } from './changes.js';
+import { rowChange, truncateChange, type CommitInfo, type Tuple } from './changes.js';
+import { lsnValue } from './lsn.js';
 
 /** Rows read from the source per step, and so per insert into cdc_event. */
 const ROWS_PER_READ = 2_000;
@@ -32,11 +33,7 @@ export async function readSnapshot(
   source: string,
   write: (changes: StoredChange[]) => Promise<void>,
 ): Promise<number> {
-  const client = new pg.Client({ ...clientConfig, types: RAW_TEXT });
-  await client.connect();
-  let rows = 0;
-  try {
-    await client.query('begin isolation level repeatable read read only');
+  return inSnapshot(clientConfig, async (client) => {
     await client.query(`set transaction snapshot ${pg.escapeLiteral(point.snapshotName)}`);
     const commit: CommitInfo = {
       source,
@@ -44,26 +41,74 @@ export async function readSnapshot(
       commitLsn: point.consistentLsn - 1n,
       xid: null,
     };
-    for (const table of tables) {
-      const cursor = client.query(
-        new Cursor(`select * from ${pg.escapeIdentifier(table.schema)}.${pg.escapeIdentifier(table.name)}`),
-      );
-      let seq = 0;
-      for (;;) {
-        const batch = (await cursor.read(ROWS_PER_READ)) as Tuple[];
-        if (batch.length === 0) break;
-        await write(
-          batch.map((tuple) =>
-            rowChange(table, 'r', { old: null, new: tuple }, point.consistentLsn, seq++, commit),
-          ),
-        );
-        rows += batch.length;
-      }
-      await cursor.close();
-    }
-    await client.query('commit');
+    let rows = 0;
+    for (const table of tables) rows += await readTable(client, table, point.consistentLsn, commit, write);
     return rows;
+  });
+}
+
+/**
+ * A snapshot of chosen tables while the stream goes on (POST /api/v1/snapshots): their rows as of
+ * one moment of the source, as a truncate followed by an `r` per row, all at that moment's time
+ * and WAL position. Changes committed before it are older, changes after it newer, so replay
+ * gives each table as the snapshot found it, then its later changes; rows MSR had that the source
+ * no longer has (or a keyless table's rows) are gone. Returns the number of rows.
+ */
+export async function readTablesNow(
+  clientConfig: pg.ClientConfig,
+  tables: readonly SourceTable[],
+  source: string,
+  write: (changes: StoredChange[]) => Promise<void>,
+): Promise<number> {
+  return inSnapshot(clientConfig, async (client) => {
+    // The first statement fixes the transaction's snapshot: its WAL position and time go with it.
+    const { rows } = await client.query<{ lsn: string; us: string }>(
+      `select pg_current_wal_lsn()::text as lsn, (extract(epoch from clock_timestamp()) * 1000000)::bigint::text as us`,
+    );
+    const lsn = lsnValue(rows[0]!.lsn);
+    // An odd position below the current one: no WAL record starts there, so no streamed commit has it.
+    const commit: CommitInfo = { source, timeUs: BigInt(rows[0]!.us), commitLsn: lsn - 1n, xid: null };
+    let count = 0;
+    for (const table of tables) {
+      await write([truncateChange(table, lsn - 1n, -1, commit)]);
+      count += await readTable(client, table, lsn, commit, write);
+    }
+    return count;
+  });
+}
+
+async function inSnapshot<T>(
+  clientConfig: pg.ClientConfig,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const client = new pg.Client({ ...clientConfig, types: RAW_TEXT });
+  await client.connect();
+  try {
+    await client.query('begin isolation level repeatable read read only');
+    const result = await work(client);
+    await client.query('commit');
+    return result;
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+async function readTable(
+  client: pg.Client,
+  table: SourceTable,
+  lsn: bigint,
+  commit: CommitInfo,
+  write: (changes: StoredChange[]) => Promise<void>,
+): Promise<number> {
+  const cursor = client.query(
+    new Cursor(`select * from ${pg.escapeIdentifier(table.schema)}.${pg.escapeIdentifier(table.name)}`),
+  );
+  let seq = 0;
+  for (;;) {
+    const batch = (await cursor.read(ROWS_PER_READ)) as Tuple[];
+    if (batch.length === 0) break;
+    await write(batch.map((tuple) => rowChange(table, 'r', { old: null, new: tuple }, lsn, seq++, commit)));
+  }
+  await cursor.close();
+  return seq;
 }

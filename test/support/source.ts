@@ -1,4 +1,7 @@
 import pg from 'pg';
+import { createApp, type App, type AppOptions } from '../../server/app.js';
+import { loadConfig } from '../../server/config.js';
+import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 /**
@@ -28,4 +31,28 @@ export async function slotsIdle(source: TestDatabase): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * The server with the built-in capture on `source`, storing into `db` under the source name
+ * `name`, quick to retry; `env` adds or overrides settings.
+ */
+export function startCaptureApp(
+  db: TestDatabase,
+  source: TestDatabase,
+  name: string,
+  env: Record<string, string> = {},
+  options: AppOptions = {},
+): Promise<App> {
+  return createApp(
+    loadConfig({
+      DATABASE_URL: db.url,
+      AUTH_MODE: 'none',
+      PORT: '0',
+      CAPTURE_SOURCE_URL: source.url,
+      CAPTURE_SOURCE_NAME: name,
+      ...env,
+    }),
+    { log: createLogger('silent'), ...options, capture: { retryMs: 200, ...options.capture } },
+  );
 }

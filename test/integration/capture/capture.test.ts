@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../../server/app.js';
-import { loadConfig } from '../../../server/config.js';
+import type { App } from '../../../server/app.js';
 import { createLogger } from '../../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { sqlState } from '../../support/history.js';
 import { getJson } from '../../support/http.js';
-import { createSourceDatabase } from '../../support/source.js';
+import { createSourceDatabase, startCaptureApp } from '../../support/source.js';
 import { until } from '../../support/wait.js';
 
 // The built-in capture against a real source database (logical replication, pgoutput): the
@@ -72,17 +71,7 @@ describe('built-in capture from a source PostgreSQL', () => {
       insert into gis.bookmark (id, name, price) values (1, 'first', 1.10), (2, 'second', 2.20);
       create publication msr for table gis.bookmark, gis.geo_entity, gis.note;`);
     db = await createTestDatabase();
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        CAPTURE_SOURCE_URL: source.url,
-        CAPTURE_SOURCE_NAME: name,
-        CAPTURE_HEARTBEAT_SECONDS: '1',
-      }),
-      { log, capture: { retryMs: 200 } },
-    );
+    app = await startCaptureApp(db, source, name, { CAPTURE_HEARTBEAT_SECONDS: '1' }, { log });
   });
 
   afterAll(async () => {

@@ -1,19 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../../server/app.js';
-import { loadConfig } from '../../../server/config.js';
-import { createLogger } from '../../../server/logger.js';
+import type { App } from '../../../server/app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { getJson } from '../../support/http.js';
 import { startServerProcess } from '../../support/process.js';
-import { createSourceDatabase } from '../../support/source.js';
+import { createSourceDatabase, startCaptureApp } from '../../support/source.js';
 import { until } from '../../support/wait.js';
 
 // Exactly-once effect of the built-in capture: positions are confirmed to the source only after
 // the database commit, so whatever happens in between (a failure, a killed process) the source
 // sends those changes again and storing them again changes nothing.
 
-const log = createLogger('silent');
 const ROWS = 50_000;
 
 async function prepareSource(source: TestDatabase): Promise<void> {
@@ -82,17 +79,12 @@ describe('built-in capture, exactly once', () => {
     let failures = 0;
     let app: App | undefined;
     try {
-      app = await createApp(
-        loadConfig({
-          DATABASE_URL: db.url,
-          AUTH_MODE: 'none',
-          PORT: '0',
-          CAPTURE_SOURCE_URL: source.url,
-          CAPTURE_SOURCE_NAME: name,
-          CAPTURE_SLOT: `slot_${name}`,
-        }),
+      app = await startCaptureApp(
+        db,
+        source,
+        name,
+        { CAPTURE_SLOT: `slot_${name}` },
         {
-          log,
           capture: {
             retryMs: 100,
             batchRows: 2_000,

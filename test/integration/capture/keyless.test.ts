@@ -1,18 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../../server/app.js';
-import { loadConfig } from '../../../server/config.js';
-import { createLogger } from '../../../server/logger.js';
+import type { App } from '../../../server/app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { sqlState } from '../../support/history.js';
 import { getJson } from '../../support/http.js';
-import { createSourceDatabase } from '../../support/source.js';
+import { createSourceDatabase, startCaptureApp } from '../../support/source.js';
 import { until } from '../../support/wait.js';
 
 // Tables without a primary key (pgbench_history is one): with REPLICA IDENTITY FULL every row
 // image is known, so replay gives the source's multiset of rows, identical rows included.
-
-const log = createLogger('silent');
 
 describe('built-in capture: tables without a primary key', () => {
   const name = `kl${randomBytes(3).toString('hex')}`;
@@ -53,16 +49,7 @@ describe('built-in capture: tables without a primary key', () => {
                                        (2, 1, 7, -3, '2026-01-01 00:00:01', 'x'); -- calendar-free: column values
       create publication msr for table bench.history, bench.log;`);
     db = await createTestDatabase();
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        CAPTURE_SOURCE_URL: source.url,
-        CAPTURE_SOURCE_NAME: name,
-      }),
-      { log, capture: { retryMs: 200 } },
-    );
+    app = await startCaptureApp(db, source, name);
   });
   afterAll(async () => {
     await app?.stop();
@@ -124,5 +111,43 @@ describe('built-in capture: tables without a primary key', () => {
     expect(body.checks.capture.warnings).toEqual([
       expect.stringContaining('bench.log has no primary key and no REPLICA IDENTITY FULL'),
     ]);
+  });
+
+  it('snapshots tables again on POST /api/v1/snapshots, dropping rows the source no longer has', async () => {
+    const post = (body: unknown) =>
+      fetch(`http://127.0.0.1:${app.port}/api/v1/snapshots`, { method: 'POST', body: JSON.stringify(body) });
+    const unknown = await post({ source: name, collections: ['bench.nope'] });
+    expect(unknown.status).toBe(400);
+    expect(await unknown.json()).toMatchObject({
+      code: 'BAD_MESSAGE',
+      message: expect.stringContaining('bench.nope'),
+    });
+    // Rows deleted while the table was out of the publication: MSR never saw them go.
+    await source.pool.query(`
+      alter publication msr drop table bench.history;
+      delete from bench.history where ctid = (select min(ctid) from bench.history);
+      alter publication msr add table bench.history;`);
+    expect(await replayedRows(Date.now())).not.toEqual(await sourceRows());
+    const before = await stored();
+    const response = await post({ source: name, collections: ['bench.history'] });
+    expect(response.status).toBe(202);
+    expect(await response.json()).toMatchObject({
+      source: name,
+      collections: ['bench.history'],
+      via: 'capture',
+    });
+    const rows = (await source.pool.query(`select count(*)::int as n from bench.history`)).rows[0].n;
+    // A truncate, then a read of each row.
+    await until('snapshot stored', async () => (await stored()) === before + 1 + rows);
+    expect(await replayedRows(Date.now())).toEqual(await sourceRows());
+    const live = await db.pool.query(
+      `select count(*)::int as n from msr.keyless_row where source = $1 and table_name = 'history'`,
+      [name],
+    );
+    expect(live.rows[0].n).toBe(rows);
+    // The stream goes on after it.
+    await source.pool.query(`insert into bench.history values (9, 9, 9, 9, null, null)`);
+    await until('stream after the snapshot', async () => (await stored()) === before + 2 + rows);
+    expect(await replayedRows(Date.now())).toEqual(await sourceRows());
   });
 });

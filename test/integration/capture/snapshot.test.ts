@@ -1,17 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../../server/app.js';
-import { loadConfig } from '../../../server/config.js';
-import { createLogger } from '../../../server/logger.js';
+import type { App } from '../../../server/app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { sqlState } from '../../support/history.js';
-import { createSourceDatabase } from '../../support/source.js';
+import { createSourceDatabase, startCaptureApp } from '../../support/source.js';
 import { until } from '../../support/wait.js';
 
 // The initial snapshot meets the stream with no gap and no duplicate while the source is being
 // written to: rows committed before the slot's snapshot come as `r`, later ones as changes.
-
-const log = createLogger('silent');
 
 describe('built-in capture: initial snapshot under concurrent writes', () => {
   const name = `snap${randomBytes(3).toString('hex')}`;
@@ -50,16 +46,7 @@ describe('built-in capture: initial snapshot under concurrent writes', () => {
       }
     })();
     await new Promise((r) => setTimeout(r, 300));
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        CAPTURE_SOURCE_URL: source.url,
-        CAPTURE_SOURCE_NAME: name,
-      }),
-      { log, capture: { retryMs: 200 } },
-    );
+    app = await startCaptureApp(db, source, name);
     await until('streaming', async () => app!.capture?.status.state === 'streaming');
     await new Promise((r) => setTimeout(r, 1000));
     writing = false;

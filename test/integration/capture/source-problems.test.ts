@@ -1,17 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../../server/app.js';
-import { loadConfig } from '../../../server/config.js';
-import { createLogger } from '../../../server/logger.js';
+import type { App } from '../../../server/app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { getJson } from '../../support/http.js';
-import { createSourceDatabase } from '../../support/source.js';
+import { createSourceDatabase, startCaptureApp } from '../../support/source.js';
 import { until } from '../../support/wait.js';
 
 // What goes wrong on a source: the server starts anyway, /readyz names the problem and its fix,
 // and the capture retries until it is fixed.
-
-const log = createLogger('silent');
 
 describe('built-in capture: problems on the source', () => {
   let source: TestDatabase;
@@ -38,19 +34,11 @@ describe('built-in capture: problems on the source', () => {
 
   async function start(env: Record<string, string>): Promise<App> {
     const name = `p${randomBytes(3).toString('hex')}`;
-    const app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        CAPTURE_SOURCE_URL: source.url,
-        CAPTURE_SOURCE_NAME: name,
-        CAPTURE_PUBLICATION: name,
-        CAPTURE_HEARTBEAT_SECONDS: '1',
-        ...env,
-      }),
-      { log, capture: { retryMs: 200 } },
-    );
+    const app = await startCaptureApp(db, source, name, {
+      CAPTURE_PUBLICATION: name,
+      CAPTURE_HEARTBEAT_SECONDS: '1',
+      ...env,
+    });
     apps.push(app);
     return app;
   }
