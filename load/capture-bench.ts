@@ -6,7 +6,8 @@
 // from source commit to stored (ingested_at - event_timestamp) and to a live session's frame
 // while pgbench runs at 500 transactions (2,000 row changes) a second, and memory of each
 // capturing process. Built-in capture into Kafka is not built yet, so it is not measured.
-// Usage: npm run bench:capture   (writes load/results/capture.{json,md}; needs Debian's pgbench)
+// Usage: npm run bench:capture [-- --profile]   (writes load/results/capture.{json,md}; needs
+// Debian's pgbench)
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -38,7 +39,11 @@ interface Server {
 
 /** MSR as `npm start` runs it, in a process of its own (its memory is read from /proc). */
 async function startServer(env: Record<string, string>): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
+  // --profile: each MSR process writes a CPU profile (.cpuprofile) into load/results/ as it exits.
+  const profile = process.argv.includes('--profile')
+    ? ['--cpu-prof', '--cpu-prof-dir', new URL('./results/', import.meta.url).pathname]
+    : [];
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'server/main.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,
