@@ -41,7 +41,7 @@ export interface CaptureStatus {
 export interface CaptureOptions {
   /** Pause before starting over after a failure (default 5 s). */
   readonly retryMs?: number;
-  /** Changes held before the stream waits for them to be stored (default 5,000). */
+  /** Changes held before the stream waits for them to be stored (default 2,000). */
   readonly batchRows?: number;
   /** The capture starts once this settles true (the demo's source tables are ready), never if false. */
   readonly after?: Promise<boolean>;
@@ -357,7 +357,7 @@ export class Capture {
       source: this.config.sourceName,
       catalog: this.catalog,
       startLsn,
-      batchRows: this.options.batchRows ?? 5_000,
+      batchRows: this.options.batchRows ?? 2_000,
       log: this.log,
       store: async (changes, refused) => {
         const { failures } = await storeBatch(this.pool, changes, refused);

@@ -120,7 +120,8 @@ function stored(
     partition: seq,
     offset: commit.commitLsn.toString(),
     key: null,
-    value: change.after === null ? null : Buffer.from(change.after),
+    // No Kafka record: a change the database refuses is kept by its after image (store.ts).
+    value: null,
     event: {
       eventTimeUs: commit.timeUs,
       source: commit.source,

@@ -34,13 +34,14 @@ export async function storeBatch(
       await writeBatch(pool, [change], []);
     } catch (err) {
       if (!isDataError(err)) throw err;
-      const { topic, partition, offset, key, value } = change;
+      const { topic, partition, offset, key, value, event } = change;
       refused.push({
         topic,
         partition,
         offset,
         key,
-        value,
+        // The built-in capture's changes have no record: keep what the change would have written.
+        value: value ?? (event.after === null ? null : Buffer.from(event.after)),
         reason: 'REJECTED_BY_DATABASE',
         detail: (err as Error).message,
       });

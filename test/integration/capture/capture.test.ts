@@ -149,4 +149,18 @@ describe('built-in capture from a source PostgreSQL', () => {
     expect(metrics).toMatch(/msr_capture_events_total 13\b/);
     expect(metrics).toMatch(/msr_capture_streaming 1\b/);
   });
+
+  it('keeps a change the database refuses in msr.ingest_error with its reason, and goes on', async () => {
+    const before = await stored();
+    // Valid json, but jsonb (cdc_event's after) cannot hold a NUL character.
+    await source.pool.query(`insert into gis.bookmark (id, raw) values (10, '{"bad": "\\u0000"}')`);
+    await source.pool.query(`insert into gis.bookmark (id, name) values (11, 'after it')`);
+    await until('the next change stored', async () => (await stored()) === before + 1);
+    const { rows } = await db.pool.query(
+      `select reason, convert_from(record_value, 'UTF8') as value from msr.ingest_error where kafka_topic = $1`,
+      [`${name}.gis.bookmark`],
+    );
+    expect(rows).toEqual([{ reason: 'REJECTED_BY_DATABASE', value: expect.stringContaining('"id":10') }]);
+    expect((await replayed(Date.now())).get(`${name}|gis|bookmark|11`)).toMatchObject({ name: 'after it' });
+  });
 });
