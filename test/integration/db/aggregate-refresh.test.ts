@@ -3,6 +3,7 @@ import { createLogger } from '../../../server/logger.js';
 import { AggregateRefresh } from '../../../server/maintenance/aggregate-refresh.js';
 import { Metrics } from '../../../server/metrics.js';
 import { createTestDatabase, dialect, type TestDatabase } from '../../support/database.js';
+import { until } from '../../support/wait.js';
 import {
   generateHistory,
   hoursAgo,
@@ -93,4 +94,48 @@ describe('periodic aggregate refresh', () => {
       await bare.drop();
     }
   });
+
+  it.skipIf(dialect !== 'timescaledb')(
+    "reports TimescaleDB's refresh policy as failing exactly when its last run failed (TimescaleDB only: the policy is its job)",
+    async () => {
+      const { rows: jobs } = await db.pool.query<{ job_id: number }>(
+        `select job_id from timescaledb_information.jobs where proc_name = 'policy_refresh_continuous_aggregate'`,
+      );
+      const runs = async () =>
+        (
+          await db.pool.query<{ n: number }>(
+            `select coalesce((select total_runs from timescaledb_information.job_stats where job_id = $1), 0)::int as n`,
+            [jobs[0]!.job_id],
+          )
+        ).rows[0]!.n;
+      const runsBefore = await runs();
+      // Run the policy now through the scheduler, as it would run every 5 minutes.
+      await db.pool.query(`select alter_job($1, next_start => now())`, [jobs[0]!.job_id]);
+      await until('the scheduler ran the policy once more', async () => (await runs()) > runsBefore, 60_000);
+      const run = await until(
+        'its outcome recorded',
+        async () => {
+          const { rows } = await db.pool.query<{ status: string | null; error: string | null }>(
+            `select s.last_run_status as status,
+                    (select e.err_message from timescaledb_information.job_errors e
+                      where e.job_id = s.job_id order by e.finish_time desc limit 1) as error
+               from timescaledb_information.job_stats s where s.job_id = $1 and s.total_runs > 0`,
+            [jobs[0]!.job_id],
+          );
+          return rows[0];
+        },
+        60_000,
+      );
+      const refresh = new AggregateRefresh(db.pool, dialect, log, new Metrics(), 60_000);
+      await refresh.run();
+      console.log(`refresh policy's last run: ${run.status} ${run.error ?? ''}`);
+      if (run.status === 'Failed') {
+        expect(refresh.status.policyError).toBe(`job ${jobs[0]!.job_id}: ${run.error}`);
+      } else {
+        expect(refresh.status.policyError).toBeUndefined();
+      }
+      // MSR's own refresh works either way.
+      expect(refresh.status.lastError).toBeUndefined();
+    },
+  );
 });
