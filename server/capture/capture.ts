@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { CaptureConfig } from '../config.js';
 import { storeBatch } from '../ingest/store.js';
+import { inTransaction } from '../db/transaction.js';
 import { Refusals } from '../ingest/refusals.js';
 import { writeChanges, type StoredChange } from '../ingest/writer.js';
 import type { Metrics } from '../metrics.js';
@@ -120,25 +121,16 @@ export class Capture {
   }
 
   private async snapshotTables(tables: SourceTable[]): Promise<void> {
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
     try {
-      await client.query('begin');
-      const rows = await readTablesNow(
-        sourceClientConfig(this.config),
-        tables,
-        this.config.sourceName,
-        (changes) => writeChanges(client, changes),
+      const rows = await inTransaction(this.pool, (client) =>
+        readTablesNow(sourceClientConfig(this.config), tables, this.config.sourceName, (changes) =>
+          writeChanges(client, changes),
+        ),
       );
-      await client.query('commit');
       this.metrics.captureEvents.inc(rows);
       this.log.info({ tables: tables.map((t) => `${t.schema}.${t.name}`), rows }, 'tables snapshotted again');
     } catch (err) {
-      broken = err as Error;
-      await client.query('rollback').catch(() => undefined);
       this.log.warn({ err }, 'the snapshot of tables failed; nothing of it was stored');
-    } finally {
-      client.release(broken);
     }
   }
 
@@ -307,8 +299,6 @@ export class Capture {
     );
     const replication = new pg.Client(sourceClientConfig(this.config, true));
     await replication.connect();
-    const client = await this.pool.connect();
-    let broken: Error | undefined;
     try {
       const clock = await replication.query<{ us: string }>(
         `select (extract(epoch from clock_timestamp()) * 1000000)::bigint::text as us`,
@@ -321,30 +311,26 @@ export class Capture {
         consistentLsn: lsnValue(created.rows[0]!.consistent_point),
         timeUs: BigInt(clock.rows[0]!.us),
       };
-      await client.query('begin');
-      const rows = await readSnapshot(
-        sourceClientConfig(this.config),
-        point,
-        tables,
-        this.config.sourceName,
-        async (changes: StoredChange[]) => {
-          await writeChanges(client, changes);
-          this.metrics.captureEvents.inc(changes.length);
-        },
-      );
-      await client.query(
-        `update msr.capture_state set snapshot_done_at = now(), consistent_lsn = $2, snapshot_rows = $3
-          where slot_name = $1`,
-        [this.config.slot, point.consistentLsn.toString(), rows],
-      );
-      await client.query('commit');
+      const rows = await inTransaction(this.pool, async (client) => {
+        const count = await readSnapshot(
+          sourceClientConfig(this.config),
+          point,
+          tables,
+          this.config.sourceName,
+          async (changes: StoredChange[]) => {
+            await writeChanges(client, changes);
+            this.metrics.captureEvents.inc(changes.length);
+          },
+        );
+        await client.query(
+          `update msr.capture_state set snapshot_done_at = now(), consistent_lsn = $2, snapshot_rows = $3
+            where slot_name = $1`,
+          [this.config.slot, point.consistentLsn.toString(), count],
+        );
+        return count;
+      });
       this.log.info({ slot: this.config.slot, rows, tables: tables.length }, 'initial snapshot stored');
-    } catch (err) {
-      broken = err as Error;
-      await client.query('rollback').catch(() => undefined);
-      throw err;
     } finally {
-      client.release(broken);
       await replication.end().catch(() => undefined);
     }
   }

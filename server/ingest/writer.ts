@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from '../db/transaction.js';
 import type { ChangeEvent, DecodeReason } from './debezium.js';
 import { assignKeylessEntities } from './keyless.js';
 
@@ -86,10 +87,7 @@ export async function writeBatch(
   changes: readonly StoredChange[],
   failures: readonly FailedRecord[],
 ): Promise<void> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('begin');
+  await inTransaction(pool, async (client) => {
     await writeChanges(client, changes);
     if (failures.length > 0) {
       await client.query(INSERT_FAILURES, [
@@ -102,14 +100,7 @@ export async function writeBatch(
         failures.map((f) => f.detail),
       ]);
     }
-    await client.query('commit');
-  } catch (err) {
-    broken = err as Error;
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  });
 }
 
 /**
