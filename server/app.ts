@@ -108,7 +108,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       lifecycle.started('ingest', () => ingest!.stop());
     }
     let capture: Capture | undefined;
-    const demoCapture = demo?.captureConfig(databaseUrl);
+    const demoCapture = demo?.captureConfig(databaseUrl, config.captureTiming);
     if (config.capture || demoCapture) {
       capture = config.capture
         ? new Capture(config.capture, pool, log, metrics, options.capture)

@@ -131,7 +131,16 @@ export interface AuthConfig {
   readonly adminRole: string;
 }
 
-export interface CaptureConfig {
+/** How a capture watches its slot and hands it over; the same for every source. */
+export interface CaptureTiming {
+  readonly heartbeatMs: number;
+  /** A standby process takes the slot over within this long after its holder is gone. */
+  readonly takeoverMs: number;
+  /** /readyz fails when the slot holds more WAL than this. */
+  readonly maxRetainedWalBytes: number;
+}
+
+export interface CaptureConfig extends CaptureTiming {
   /** The source database, as a user with REPLICATION. */
   readonly sourceUrl: string;
   /** Stored as each event's source (Debezium's topic prefix); default: the source database's name. */
@@ -140,11 +149,6 @@ export interface CaptureConfig {
   readonly slot: string;
   /** Tables for the publication when MSR creates it (schema.table). */
   readonly tables: readonly string[] | undefined;
-  readonly heartbeatMs: number;
-  /** A standby process takes the slot over within this long after its holder is gone. */
-  readonly takeoverMs: number;
-  /** /readyz fails when the slot holds more WAL than this. */
-  readonly maxRetainedWalBytes: number;
 }
 
 export interface Config {
@@ -193,6 +197,8 @@ export interface Config {
   readonly auth: AuthConfig;
   /** Built-in capture from a source PostgreSQL's logical replication (absent: off). */
   readonly capture: CaptureConfig | undefined;
+  /** Every capture's timing (the configured one's, and the live demo's). */
+  readonly captureTiming: CaptureTiming;
 }
 
 export class ConfigError extends Error {
@@ -254,6 +260,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       signalTopic: e.SIGNAL_TOPIC,
     },
     capture: captureConfig(e),
+    captureTiming: captureTiming(e),
     auth: {
       // Without DATABASE_URL the server is the local demo on its embedded database.
       mode: e.AUTH_MODE ?? 'none',
@@ -270,18 +277,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 function captureConfig(e: z.infer<typeof envSchema>): CaptureConfig | undefined {
   if (!e.CAPTURE_SOURCE_URL) return undefined;
-  const database = decodeURIComponent(new URL(e.CAPTURE_SOURCE_URL).pathname.slice(1)) || 'postgres';
-  const sourceName = e.CAPTURE_SOURCE_NAME ?? database.replace(/[^A-Za-z0-9_-]/g, '_');
+  const sourceName =
+    e.CAPTURE_SOURCE_NAME ?? databaseName(e.CAPTURE_SOURCE_URL).replace(/[^A-Za-z0-9_-]/g, '_');
   return {
     sourceUrl: e.CAPTURE_SOURCE_URL,
     sourceName,
     publication: e.CAPTURE_PUBLICATION,
-    slot: e.CAPTURE_SLOT ?? `msr_${sourceName.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63),
+    slot: e.CAPTURE_SLOT ?? captureSlotName(sourceName),
     tables: e.CAPTURE_TABLES,
+    ...captureTiming(e),
+  };
+}
+
+function captureTiming(e: z.infer<typeof envSchema>): CaptureTiming {
+  return {
     heartbeatMs: e.CAPTURE_HEARTBEAT_SECONDS * 1000,
     takeoverMs: e.CAPTURE_TAKEOVER_SECONDS * 1000,
     maxRetainedWalBytes: e.CAPTURE_MAX_RETAINED_WAL_MB * 1024 * 1024,
   };
+}
+
+/** The database a postgres:// URL names. */
+export function databaseName(url: string): string {
+  return decodeURIComponent(new URL(url).pathname.slice(1)) || 'postgres';
+}
+
+/** A replication slot name for a source: msr_<name>, as PostgreSQL allows one (a-z, 0-9, _, 63 long). */
+export function captureSlotName(name: string): string {
+  return `msr_${name.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63);
 }
 
 /** Auth must be chosen on a real database, and jwt needs its identity service. */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { refreshEntityLastStates } from '../db/settings.js';
 import { DemoLiveGenerator } from './live.js';
 import pg from 'pg';
-import type { CaptureConfig } from '../config.js';
+import { captureSlotName, databaseName, type CaptureConfig, type CaptureTiming } from '../config.js';
 import { DEMO_SOURCE_TABLES, demoEpoch, fillDemoSource, installDemo, seedDemoHistory } from './seed.js';
 
 const PUBLICATION = 'msr_demo';
@@ -46,18 +46,16 @@ export class DemoWorld {
    * The capture of the demo's source tables, when the live demo goes through it: the database
    * itself is the source, under the source name the seeded history has.
    */
-  captureConfig(databaseUrl: string): CaptureConfig | undefined {
+  captureConfig(databaseUrl: string, timing: CaptureTiming): CaptureConfig | undefined {
     if (!this.captures) return undefined;
-    const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1)) || 'postgres';
     return {
       sourceUrl: databaseUrl,
       sourceName: 'demo',
       publication: PUBLICATION,
-      slot: `msr_demo_${database.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`.slice(0, 63),
+      // Slots are per server, and several databases of one server may run the demo.
+      slot: captureSlotName(`demo_${databaseName(databaseUrl)}`),
       tables: [...DEMO_SOURCE_TABLES],
-      heartbeatMs: 10_000,
-      takeoverMs: 10_000,
-      maxRetainedWalBytes: 1024 * 1024 * 1024,
+      ...timing,
     };
   }
 

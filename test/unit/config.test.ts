@@ -23,6 +23,38 @@ describe('loadConfig', () => {
     });
   });
 
+  it('turns the built-in capture on with a source URL, naming source and slot after its database', () => {
+    expect(loadConfig({}).capture).toBeUndefined();
+    const config = loadConfig({ CAPTURE_SOURCE_URL: 'postgres://cap:pw@source-db:5432/Fleet-Ops' });
+    expect(config.capture).toEqual({
+      sourceUrl: 'postgres://cap:pw@source-db:5432/Fleet-Ops',
+      sourceName: 'Fleet-Ops',
+      publication: 'msr',
+      slot: 'msr_fleet_ops',
+      tables: undefined,
+      heartbeatMs: 10_000,
+      takeoverMs: 10_000,
+      maxRetainedWalBytes: 1024 * 1024 * 1024,
+    });
+    expect(config.captureTiming).toEqual({
+      heartbeatMs: 10_000,
+      takeoverMs: 10_000,
+      maxRetainedWalBytes: 1024 ** 3,
+    });
+    const named = loadConfig({
+      CAPTURE_SOURCE_URL: 'postgres://cap@source-db/gis',
+      CAPTURE_SOURCE_NAME: 'gis_server',
+      CAPTURE_TABLES: 'gis.bookmark, gis.geo_entity',
+      CAPTURE_TAKEOVER_SECONDS: '3',
+    }).capture;
+    expect(named).toMatchObject({ sourceName: 'gis_server', slot: 'msr_gis_server', takeoverMs: 3_000 });
+    expect(named!.tables).toEqual(['gis.bookmark', 'gis.geo_entity']);
+    expect(() => loadConfig({ CAPTURE_SOURCE_URL: 'postgres://s/db', CAPTURE_SLOT: 'Bad-Slot' })).toThrow(
+      /CAPTURE_SLOT: lower-case letters, digits and _ only/,
+    );
+    expect(() => loadConfig({ CAPTURE_SOURCE_URL: 'mysql://s/db' })).toThrow(/CAPTURE_SOURCE_URL/);
+  });
+
   it('turns demo data off by default for an external database, on when asked', () => {
     expect(loadConfig({ AUTH_MODE: 'none', DATABASE_URL: 'postgres://u:p@db:5432/msr' }).demo).toBe(false);
     expect(
