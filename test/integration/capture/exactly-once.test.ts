@@ -59,19 +59,26 @@ async function expectExactlyOnce(db: TestDatabase, source: TestDatabase, name: s
   expect(replayed.rows[0]).toEqual({ n: sum.rows[0].n, entities: ROWS });
 }
 
-describe('built-in capture, exactly once', () => {
-  let source: TestDatabase;
-  let db: TestDatabase;
-
+/**
+ * A fresh source with the load table and a fresh MSR database for the describe block it is called
+ * in (each block its own, so their slots and events never meet); read them inside tests.
+ */
+function loadSourceAndTarget(): { source: TestDatabase; db: TestDatabase } {
+  const databases = {} as { source: TestDatabase; db: TestDatabase };
   beforeAll(async () => {
-    source = await createSourceDatabase();
-    await prepareSource(source);
-    db = await createTestDatabase();
+    databases.source = await createSourceDatabase();
+    await prepareSource(databases.source);
+    databases.db = await createTestDatabase();
   });
   afterAll(async () => {
-    await db?.drop();
-    await source?.drop();
+    await databases.db?.drop();
+    await databases.source?.drop();
   });
+  return databases;
+}
+
+describe('built-in capture, exactly once', () => {
+  const fixture = loadSourceAndTarget();
 
   it('stores nothing twice when it fails between the database commit and the confirmation', async () => {
     const name = `once${randomBytes(3).toString('hex')}`;
@@ -80,8 +87,8 @@ describe('built-in capture, exactly once', () => {
     let app: App | undefined;
     try {
       app = await startCaptureApp(
-        db,
-        source,
+        fixture.db,
+        fixture.source,
         name,
         { CAPTURE_SLOT: `slot_${name}` },
         {
@@ -99,8 +106,8 @@ describe('built-in capture, exactly once', () => {
         },
       );
       await until('streaming', async () => app!.capture?.status.state === 'streaming');
-      await load(source);
-      await expectExactlyOnce(db, source, name);
+      await load(fixture.source);
+      await expectExactlyOnce(fixture.db, fixture.source, name);
       expect(failures).toBeGreaterThan(3);
     } finally {
       await app?.stop();
@@ -109,28 +116,17 @@ describe('built-in capture, exactly once', () => {
 });
 
 describe('built-in capture, active and passive processes', () => {
-  let source: TestDatabase;
-  let db: TestDatabase;
-
-  beforeAll(async () => {
-    source = await createSourceDatabase();
-    await prepareSource(source);
-    db = await createTestDatabase();
-  });
-  afterAll(async () => {
-    await db?.drop();
-    await source?.drop();
-  });
+  const fixture = loadSourceAndTarget();
 
   it('one process streams, the other takes over within the takeover time when it is killed mid-load', async () => {
     const name = `ha${randomBytes(3).toString('hex')}`;
     const env = {
-      DATABASE_URL: db.url,
+      DATABASE_URL: fixture.db.url,
       AUTH_MODE: 'none',
       PORT: '0',
       LOG_LEVEL: 'info',
       CLEANUP_SERVICE_ENABLED: 'false',
-      CAPTURE_SOURCE_URL: source.url,
+      CAPTURE_SOURCE_URL: fixture.source.url,
       CAPTURE_SOURCE_NAME: name,
       CAPTURE_TAKEOVER_SECONDS: '10',
     };
@@ -149,12 +145,15 @@ describe('built-in capture, active and passive processes', () => {
       const standbyPort = holderIsFirst ? b : a;
       expect((await getJson(standbyPort, '/readyz')).status).toBe(200);
 
-      const loading = load(source);
+      const loading = load(fixture.source);
       await until(
         'a part of the load stored',
         async () =>
-          (await db.pool.query(`select count(*)::int as n from msr.cdc_event where source = $1`, [name]))
-            .rows[0].n > 10_000,
+          (
+            await fixture.db.pool.query(`select count(*)::int as n from msr.cdc_event where source = $1`, [
+              name,
+            ])
+          ).rows[0].n > 10_000,
         60_000,
       );
       holder.child.kill('SIGKILL');
@@ -168,7 +167,7 @@ describe('built-in capture, active and passive processes', () => {
       console.log(`capture takeover after SIGKILL of the holder: ${takeoverMs} ms`);
       expect(takeoverMs).toBeLessThan(10_000);
       await loading;
-      await expectExactlyOnce(db, source, name);
+      await expectExactlyOnce(fixture.db, fixture.source, name);
       void standby;
     } catch (err) {
       console.log(`first:\n${first.output()}\nsecond:\n${second.output()}`);
