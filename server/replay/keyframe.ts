@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
 import { sqlAt, type Micros } from './micros.js';
 
@@ -17,36 +17,71 @@ export interface EntityFilter {
 
 export const KEYFRAME_CHUNK = 1000;
 
+// As text: a Date would drop the microseconds of a bound (and cannot hold -infinity).
+const BOUNDS_SQL = `select cutoff::text, active, tail_from::text from msr.keyframe_bounds(${sqlAt('$1')})`;
+
+// msr.entity_states_within is inlined into this query, so the cursor hands out rows as the database
+// produces them instead of after the whole keyframe is computed.
 const KEYFRAME_SQL = `
   select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after as state
-    from msr.entity_states_at(${sqlAt('$1')}, $2::text[]) s
-   where $3::text[] is null or s.entity_id = any ($3::text[])`;
+    from msr.entity_states_within($1::timestamptz, $2, $3::timestamptz, ${sqlAt('$4')}, $5::text[]) s
+   where $6::text[] is null or s.entity_id = any ($6::text[])`;
+
+// The layers join on four text columns. The planner prices sorting them for a merge join far below
+// what it costs (on the 10,000-vehicle city, about 100 ms against 60 ms for the whole keyframe by
+// hash joins), and a merge join would also hold every row back until its sort is done.
+const PLANNER_SQL = 'set local enable_mergejoin = off';
+
+interface Bounds {
+  readonly cutoff: string;
+  readonly active: string;
+  readonly tail_from: string;
+}
 
 /**
  * The state of every entity matching the filter at replay time t (epoch microseconds), in chunks read
- * through a server-side cursor, so a keyframe of 100,000 entities never sits whole in memory.
+ * through a server-side cursor as the database produces them, so a keyframe of 100,000 entities
+ * never sits whole in memory and its first chunk leaves early. The bounds and the layers are read in
+ * one repeatable-read transaction: a refresh or rotation between the two cannot mix their views.
  * Aborting the signal closes the cursor and ends the iteration.
  */
 export async function* readKeyframe(
-  db: Pool | PoolClient,
+  pool: Pool,
   t: Micros,
   filter: EntityFilter = {},
   options: { chunkSize?: number; signal?: AbortSignal } = {},
 ): AsyncGenerator<KeyframeEntity[]> {
-  const client = 'release' in db ? db : await db.connect();
-  const owned = client !== db;
-  const cursor = client.query(
-    new Cursor<KeyframeEntity>(KEYFRAME_SQL, [t, filter.tables ?? null, filter.entities ?? null]),
-  );
+  const client = await pool.connect();
+  let broken: Error | undefined;
   try {
-    for (;;) {
-      if (options.signal?.aborted) return;
-      const rows = await cursor.read(options.chunkSize ?? KEYFRAME_CHUNK);
-      if (rows.length === 0) return;
-      yield rows;
+    await client.query('begin isolation level repeatable read read only');
+    await client.query(PLANNER_SQL);
+    const bounds = (await client.query<Bounds>(BOUNDS_SQL, [t])).rows[0]!;
+    const cursor = client.query(
+      new Cursor<KeyframeEntity>(KEYFRAME_SQL, [
+        bounds.cutoff,
+        bounds.active,
+        bounds.tail_from,
+        t,
+        filter.tables ?? null,
+        filter.entities ?? null,
+      ]),
+    );
+    try {
+      for (;;) {
+        if (options.signal?.aborted) return;
+        const rows = await cursor.read(options.chunkSize ?? KEYFRAME_CHUNK);
+        if (rows.length === 0) return;
+        yield rows;
+      }
+    } finally {
+      await cursor.close().catch(() => undefined);
     }
+  } catch (err) {
+    broken = err as Error;
+    throw err;
   } finally {
-    await cursor.close().catch(() => undefined);
-    if (owned) (client as PoolClient).release();
+    if (!broken) await client.query('commit').catch((err: Error) => (broken = err));
+    client.release(broken);
   }
 }

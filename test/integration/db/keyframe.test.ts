@@ -50,6 +50,29 @@ describe('readKeyframe', () => {
     expect(asMap(chunks)).toEqual(expected);
   });
 
+  it('is one plain query that the database streams: the layered function is inlined, no merge join', async () => {
+    const t = start + 2_000_000;
+    const client = await db.pool.connect();
+    try {
+      await client.query('begin');
+      await client.query('set local enable_mergejoin = off');
+      const { rows } = await client.query<{ 'QUERY PLAN': string }>(
+        `explain select (s.last_event).after
+           from msr.keyframe_bounds(to_timestamp($1 / 1000.0)) b,
+                msr.entity_states_within(b.cutoff, b.active, b.tail_from, to_timestamp($1 / 1000.0)) s`,
+        [t],
+      );
+      const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
+      // keyframe_bounds is a function scan of one row; the layers must not be one.
+      expect(plan).not.toMatch(/Function Scan on entity_states_within/);
+      expect(plan).toMatch(/Hash Full Join/);
+      expect(plan).not.toMatch(/Merge/);
+    } finally {
+      await client.query('rollback');
+      client.release();
+    }
+  });
+
   it('stops reading and frees its connection when aborted', async () => {
     const controller = new AbortController();
     let chunks = 0;
