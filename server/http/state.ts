@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { entityJson } from '../../protocol/codec.js';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
@@ -21,7 +22,7 @@ async function* stateDocument(
     let separator = '';
     for (let next = first; !next.done; next = await rest.next()) {
       if (next.value.length === 0) continue;
-      yield separator + next.value.map((entity) => JSON.stringify(entity)).join(',');
+      yield separator + next.value.map(entityJson).join(',');
       separator = ',';
     }
     yield ']}';

@@ -1,12 +1,9 @@
 import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
+import { JsonText, type KeyframeTextEntity } from '../../protocol/codec.js';
 import { sqlAt, type Micros } from './micros.js';
 
-export interface KeyframeEntity {
-  readonly table: string;
-  readonly id: string;
-  readonly state: Record<string, unknown>;
-}
+export type KeyframeEntity = KeyframeTextEntity;
 
 export interface EntityFilter {
   /** `schema.table` names; absent: every table. */
@@ -23,7 +20,7 @@ const BOUNDS_SQL = `select cutoff::text, active, tail_from::text from msr.keyfra
 // msr.entity_states_within is inlined into this query, so the cursor hands out rows as the database
 // produces them instead of after the whole keyframe is computed.
 const KEYFRAME_SQL = `
-  select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after as state
+  select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after::text as state
     from msr.entity_states_within($1::timestamptz, $2, $3::timestamptz, ${sqlAt('$4')}, $5::text[]) s
    where $6::text[] is null or s.entity_id = any ($6::text[])`;
 
@@ -58,7 +55,7 @@ export async function* readKeyframe(
     await client.query(PLANNER_SQL);
     const bounds = (await client.query<Bounds>(BOUNDS_SQL, [t])).rows[0]!;
     const cursor = client.query(
-      new Cursor<KeyframeEntity>(KEYFRAME_SQL, [
+      new Cursor<{ table: string; id: string; state: string }>(KEYFRAME_SQL, [
         bounds.cutoff,
         bounds.active,
         bounds.tail_from,
@@ -67,14 +64,19 @@ export async function* readKeyframe(
         filter.entities ?? null,
       ]),
     );
+    const size = options.chunkSize ?? KEYFRAME_CHUNK;
+    // The next chunk is asked for before this one is handed out, so the database produces it while
+    // the caller encodes and sends this one.
+    let next = cursor.read(size);
     try {
       for (;;) {
-        if (options.signal?.aborted) return;
-        const rows = await cursor.read(options.chunkSize ?? KEYFRAME_CHUNK);
-        if (rows.length === 0) return;
-        yield rows;
+        const rows = await next;
+        if (rows.length === 0 || options.signal?.aborted) return;
+        next = rows.length < size ? Promise.resolve([]) : cursor.read(size);
+        yield rows.map((row) => ({ table: row.table, id: row.id, state: new JsonText(row.state) }));
       }
     } finally {
+      await next.catch(() => undefined);
       await cursor.close().catch(() => undefined);
     }
   } catch (err) {

@@ -1,6 +1,7 @@
+import type { OutgoingMessage } from '../../protocol/codec.js';
 import type { Pool } from 'pg';
 import { ErrorCode } from '../../protocol/codes.js';
-import type { Change, ServerMessage, Speed } from '../../protocol/messages.js';
+import type { Change, Speed } from '../../protocol/messages.js';
 import { readDeltas, usToMs, type DeltaWindow, type Micros } from './deltas.js';
 import { readKeyframe, type EntityFilter, type KeyframeEntity } from './keyframe.js';
 import { LiveEdge } from './live.js';
@@ -16,7 +17,7 @@ const RETRY_MS = 1_000;
 /** Where a session's messages go: every attached socket. */
 export interface SessionOutput {
   /** Queues a message on every attached socket; never dropped. */
-  send(message: ServerMessage): void;
+  send(message: OutgoingMessage): void;
   /** Bytes waiting in the slowest attached socket. */
   buffered(): number;
   /** The slowest socket stayed over the high-water mark too long. */

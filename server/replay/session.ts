@@ -1,6 +1,7 @@
+import type { OutgoingMessage } from '../../protocol/codec.js';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import type { ServerMessage, Speed } from '../../protocol/messages.js';
+import type { Speed } from '../../protocol/messages.js';
 import type { Micros } from './deltas.js';
 import type { EntityFilter } from './keyframe.js';
 import type { Metrics } from '../metrics.js';
@@ -8,7 +9,7 @@ import { Player, type PlayerLimits, type SessionOutput } from './player.js';
 
 /** One attached socket, as the session sees it. */
 export interface SessionSink {
-  send(message: ServerMessage): void;
+  send(message: OutgoingMessage): void;
   buffered(): number;
   close(code: number, reason: string): void;
 }
@@ -70,7 +71,7 @@ export class ReplaySession implements SessionOutput {
     if (this.sinks.size === 0) this.idleSince = Date.now();
   }
 
-  send(message: ServerMessage): void {
+  send(message: OutgoingMessage): void {
     if (message.type === 'frame') {
       this.framesSent += 1;
       this.metrics?.framesSent.inc();

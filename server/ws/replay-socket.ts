@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
-import { decodeClientMessage, encode, MAX_CLIENT_MESSAGE_BYTES } from '../../protocol/codec.js';
 import {
-  SUBPROTOCOL_JSON,
-  SUBPROTOCOLS,
-  type ServerMessage,
-  type Subprotocol,
-} from '../../protocol/messages.js';
+  decodeClientMessage,
+  encode,
+  MAX_CLIENT_MESSAGE_BYTES,
+  type OutgoingMessage,
+} from '../../protocol/codec.js';
+import { SUBPROTOCOL_JSON, SUBPROTOCOLS, type Subprotocol } from '../../protocol/messages.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { AuthError, tokenOf, type Authenticator, type Principal } from '../auth/authenticator.js';
 import type { Metrics } from '../metrics.js';
@@ -40,7 +40,7 @@ class UwsSink implements SessionSink {
     private readonly metrics?: Metrics,
   ) {}
 
-  send(message: ServerMessage): void {
+  send(message: OutgoingMessage): void {
     if (!this.open) return;
     const data = encode(message, this.subprotocol);
     this.ws.send(data, typeof data !== 'string');

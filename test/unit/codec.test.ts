@@ -1,6 +1,12 @@
-import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { decodeClientMessage, encode, MAX_CLIENT_MESSAGE_BYTES, parse } from '../../protocol/codec.js';
+import { pack, unpack } from 'msgpackr';
+import {
+  decodeClientMessage,
+  encode,
+  JsonText,
+  MAX_CLIENT_MESSAGE_BYTES,
+  parse,
+} from '../../protocol/codec.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, ServerMessage } from '../../protocol/messages.js';
 
 const json = (v: unknown) => JSON.stringify(v);
@@ -134,5 +140,42 @@ describe('the examples in PROTOCOL.md', () => {
     });
     const written = encode({ type: 'play', rid: 3 }, SUBPROTOCOL_MSGPACK) as Uint8Array;
     expect(Buffer.from(written).toString('hex')).toBe('de0002a474797065a4706c6179a372696403');
+  });
+});
+
+describe("keyframes holding the database's JSON text", () => {
+  // As jsonb::text writes them: spaces after separators, digits beyond a double's precision.
+  const states = ['{"id": 7, "pos": [1.5, -2], "big": 12345678901234567890}', '{"name": "a \\"b\\" é"}'];
+  const part = {
+    type: 'keyframe' as const,
+    epoch: 3,
+    t: 1500.25,
+    part: 0,
+    last: true,
+    entities: states.map((text, i) => ({ table: 'city.vehicle', id: String(i), state: new JsonText(text) })),
+  };
+
+  it('splices the text into JSON unchanged and validates as a keyframe message', () => {
+    const text = encode(part, SUBPROTOCOL_JSON) as string;
+    expect(text).toContain('"state":{"id": 7, "pos": [1.5, -2], "big": 12345678901234567890}');
+    const decoded = JSON.parse(text) as unknown;
+    expect(ServerMessage.parse(decoded)).toEqual({
+      ...part,
+      entities: states.map((s, i) => ({
+        table: 'city.vehicle',
+        id: String(i),
+        state: JSON.parse(s) as unknown,
+      })),
+    });
+  });
+
+  it('parses the text for msgpack, to the same message', () => {
+    const decoded = unpack(encode(part, SUBPROTOCOL_MSGPACK) as Uint8Array) as unknown;
+    expect(decoded).toEqual(JSON.parse(encode(part, SUBPROTOCOL_JSON) as string));
+  });
+
+  it('encodes an empty last part like any message', () => {
+    const empty = { ...part, entities: [] };
+    expect(JSON.parse(encode(empty, SUBPROTOCOL_JSON) as string)).toEqual(empty);
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readKeyframe } from '../../../server/replay/keyframe.js';
+import { readKeyframe, type KeyframeEntity } from '../../../server/replay/keyframe.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import {
   hoursAgo,
@@ -22,8 +22,8 @@ describe('readKeyframe', () => {
   });
   afterAll(() => db?.drop());
 
-  const asMap = (chunks: { table: string; id: string; state: unknown }[][]) =>
-    new Map(chunks.flat().map((e) => [`test|${e.table.replace('.', '|')}|${e.id}`, e.state]));
+  const asMap = (chunks: KeyframeEntity[][]) =>
+    new Map(chunks.flat().map((e) => [`test|${e.table.replace('.', '|')}|${e.id}`, e.state.value()]));
 
   it('streams the state at t in chunks of the asked size', async () => {
     const t = start + 1_800_000;
