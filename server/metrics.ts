@@ -130,6 +130,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly keyframeReads = new Counter({
+    name: 'msr_keyframe_reads_total',
+    help: 'Keyframes sessions asked for: shared="true" joined a read of the same one already under way',
+    labelNames: ['shared'] as const,
+    registers: [this.registry],
+  });
+
   readonly seekSeconds = new Histogram({
     name: 'msr_seek_seconds',
     help: 'From a seek (or open/attach) to the last part of its keyframe',

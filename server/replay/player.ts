@@ -3,7 +3,8 @@ import type { Pool } from 'pg';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { Change, Speed } from '../../protocol/messages.js';
 import { readDeltas, usToMs, type DeltaWindow, type Micros } from './deltas.js';
-import { readKeyframe, type EntityFilter, type KeyframeEntity } from './keyframe.js';
+import type { EntityFilter, KeyframeEntity } from './keyframe.js';
+import type { KeyframeReads } from './shared-keyframes.js';
 import { LiveEdge } from './live.js';
 import { ReadAhead } from './read-ahead.js';
 
@@ -86,6 +87,7 @@ export class Player {
 
   constructor(
     private readonly pool: Pool,
+    private readonly keyframes: KeyframeReads,
     private readonly output: SessionOutput,
     private readonly range: { readonly from: Micros; readonly to: Micros },
     private readonly filter: EntityFilter,
@@ -191,7 +193,7 @@ export class Player {
     if (this.followsLive) await this.live.begin();
     if (signal.aborted) return;
     // One chunk is held back so that the last one sent can say last: true.
-    for await (const chunk of readKeyframe(this.pool, this.position, this.filter, {
+    for await (const chunk of this.keyframes.read(this.position, this.filter, {
       chunkSize: this.limits.keyframeChunk,
       signal,
     })) {

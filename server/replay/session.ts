@@ -5,6 +5,7 @@ import type { Speed } from '../../protocol/messages.js';
 import type { Micros } from './deltas.js';
 import type { EntityFilter } from './keyframe.js';
 import type { Metrics } from '../metrics.js';
+import type { KeyframeReads } from './shared-keyframes.js';
 import { Player, type PlayerLimits, type SessionOutput } from './player.js';
 
 /** One attached socket, as the session sees it. */
@@ -40,6 +41,7 @@ export class ReplaySession implements SessionOutput {
   constructor(
     readonly spec: SessionSpec,
     pool: Pool,
+    keyframes: KeyframeReads,
     limits: PlayerLimits,
     private readonly log: Logger,
     private readonly tooSlowCode: number,
@@ -47,6 +49,7 @@ export class ReplaySession implements SessionOutput {
   ) {
     this.player = new Player(
       pool,
+      keyframes,
       this,
       { from: spec.from, to: spec.to },
       spec.filter,

@@ -13,6 +13,7 @@ import { ReplayError } from './errors.js';
 import { DEFAULT_LIMITS, type PlayerLimits } from './player.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
 import { decodeResumeToken, resumeReason } from './resume.js';
+import { KeyframeReads } from './shared-keyframes.js';
 import { ReplaySession, type SessionSpec } from './session.js';
 
 export interface SessionManagerOptions {
@@ -32,6 +33,7 @@ export class SessionManager {
   private readonly idleMs: number;
   private readonly limits: PlayerLimits;
   private readonly metrics: Metrics | undefined;
+  private readonly keyframes: KeyframeReads;
   private timer: NodeJS.Timeout | undefined;
   private availability: { value: Availability; at: number } | undefined;
 
@@ -51,6 +53,9 @@ export class SessionManager {
     this.idleMs = options.idleMs ?? 60_000;
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.metrics = options.metrics;
+    this.keyframes = new KeyframeReads(pool, (shared) =>
+      this.metrics?.keyframeReads.inc({ shared: String(shared) }),
+    );
     this.metrics?.watchSessions(() => ({
       sessions: this.sessions.size,
       sockets: [...this.sessions.values()].reduce((n, s) => n + s.sinks.size, 0),
@@ -147,6 +152,7 @@ export class SessionManager {
     const session = new ReplaySession(
       record,
       this.pool,
+      this.keyframes,
       this.limits,
       this.log,
       CloseCode.TOO_SLOW,

@@ -54,6 +54,32 @@ describe('sessions under load, slow clients and across servers', () => {
   };
   const expected = (t: number) => asClientKeys(referenceState(events, t));
 
+  it('opens 20 sessions at one time T with one keyframe read, each keyframe exact', async () => {
+    const at = start + 47 * 60_000;
+    const reads = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
+      const count = (shared: string) =>
+        Number(new RegExp(`msr_keyframe_reads_total\\{shared="${shared}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+      return { started: count('false'), joined: count('true') };
+    };
+    const before = await reads();
+    const sessions = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const c = await client();
+        const keyframe = keyframeDone(c);
+        await c.open({ from: start, to: end, at });
+        await keyframe;
+        return c;
+      }),
+    );
+    const after = await reads();
+    for (const c of sessions) expect(c.state).toEqual(expected(at));
+    expect(after.started + after.joined - before.started - before.joined).toBe(20);
+    // Sockets connect one after another, so a few may come after the first read is over.
+    expect(after.joined - before.joined).toBeGreaterThanOrEqual(10);
+    await Promise.all(sessions.map((c) => c.close()));
+  });
+
   it('plays 50 sessions at different speeds at once, each exact, on a fixed pool', async () => {
     const speeds: Speed[] = [1, 10, 60, 300, 1000, -60, -300, 'max', '-max', 0.5];
     const sessions = await Promise.all(
