@@ -13,6 +13,8 @@ export interface EntityFilter {
 }
 
 export const KEYFRAME_CHUNK = 1000;
+/** A chunk is cut short past this many bytes of JSON, so large states still come in bounded parts. */
+export const KEYFRAME_CHUNK_BYTES = 256 * 1024;
 
 // As text: a Date would drop the microseconds of a bound (and cannot hold -infinity).
 const BOUNDS_SQL = `select cutoff::text, active, tail_from::text from msr.keyframe_bounds(${sqlAt('$1')})`;
@@ -36,9 +38,10 @@ interface Bounds {
 }
 
 /**
- * The state of every entity matching the filter at replay time t (epoch microseconds), in chunks read
- * through a server-side cursor as the database produces them, so a keyframe of 100,000 entities
- * never sits whole in memory and its first chunk leaves early. The bounds and the layers are read in
+ * The state of every entity matching the filter at replay time t (epoch microseconds), in chunks of
+ * at most chunkSize entities and about chunkBytes of JSON, read through a server-side cursor as the
+ * database produces them, so a keyframe of 100,000 entities never sits whole in memory and its first
+ * chunk leaves early. The bounds and the layers are read in
  * one repeatable-read transaction: a refresh or rotation between the two cannot mix their views.
  * Aborting the signal closes the cursor and ends the iteration.
  */
@@ -46,7 +49,7 @@ export async function* readKeyframe(
   pool: Pool,
   t: Micros,
   filter: EntityFilter = {},
-  options: { chunkSize?: number; signal?: AbortSignal } = {},
+  options: { chunkSize?: number; chunkBytes?: number; signal?: AbortSignal } = {},
 ): AsyncGenerator<KeyframeEntity[]> {
   const client = await pool.connect();
   let broken: Error | undefined;
@@ -73,7 +76,19 @@ export async function* readKeyframe(
         const rows = await next;
         if (rows.length === 0 || options.signal?.aborted) return;
         next = rows.length < size ? Promise.resolve([]) : cursor.read(size);
-        yield rows.map((row) => ({ table: row.table, id: row.id, state: new JsonText(row.state) }));
+        let chunk: KeyframeEntity[] = [];
+        let bytes = 0;
+        for (const row of rows) {
+          chunk.push({ table: row.table, id: row.id, state: new JsonText(row.state) });
+          // The JSON around an entity is 30 bytes; states are ASCII but for a few names.
+          bytes += 30 + row.table.length + row.id.length + row.state.length;
+          if (bytes >= (options.chunkBytes ?? KEYFRAME_CHUNK_BYTES)) {
+            yield chunk;
+            chunk = [];
+            bytes = 0;
+          }
+        }
+        if (chunk.length > 0) yield chunk;
       }
     } finally {
       await next.catch(() => undefined);

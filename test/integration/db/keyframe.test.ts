@@ -35,6 +35,23 @@ describe('readKeyframe', () => {
     expect(asMap(chunks)).toEqual(expected);
   });
 
+  it('cuts chunks short at the byte budget, losing nothing', async () => {
+    const t = start + 2_700_000;
+    const chunks = [];
+    for await (const chunk of readKeyframe(db.pool, t * 1000, {}, { chunkSize: 50, chunkBytes: 400 })) {
+      chunks.push(chunk);
+    }
+    const json = (chunk: KeyframeEntity[]) =>
+      chunk.map((e) => e.table.length + e.id.length + e.state.text.length + 30);
+    expect(chunks.length).toBeGreaterThan(5);
+    for (const chunk of chunks) {
+      const sizes = json(chunk);
+      // Only the entity that crossed the budget may end past it.
+      expect(sizes.slice(0, -1).reduce((a, b) => a + b, 0)).toBeLessThan(400);
+    }
+    expect(asMap(chunks)).toEqual(referenceState(events, t));
+  });
+
   it('filters by table and by entity id', async () => {
     const t = start + 3_000_000;
     const chunks = [];
