@@ -1,13 +1,17 @@
-// Keyframe benchmark, the figures issue 13 sets targets for, on both dialects in one run: for a
-// city (default the large one, 10,000 vehicles, about 2 million events a day), seeded into a fresh
-// plain PostgreSQL 15 and a fresh TimescaleDB 2.22.1 server, the state at T (msr.entity_states_at)
-// at 30 times of the day, and 30 seeks of one session (first keyframe byte, complete keyframe),
-// each dialect's figures taken the same way, so the TimescaleDB / PostgreSQL ratios compare like
-// with like. The full picture (baselines, sessions matrix, backup) is `npm run bench`.
-// Usage: npm run bench:keyframes [-- demo]   (writes load/results/keyframes.{json,md})
+// Keyframe benchmark on both dialects in one run: for a city (default the large one, 10,000
+// vehicles, about 2 million events a day; `demo`: the demo city) or a wide table (`wide`: 200,000
+// pgbench-like accounts, a snapshot and 100,000 updates over the day), seeded into a fresh plain
+// PostgreSQL 15 and a fresh TimescaleDB 2.22.1 server: the state at T (msr.entity_states_at) at 30
+// times of the day, 30 seeks of one session (first keyframe part, complete keyframe), GET
+// /api/v1/state, and the raw limit: a pg-cursor read of the same final rows from a plain table.
+// Each dialect's figures are taken the same way, so the TimescaleDB / PostgreSQL ratios compare
+// like with like. The full picture (baselines, sessions matrix, backup) is `npm run bench`.
+// Usage: npm run bench:keyframes [-- demo | wide]   (writes load/results/keyframes[-wide].{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
+import type { Pool } from 'pg';
+import Cursor from 'pg-cursor';
 import WebSocket from 'ws';
 import { ReplayClient, type WebSocketLike } from '../protocol/client.js';
 import type { KeyframeMessage } from '../protocol/messages.js';
@@ -24,6 +28,9 @@ import { percentile } from './percentile.js';
 const RESULTS = new URL('./results/', import.meta.url);
 const LARGE: CityModel = { vehicles: 10_000, minPeriodS: 300, periodSpreadS: 261 };
 const city = process.argv.includes('demo') ? DEMO_CITY : LARGE;
+const wide = process.argv.includes('wide');
+const WIDE_ENTITIES = 200_000;
+const SEEKS = wide ? 10 : 30;
 const log = createLogger('warn');
 
 interface Figures {
@@ -32,6 +39,57 @@ interface Figures {
   entities: number;
   stateAtT: { p50Ms: number; p95Ms: number };
   seek: { firstByteP50Ms: number; completeP50Ms: number; completeP95Ms: number };
+  stateHttp: { p50Ms: number; p95Ms: number };
+  rawCursor: { p50Ms: number };
+}
+
+/** 200,000 accounts as a Debezium snapshot at the start of the day, then 100,000 updates over it. */
+async function seedWide(pool: Pool, epoch: number): Promise<number> {
+  const day = new Date(epoch).toISOString().slice(0, 10);
+  await pool.query(`select msr.prepare_storage($1::date - 1, $1::date + 2)`, [day]);
+  const row = (balance: string) =>
+    `jsonb_build_object('aid', a, 'bid', 1 + a / 100000, 'abalance', ${balance}, 'filler', repeat(' ', 84))`;
+  await pool.query(
+    `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after, lsn,
+                                kafka_topic, kafka_partition, kafka_offset)
+     select to_timestamp($1 / 1000.0) + a * interval '1 microsecond', 'bench', 'public', 'pgbench_accounts',
+            a::text, 'r', ${row('0')}, a, 'bench.public.pgbench_accounts', 0, a
+       from generate_series(1, $2::int) a`,
+    [epoch, WIDE_ENTITIES],
+  );
+  await pool.query(
+    `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
+                                lsn, kafka_topic, kafka_partition, kafka_offset)
+     select to_timestamp($1 / 1000.0) + interval '1 second' + u * (interval '86000 seconds' / $3::int),
+            'bench', 'public', 'pgbench_accounts', a::text, 'u', ${row('0')}, ${row('u % 5000 - 2500')},
+            $2::int + u, 'bench.public.pgbench_accounts', 0, $2::int + u
+       from generate_series(1, $3::int) u, lateral (select 1 + (u * 7919) % $2::int as a) pick`,
+    [epoch, WIDE_ENTITIES, WIDE_ENTITIES / 2],
+  );
+  return WIDE_ENTITIES + WIDE_ENTITIES / 2;
+}
+
+/** The raw limit: a pg-cursor read, in keyframe-sized chunks, of a plain table holding the keyframe's rows. */
+async function rawCursorRead(pool: Pool, t: number): Promise<number> {
+  await pool.query('drop table if exists bench_final');
+  await pool.query(
+    `create table bench_final as
+       select table_schema || '.' || table_name as "table", entity_id as id, (last_event).after as state
+         from msr.entity_states_at(to_timestamp($1 / 1000.0))`,
+    [t],
+  );
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const client = await pool.connect();
+    const started = performance.now();
+    const cursor = client.query(new Cursor('select "table", id, state::text as state from bench_final'));
+    while ((await cursor.read(1000)).length > 0);
+    times.push(performance.now() - started);
+    await cursor.close();
+    client.release();
+  }
+  await pool.query('drop table bench_final');
+  return percentile(times, 50);
 }
 
 async function measure(dialect: Dialect): Promise<Figures> {
@@ -40,16 +98,25 @@ async function measure(dialect: Dialect): Promise<Figures> {
   const pool = createPool(database.url, 4, log);
   try {
     await migrate(pool, log);
-    await installDemo(pool);
-    const seed = (await seedDemoHistory(pool, log, { city }))!;
+    let earliest: number;
+    let events: number;
+    if (wide) {
+      earliest = Date.now() - 24 * 3_600_000;
+      events = await seedWide(pool, earliest);
+    } else {
+      await installDemo(pool);
+      const seed = (await seedDemoHistory(pool, log, { city }))!;
+      earliest = seed.epoch.getTime();
+      events = seed.events;
+    }
     await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
-    await pool.query('analyze msr.entity_last_states');
-    const earliest = seed.epoch.getTime();
+    await pool.query('analyze');
     const latest = earliest + 24 * 3_600_000;
     const times = Array.from(
-      { length: 30 },
+      { length: SEEKS },
       (_, i) => earliest + (((i * 7919) % 1000) / 1000) * (latest - earliest),
     );
+    const raw = await rawCursorRead(pool, times[0]!);
 
     const state: number[] = [];
     let entities = 0;
@@ -75,6 +142,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
     );
     const firstByte: number[] = [];
     const complete: number[] = [];
+    const stateHttp: number[] = [];
     try {
       const client = await ReplayClient.connect(`ws://127.0.0.1:${app.port}/v1/replay`, {
         webSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike,
@@ -92,13 +160,19 @@ async function measure(dialect: Dialect): Promise<Figures> {
         complete.push(performance.now() - started);
       }
       await client.close();
+      for (const t of times) {
+        const started = performance.now();
+        const response = await fetch(`http://127.0.0.1:${app.port}/api/v1/state?t=${Math.round(t)}`);
+        await response.arrayBuffer();
+        stateHttp.push(performance.now() - started);
+      }
     } finally {
       await app.stop();
     }
     const ms = (values: number[], p: number) => Math.round(percentile(values, p));
     return {
       dialect,
-      events: seed.events,
+      events,
       entities,
       stateAtT: { p50Ms: ms(state, 50), p95Ms: ms(state, 95) },
       seek: {
@@ -106,6 +180,8 @@ async function measure(dialect: Dialect): Promise<Figures> {
         completeP50Ms: ms(complete, 50),
         completeP95Ms: ms(complete, 95),
       },
+      stateHttp: { p50Ms: ms(stateHttp, 50), p95Ms: ms(stateHttp, 95) },
+      rawCursor: { p50Ms: Math.round(raw) },
     };
   } finally {
     await pool.end();
@@ -119,22 +195,38 @@ for (const dialect of ['postgres', 'timescaledb'] as const) results.push(await m
 const [pgFigures, ts] = results as [Figures, Figures];
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+const dataset = wide
+  ? `${WIDE_ENTITIES} pgbench-like accounts, ${pgFigures.events} events in 24 h`
+  : `${city.vehicles} vehicles, ${pgFigures.events} events in 24 h`;
+const row = (figure: string, pick: (f: Figures) => number[]) => {
+  const [a, b] = [pick(pgFigures), pick(ts)];
+  const cells = (v: number[]) => `${v.join(' / ')} ms`;
+  return `| ${figure} | ${cells(a)} | ${cells(b)} | ${a.map((v, i) => ratio(b[i]!, v)).join(' / ')} |`;
+};
 const md = [
-  `# Keyframes on both dialects: ${city.vehicles} vehicles, ${pgFigures.events} events in 24 h`,
+  `# Keyframes on both dialects: ${dataset}`,
   '',
   `Machine: ${machine}. Plain PostgreSQL 15 (embedded) and TimescaleDB 2.22.1 on PostgreSQL 15, fresh each, same seed.`,
   '',
   '| figure | PostgreSQL | TimescaleDB | TimescaleDB / PostgreSQL |',
   '| --- | --- | --- | --- |',
-  `| state at T, p50 / p95 (${pgFigures.entities} entities) | ${pgFigures.stateAtT.p50Ms} / ${pgFigures.stateAtT.p95Ms} ms | ${ts.stateAtT.p50Ms} / ${ts.stateAtT.p95Ms} ms | ${ratio(ts.stateAtT.p50Ms, pgFigures.stateAtT.p50Ms)} / ${ratio(ts.stateAtT.p95Ms, pgFigures.stateAtT.p95Ms)} |`,
-  `| seek to first keyframe byte, p50 | ${pgFigures.seek.firstByteP50Ms} ms | ${ts.seek.firstByteP50Ms} ms | ${ratio(ts.seek.firstByteP50Ms, pgFigures.seek.firstByteP50Ms)} |`,
-  `| seek to complete keyframe, p50 / p95 | ${pgFigures.seek.completeP50Ms} / ${pgFigures.seek.completeP95Ms} ms | ${ts.seek.completeP50Ms} / ${ts.seek.completeP95Ms} ms | ${ratio(ts.seek.completeP50Ms, pgFigures.seek.completeP50Ms)} / ${ratio(ts.seek.completeP95Ms, pgFigures.seek.completeP95Ms)} |`,
+  row(`state at T (SQL), p50 / p95 (${pgFigures.entities} entities)`, (f) => [
+    f.stateAtT.p50Ms,
+    f.stateAtT.p95Ms,
+  ]),
+  row('seek to first keyframe part, p50', (f) => [f.seek.firstByteP50Ms]),
+  row('seek to complete keyframe, p50 / p95', (f) => [f.seek.completeP50Ms, f.seek.completeP95Ms]),
+  row('GET /api/v1/state, whole body, p50 / p95', (f) => [f.stateHttp.p50Ms, f.stateHttp.p95Ms]),
+  row('raw limit: pg-cursor read of the same final rows from a plain table, p50', (f) => [f.rawCursor.p50Ms]),
+  '',
+  `Complete keyframe against the raw read: ${results.map((f) => `${f.dialect} ${ratio(f.seek.completeP50Ms, f.rawCursor.p50Ms)}`).join(', ')}.`,
   '',
 ].join('\n');
+const name = wide ? 'keyframes-wide' : 'keyframes';
 await mkdir(RESULTS, { recursive: true });
 await writeFile(
-  new URL('keyframes.json', RESULTS),
-  `${JSON.stringify({ machine, city, results }, null, 2)}\n`,
+  new URL(`${name}.json`, RESULTS),
+  `${JSON.stringify({ machine, dataset: wide ? { entities: WIDE_ENTITIES } : city, results }, null, 2)}\n`,
 );
-await writeFile(new URL('keyframes.md', RESULTS), md);
+await writeFile(new URL(`${name}.md`, RESULTS), md);
 process.stdout.write(md);
