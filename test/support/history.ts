@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { KeyframeEntity } from '../../server/replay/keyframe.js';
 
 /** A change as the tests write it into msr.cdc_event and fold it independently. */
 export interface HistoryEvent {
@@ -183,4 +184,9 @@ export async function sqlState(pool: pg.Pool, t: number, tables?: string[]): Pro
     [t, tables ?? null],
   );
   return new Map(rows.map((r) => [r.key, r.after]));
+}
+
+/** Keyframe chunks of the history's source ('test') as the same map shape. */
+export function keyframeState(chunks: readonly KeyframeEntity[][]): Map<string, unknown> {
+  return new Map(chunks.flat().map((e) => [`test|${e.table.replace('.', '|')}|${e.id}`, e.state.value()]));
 }

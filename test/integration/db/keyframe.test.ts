@@ -5,6 +5,7 @@ import {
   hoursAgo,
   generateHistory,
   insertHistory,
+  keyframeState,
   referenceState,
   type HistoryEvent,
 } from '../../support/history.js';
@@ -22,9 +23,6 @@ describe('readKeyframe', () => {
   });
   afterAll(() => db?.drop());
 
-  const asMap = (chunks: KeyframeEntity[][]) =>
-    new Map(chunks.flat().map((e) => [`test|${e.table.replace('.', '|')}|${e.id}`, e.state.value()]));
-
   it('streams the state at t in chunks of the asked size', async () => {
     const t = start + 1_800_000;
     const chunks = [];
@@ -32,7 +30,7 @@ describe('readKeyframe', () => {
     const expected = referenceState(events, t);
     expect(expected.size).toBeGreaterThan(20);
     expect(chunks.slice(0, -1).every((c) => c.length === 7)).toBe(true);
-    expect(asMap(chunks)).toEqual(expected);
+    expect(keyframeState(chunks)).toEqual(expected);
   });
 
   it('cuts chunks short at the byte budget, losing nothing', async () => {
@@ -49,7 +47,7 @@ describe('readKeyframe', () => {
       // Only the entity that crossed the budget may end past it.
       expect(sizes.slice(0, -1).reduce((a, b) => a + b, 0)).toBeLessThan(400);
     }
-    expect(asMap(chunks)).toEqual(referenceState(events, t));
+    expect(keyframeState(chunks)).toEqual(referenceState(events, t));
   });
 
   it('filters by table and by entity id', async () => {
@@ -64,7 +62,7 @@ describe('readKeyframe', () => {
     const expected = new Map(
       [...referenceState(events, t)].filter(([k]) => /^test\|city\|vehicle\|(3|5|8|13)$/.test(k)),
     );
-    expect(asMap(chunks)).toEqual(expected);
+    expect(keyframeState(chunks)).toEqual(expected);
   });
 
   it('is one plain query that the database streams: the layered function is inlined, no merge join', async () => {

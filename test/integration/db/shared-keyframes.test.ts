@@ -6,6 +6,7 @@ import {
   generateHistory,
   hoursAgo,
   insertHistory,
+  keyframeState,
   referenceState,
   type HistoryEvent,
 } from '../../support/history.js';
@@ -25,8 +26,6 @@ describe('keyframe reads shared between sessions (single flight)', () => {
   });
   afterAll(() => db?.drop());
 
-  const asMap = (chunks: KeyframeEntity[][]) =>
-    new Map(chunks.flat().map((e) => [`test|${e.table.replace('.', '|')}|${e.id}`, e.state.value()]));
   const drain = async (reader: AsyncGenerator<KeyframeEntity[]>) => {
     const chunks: KeyframeEntity[][] = [];
     for await (const chunk of reader) chunks.push(chunk);
@@ -46,7 +45,7 @@ describe('keyframe reads shared between sessions (single flight)', () => {
     expect(reads).toEqual({ started: 1, joined: 7 });
     const expected = referenceState(events, t);
     expect(expected.size).toBeGreaterThan(20);
-    for (const chunks of results) expect(asMap(chunks)).toEqual(expected);
+    for (const chunks of results) expect(keyframeState(chunks)).toEqual(expected);
     expect(keyframes.underWay).toBe(0);
   });
 
@@ -60,8 +59,8 @@ describe('keyframe reads shared between sessions (single flight)', () => {
     const late = await drain(keyframes.read(t * 1000, {}, { chunkSize: 3 }));
     const rest = await drain(first);
     expect(reads).toEqual({ started: 1, joined: 1 });
-    expect(asMap([...early, ...rest])).toEqual(referenceState(events, t));
-    expect(asMap(late)).toEqual(referenceState(events, t));
+    expect(keyframeState([...early, ...rest])).toEqual(referenceState(events, t));
+    expect(keyframeState(late)).toEqual(referenceState(events, t));
   });
 
   it('reads apart for another time, another filter or once the read is over', async () => {
@@ -72,9 +71,9 @@ describe('keyframe reads shared between sessions (single flight)', () => {
       drain(keyframes.read(t * 1000, { tables: ['city.vehicle'] })),
     ]);
     expect(reads).toEqual({ started: 3, joined: 0 });
-    expect(asMap(a)).toEqual(referenceState(events, t));
-    expect(asMap(b)).toEqual(referenceState(events, t + 60_000));
-    expect([...asMap(c).keys()].every((k) => k.startsWith('test|city|vehicle|'))).toBe(true);
+    expect(keyframeState(a)).toEqual(referenceState(events, t));
+    expect(keyframeState(b)).toEqual(referenceState(events, t + 60_000));
+    expect([...keyframeState(c).keys()].every((k) => k.startsWith('test|city|vehicle|'))).toBe(true);
     await drain(keyframes.read(t * 1000, {}));
     expect(reads.started).toBe(4);
   });
@@ -86,7 +85,7 @@ describe('keyframe reads shared between sessions (single flight)', () => {
     const late = await drain(keyframes.read(t * 1000, {}, { chunkSize: 1 }));
     await drain(first);
     expect(reads).toEqual({ started: 2, joined: 0 });
-    expect(asMap(late)).toEqual(referenceState(events, t));
+    expect(keyframeState(late)).toEqual(referenceState(events, t));
   });
 
   it('stops the database read and frees its connection once every caller has gone', async () => {
