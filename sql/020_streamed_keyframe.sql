@@ -15,22 +15,26 @@ language sql stable as $$
    where p.id = 1
 $$;
 
--- The layered state at t given keyframe_bounds(t). A single-SELECT SQL function, so the planner
--- inlines it into the caller's query and a cursor over that query streams. The tail's DISTINCT ON
--- sorts by entity_id first: its abbreviated keys settle most comparisons (source, schema and table
--- are nearly always equal), three times faster than the column order of the index.
-create function msr.entity_states_within(
-  cutoff timestamptz, active char(1), tail_from timestamptz, t timestamptz, tables text[] default null)
+-- The layered state at t given keyframe_bounds(t), one function per snapshot table: a query locks
+-- every table it names, and naming the inactive snapshot would make every keyframe reader block
+-- the rotation's rebuild of it. Each is a single-SELECT SQL function, so the planner inlines it
+-- into the caller's query and a cursor over that query streams. The tail's DISTINCT ON sorts by
+-- entity_id first: its abbreviated keys settle most comparisons (source, schema and table are
+-- nearly always equal), three times faster than the column order of the index.
+do $do$
+declare
+  side text;
+begin
+  foreach side in array array['a', 'b'] loop
+    execute format($fn$
+create function msr.entity_states_within_%1$s(
+  cutoff timestamptz, tail_from timestamptz, t timestamptz, tables text[] default null)
 returns table (source text, table_schema text, table_name text, entity_id text, last_event msr.event_state)
 language sql stable as $$
   with snapshot as (
     select s.source, s.table_schema, s.table_name, s.entity_id, s.last_event
-      from msr.earliest_snapshot_a s
-     where active = 'a' and (tables is null or (s.table_schema || '.' || s.table_name) = any (tables))
-    union all
-    select s.source, s.table_schema, s.table_name, s.entity_id, s.last_event
-      from msr.earliest_snapshot_b s
-     where active = 'b' and (tables is null or (s.table_schema || '.' || s.table_name) = any (tables))
+      from msr.earliest_snapshot_%1$s s
+     where tables is null or (s.table_schema || '.' || s.table_name) = any (tables)
   ),
   aggregated as (
     select a.source, a.table_schema, a.table_name, a.entity_id, a.last_event
@@ -71,7 +75,11 @@ language sql stable as $$
        select 1 from truncation tr
         where tr.source = l.source and tr.table_schema = l.table_schema and tr.table_name = l.table_name
           and msr.event_before(l.last_event, tr.last_event))
-$$;
+$$
+$fn$, side);
+  end loop;
+end
+$do$;
 
 -- The entry point keeps its signature; EXECUTE plans the layered query with the bounds as values.
 -- The layers join on four text columns, and the planner prices sorting them for a merge join far
@@ -83,7 +91,7 @@ declare
   bounds record;
 begin
   select * into bounds from msr.keyframe_bounds(t);
-  return query execute 'select * from msr.entity_states_within($1, $2, $3, $4, $5)'
-    using bounds.cutoff, bounds.active, bounds.tail_from, t, tables;
+  return query execute format('select * from msr.entity_states_within_%s($1, $2, $3, $4)', bounds.active)
+    using bounds.cutoff, bounds.tail_from, t, tables;
 end
 $fn$;

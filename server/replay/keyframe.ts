@@ -19,12 +19,13 @@ export const KEYFRAME_CHUNK_BYTES = 256 * 1024;
 // As text: a Date would drop the microseconds of a bound (and cannot hold -infinity).
 const BOUNDS_SQL = `select cutoff::text, active, tail_from::text from msr.keyframe_bounds(${sqlAt('$1')})`;
 
-// msr.entity_states_within is inlined into this query, so the cursor hands out rows as the database
-// produces them instead of after the whole keyframe is computed.
-const KEYFRAME_SQL = `
+// msr.entity_states_within_<snapshot> is inlined into this query, so the cursor hands out rows as
+// the database produces them instead of after the whole keyframe is computed.
+const keyframeSql = (snapshot: 'a' | 'b') => `
   select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after::text as state
-    from msr.entity_states_within($1::timestamptz, $2, $3::timestamptz, ${sqlAt('$4')}, $5::text[]) s
-   where $6::text[] is null or s.entity_id = any ($6::text[])`;
+    from msr.entity_states_within_${snapshot}($1::timestamptz, $2::timestamptz, ${sqlAt('$3')}, $4::text[]) s
+   where $5::text[] is null or s.entity_id = any ($5::text[])`;
+const KEYFRAME_SQL = { a: keyframeSql('a'), b: keyframeSql('b') } as const;
 
 // The layers join on four text columns. The planner prices sorting them for a merge join far below
 // what it costs (on the 10,000-vehicle city, about 100 ms against 60 ms for the whole keyframe by
@@ -33,7 +34,7 @@ const PLANNER_SQL = 'set local enable_mergejoin = off';
 
 interface Bounds {
   readonly cutoff: string;
-  readonly active: string;
+  readonly active: 'a' | 'b';
   readonly tail_from: string;
 }
 
@@ -58,9 +59,8 @@ export async function* readKeyframe(
     await client.query(PLANNER_SQL);
     const bounds = (await client.query<Bounds>(BOUNDS_SQL, [t])).rows[0]!;
     const cursor = client.query(
-      new Cursor<{ table: string; id: string; state: string }>(KEYFRAME_SQL, [
+      new Cursor<{ table: string; id: string; state: string }>(KEYFRAME_SQL[bounds.active], [
         bounds.cutoff,
-        bounds.active,
         bounds.tail_from,
         t,
         filter.tables ?? null,

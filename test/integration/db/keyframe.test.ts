@@ -71,10 +71,14 @@ describe('readKeyframe', () => {
     try {
       await client.query('begin');
       await client.query('set local enable_mergejoin = off');
+      const { rows: bounds } = await client.query<{ active: string }>(
+        'select active from msr.keyframe_bounds(to_timestamp($1 / 1000.0))',
+        [t],
+      );
       const { rows } = await client.query<{ 'QUERY PLAN': string }>(
         `explain select (s.last_event).after
            from msr.keyframe_bounds(to_timestamp($1 / 1000.0)) b,
-                msr.entity_states_within(b.cutoff, b.active, b.tail_from, to_timestamp($1 / 1000.0)) s`,
+                msr.entity_states_within_${bounds[0]!.active}(b.cutoff, b.tail_from, to_timestamp($1 / 1000.0)) s`,
         [t],
       );
       const plan = rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -86,6 +90,18 @@ describe('readKeyframe', () => {
       await client.query('rollback');
       client.release();
     }
+  });
+
+  it('holds no lock on the snapshot table the rotation rebuilds while it streams', async () => {
+    const reader = readKeyframe(db.pool, (start + 2_000_000) * 1000, {}, { chunkSize: 2 });
+    await reader.next();
+    const { rows } = await db.pool.query<{ relname: string; active: string }>(
+      `select c.relname, (select active from msr.snapshot_pointer) as active
+         from pg_locks l join pg_class c on c.oid = l.relation
+        where c.relname in ('earliest_snapshot_a', 'earliest_snapshot_b') and l.pid <> pg_backend_pid()`,
+    );
+    await reader.return(undefined);
+    expect(rows.map((r) => r.relname)).toEqual([`earliest_snapshot_${rows[0]?.active}`]);
   });
 
   it('stops reading and frees its connection when aborted', async () => {
