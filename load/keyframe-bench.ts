@@ -116,7 +116,8 @@ async function measure(dialect: Dialect): Promise<Figures> {
       { length: SEEKS },
       (_, i) => earliest + (((i * 7919) % 1000) / 1000) * (latest - earliest),
     );
-    const raw = await rawCursorRead(pool, times[0]!);
+    // At the latest time, when every entity exists.
+    const raw = await rawCursorRead(pool, latest);
 
     const state: number[] = [];
     let entities = 0;

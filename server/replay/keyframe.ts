@@ -13,6 +13,8 @@ export interface EntityFilter {
 }
 
 export const KEYFRAME_CHUNK = 1000;
+/** Rows asked of the cursor at once after the first chunk: fewer round trips for large keyframes. */
+const FETCH_ROWS = 5000;
 /** A chunk is cut short past this many bytes of JSON, so large states still come in bounded parts. */
 export const KEYFRAME_CHUNK_BYTES = 256 * 1024;
 
@@ -68,21 +70,26 @@ export async function* readKeyframe(
       ]),
     );
     const size = options.chunkSize ?? KEYFRAME_CHUNK;
-    // The next chunk is asked for before this one is handed out, so the database produces it while
-    // the caller encodes and sends this one.
-    let next = cursor.read(size);
+    const maxBytes = options.chunkBytes ?? KEYFRAME_CHUNK_BYTES;
+    // The first read is one chunk, so the first part leaves early; later reads are larger, since
+    // each read is a round trip, and are cut into chunks here. The next read is asked for before
+    // this one's chunks are handed out, so the database works while the caller sends them.
+    let asked = size;
+    let next = cursor.read(asked);
     try {
       for (;;) {
         const rows = await next;
         if (rows.length === 0 || options.signal?.aborted) return;
-        next = rows.length < size ? Promise.resolve([]) : cursor.read(size);
+        const more = rows.length === asked;
+        asked = size * Math.ceil(FETCH_ROWS / size);
+        next = more ? cursor.read(asked) : Promise.resolve([]);
         let chunk: KeyframeEntity[] = [];
         let bytes = 0;
         for (const row of rows) {
           chunk.push({ table: row.table, id: row.id, state: new JsonText(row.state) });
           // The JSON around an entity is 30 bytes; states are ASCII but for a few names.
           bytes += 30 + row.table.length + row.id.length + row.state.length;
-          if (bytes >= (options.chunkBytes ?? KEYFRAME_CHUNK_BYTES)) {
+          if (chunk.length >= size || bytes >= maxBytes) {
             yield chunk;
             chunk = [];
             bytes = 0;
