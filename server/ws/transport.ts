@@ -13,6 +13,9 @@ import {
   type us_listen_socket,
 } from './uws.js';
 
+/** Longest wait for uWebSockets.js to report a streamed response's socket writable again. */
+const DRAIN_RECHECK_MS = 50;
+
 const MAX_BODY_BYTES = 1024 * 1024;
 
 /** `202 Accepted`: Node's table of reason phrases, so every status has one. */
@@ -100,11 +103,20 @@ export class Transport {
       aborted = true;
       wake?.();
     });
+    // uWebSockets.js does not always call onWritable after a corked write said false: when the
+    // socket took everything at uncork there is no backpressure left to drain, and a response
+    // waiting only for that event waited forever (GET /api/v1/state hung with 256 KiB pieces). So
+    // the wait also ends after a moment, and the next write says again whether to wait.
     const drained = () =>
       new Promise<void>((resolve) => {
-        wake = resolve;
-        res.onWritable(() => {
+        const done = () => {
+          clearTimeout(timer);
           resolve();
+        };
+        const timer = setTimeout(done, DRAIN_RECHECK_MS);
+        wake = done;
+        res.onWritable(() => {
+          done();
           return true;
         });
       });
