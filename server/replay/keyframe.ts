@@ -44,8 +44,8 @@ interface Bounds {
  * The state of every entity matching the filter at replay time t (epoch microseconds), in chunks of
  * at most chunkSize entities and about chunkBytes of JSON, read through a server-side cursor as the
  * database produces them, so a keyframe of 100,000 entities never sits whole in memory and its first
- * chunk leaves early. The bounds and the layers are read in
- * one repeatable-read transaction: a refresh or rotation between the two cannot mix their views.
+ * chunk leaves early. The bounds and the layers are read in one repeatable-read transaction: a
+ * refresh or rotation between the two cannot mix their views.
  * Aborting the signal closes the cursor and ends the iteration.
  */
 export async function* readKeyframe(

@@ -13,8 +13,12 @@ import {
   type us_listen_socket,
 } from './uws.js';
 
-/** Longest wait for uWebSockets.js to report a streamed response's socket writable again. */
+/**
+ * How long a streamed response waits for uWebSockets.js to report its socket writable before it
+ * writes again anyway; doubled each time the wait ends that way, up to the maximum.
+ */
 const DRAIN_RECHECK_MS = 50;
+const DRAIN_RECHECK_MAX_MS = 5_000;
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -106,17 +110,18 @@ export class Transport {
     // uWebSockets.js does not always call onWritable after a corked write said false: when the
     // socket took everything at uncork there is no backpressure left to drain, and a response
     // waiting only for that event waited forever (GET /api/v1/state hung with 256 KiB pieces). So
-    // the wait also ends after a moment, and the next write says again whether to wait.
-    const drained = () =>
-      new Promise<void>((resolve) => {
-        const done = () => {
+    // the wait also ends after `patienceMs`, and the next write says again whether to wait.
+    // Resolves true when the socket reported itself writable (or the request was aborted).
+    const drained = (patienceMs: number) =>
+      new Promise<boolean>((resolve) => {
+        const done = (writable: boolean) => {
           clearTimeout(timer);
-          resolve();
+          resolve(writable);
         };
-        const timer = setTimeout(done, DRAIN_RECHECK_MS);
-        wake = done;
+        const timer = setTimeout(() => done(false), patienceMs);
+        wake = () => done(true);
         res.onWritable(() => {
-          done();
+          done(true);
           return true;
         });
       });
@@ -169,18 +174,23 @@ export class Transport {
     res: UwsResponse,
     response: HttpResponse,
     aborted: () => boolean,
-    drained: () => Promise<void>,
+    drained: (patienceMs: number) => Promise<boolean>,
   ): Promise<void> {
     res.cork(() => {
       res.writeStatus(statusLine(response.status));
       for (const [key, value] of Object.entries(response.headers ?? {})) res.writeHeader(key, value);
     });
+    // A client that really stopped reading gets a piece ever more rarely: what is buffered for it
+    // grows by one piece per doubling of the wait, not by one piece every 50 ms.
+    let patience = DRAIN_RECHECK_MS;
     try {
       for await (const piece of response.stream!) {
         if (aborted()) return;
         let written = true;
         res.cork(() => (written = res.write(piece)));
-        if (!written) await drained();
+        if (written) patience = DRAIN_RECHECK_MS;
+        else if (await drained(patience)) patience = DRAIN_RECHECK_MS;
+        else patience = Math.min(2 * patience, DRAIN_RECHECK_MAX_MS);
       }
       if (!aborted()) res.cork(() => res.end());
     } catch (err) {
