@@ -118,7 +118,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       lifecycle.started('capture', () => capture!.stop());
     }
     const signals = config.kafka.brokers
-      ? new SnapshotSignals(config.kafka.brokers, config.kafka.signalTopic, config.kafka.clientId)
+      ? new SnapshotSignals({ ...config.kafka, brokers: config.kafka.brokers }, config.kafka.signalTopic)
       : undefined;
     if (signals) lifecycle.started('snapshot signals', () => signals.stop());
 

@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { redactSecrets } from './db/redact.js';
+import { SSL_MODES, tlsProblems, unreadable, urlTls, withTls, type DatabaseTls } from './db/tls.js';
 
 /**
  * Every setting the server reads from the environment, parsed once at start.
@@ -65,6 +67,10 @@ const envSchema = z.object({
   PORT: int(0, 65535).default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
   DATABASE_URL: postgresUrl.optional(),
+  DATABASE_SSL_MODE: z.enum(SSL_MODES).optional(),
+  DATABASE_SSL_CA_FILE: z.string().min(1).optional(),
+  DATABASE_SSL_CERT_FILE: z.string().min(1).optional(),
+  DATABASE_SSL_KEY_FILE: z.string().min(1).optional(),
   DB_POOL_SIZE: int(1, 200).default(10),
   MSR_DATA_DIR: z.string().min(1).default('.msr'),
   EMBEDDED_PG_PORT: int(0, 65535).default(0),
@@ -90,6 +96,13 @@ const envSchema = z.object({
   KAFKA_CONCURRENT_PARTITIONS: int(1, 64).default(3),
   INGEST_LAG_THRESHOLD: int(0, 1_000_000_000).default(100_000),
   KAFKA_TOPICS: list.optional(),
+  KAFKA_SSL: bool.default(false),
+  KAFKA_SSL_CA_FILE: z.string().min(1).optional(),
+  KAFKA_SSL_CERT_FILE: z.string().min(1).optional(),
+  KAFKA_SSL_KEY_FILE: z.string().min(1).optional(),
+  KAFKA_SASL_MECHANISM: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']).optional(),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional(),
+  KAFKA_SASL_PASSWORD: z.string().min(1).optional(),
   // Debezium names topics <topic.prefix>.<schema>.<table>; internal topics start with '__'.
   KAFKA_TOPIC_PATTERN: regex.default(/^(?!__)[^.]+\.[^.]+\.[^.]+$/),
   SIGNAL_TOPIC: z.string().min(1).default('msr.debezium_adhoc_snapshots'),
@@ -116,6 +129,35 @@ const envSchema = z.object({
   AUTH_ROLES_CLAIM: z.string().min(1).default('realm_access.roles'),
   AUTH_ADMIN_ROLE: z.string().min(1).default('msr-admin'),
 });
+
+/** Variables that hold secrets: each may be given as a file (`NAME_FILE`) and is never echoed. */
+export const SECRET_VARIABLES = [
+  'DATABASE_URL',
+  'CAPTURE_SOURCE_URL',
+  'KAFKA_SASL_USERNAME',
+  'KAFKA_SASL_PASSWORD',
+];
+
+/** TLS to Kafka: certificates as PEM text, read at start; absent: plaintext. */
+export interface KafkaTls {
+  readonly ca?: string;
+  readonly cert?: string;
+  readonly key?: string;
+}
+
+export interface KafkaSasl {
+  readonly mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512';
+  readonly username: string;
+  readonly password: string;
+}
+
+/** How every Kafka client MSR makes reaches the cluster. */
+export interface KafkaConnection {
+  readonly brokers: readonly string[] | undefined;
+  readonly clientId: string;
+  readonly tls: KafkaTls | undefined;
+  readonly sasl: KafkaSasl | undefined;
+}
 
 export interface AuthConfig {
   /** 'none': everyone is an administrator; set explicitly (the embedded demo assumes it). */
@@ -179,9 +221,7 @@ export interface Config {
   readonly demo: boolean;
   readonly demoLiveEventsPerSecond: number;
   readonly logLevel: string;
-  readonly kafka: {
-    readonly brokers: readonly string[] | undefined;
-    readonly clientId: string;
+  readonly kafka: KafkaConnection & {
     readonly groupId: string;
     readonly sessionTimeoutMs: number;
     /** Most bytes fetched per partition at once: the size of one stored batch. */
@@ -212,23 +252,30 @@ export class ConfigError extends Error {
 /** Parses the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings mean "unset", as they do in most shells and compose files.
-  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const given = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const { values: present, problems: fileProblems } = readSecretFiles(given);
   const parsed = envSchema.safeParse(present);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => {
+  if (!parsed.success || fileProblems.length > 0) {
+    const problems = (parsed.error?.issues ?? []).map((issue) => {
       const name = String(issue.path[0] ?? '(environment)');
-      const got = name in present ? ` (got ${JSON.stringify(redactSecrets(present[name]!))})` : '';
+      const got =
+        name in present && !name.startsWith('KAFKA_SASL_')
+          ? ` (got ${JSON.stringify(redactSecrets(present[name]!))})`
+          : '';
       return `${name}: ${issue.message}${got}`;
     });
-    throw new ConfigError(problems);
+    throw new ConfigError([...fileProblems, ...problems]);
   }
   const e = parsed.data;
-  const authProblems = checkAuth(e);
-  if (authProblems.length > 0) throw new ConfigError(authProblems);
+  const problems = [...checkAuth(e), ...checkKafkaSecurity(e)];
+  if (e.CAPTURE_SOURCE_URL)
+    problems.push(...urlTls(e.CAPTURE_SOURCE_URL).problems.map((p) => `CAPTURE_SOURCE_URL: ${p}`));
+  const databaseUrl = e.DATABASE_URL === undefined ? undefined : databaseTls(e, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
     port: e.PORT,
     host: e.HOST,
-    databaseUrl: e.DATABASE_URL,
+    databaseUrl,
     dbPoolSize: e.DB_POOL_SIZE,
     dataDir: e.MSR_DATA_DIR,
     embeddedPgPort: e.EMBEDDED_PG_PORT,
@@ -250,6 +297,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kafka: {
       brokers: e.KAFKA_BROKERS,
       clientId: e.KAFKA_CLIENT_ID,
+      tls: e.KAFKA_SSL
+        ? {
+            ...(e.KAFKA_SSL_CA_FILE ? { ca: readFileSync(e.KAFKA_SSL_CA_FILE, 'utf8') } : {}),
+            ...(e.KAFKA_SSL_CERT_FILE ? { cert: readFileSync(e.KAFKA_SSL_CERT_FILE, 'utf8') } : {}),
+            ...(e.KAFKA_SSL_KEY_FILE ? { key: readFileSync(e.KAFKA_SSL_KEY_FILE, 'utf8') } : {}),
+          }
+        : undefined,
+      sasl: e.KAFKA_SASL_MECHANISM
+        ? {
+            mechanism: e.KAFKA_SASL_MECHANISM,
+            username: e.KAFKA_SASL_USERNAME!,
+            password: e.KAFKA_SASL_PASSWORD!,
+          }
+        : undefined,
       groupId: e.KAFKA_GROUP_ID,
       sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
       maxBatchBytes: e.KAFKA_MAX_BATCH_BYTES,
@@ -273,6 +334,94 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       adminRole: e.AUTH_ADMIN_ROLE,
     },
   });
+}
+
+/**
+ * `NAME_FILE` gives NAME the file's content (one trailing newline dropped), so secrets can come
+ * from mounted files; both at once, or a file that cannot be read, is a problem.
+ */
+function readSecretFiles(env: Record<string, string | undefined>): {
+  values: Record<string, string | undefined>;
+  problems: string[];
+} {
+  const values = { ...env };
+  const problems: string[] = [];
+  for (const name of SECRET_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (file === undefined) continue;
+    delete values[`${name}_FILE`];
+    if (env[name] !== undefined) {
+      problems.push(`${name}_FILE: give ${name} or ${name}_FILE, not both`);
+      continue;
+    }
+    try {
+      values[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      problems.push(
+        `${name}_FILE: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)})`,
+      );
+    }
+  }
+  return { values, problems };
+}
+
+/** Kafka's TLS and SASL settings must be complete, and their files readable. */
+function checkKafkaSecurity(e: z.infer<typeof envSchema>): string[] {
+  const problems: string[] = [];
+  const files = {
+    KAFKA_SSL_CA_FILE: e.KAFKA_SSL_CA_FILE,
+    KAFKA_SSL_CERT_FILE: e.KAFKA_SSL_CERT_FILE,
+    KAFKA_SSL_KEY_FILE: e.KAFKA_SSL_KEY_FILE,
+  };
+  for (const [name, file] of Object.entries(files)) {
+    if (file === undefined) continue;
+    const problem = e.KAFKA_SSL ? unreadable(file) : 'given without KAFKA_SSL=true';
+    if (problem) problems.push(`${name}: ${problem}`);
+  }
+  if ((e.KAFKA_SSL_CERT_FILE === undefined) !== (e.KAFKA_SSL_KEY_FILE === undefined)) {
+    problems.push(
+      'KAFKA_SSL_CERT_FILE: a client certificate needs KAFKA_SSL_KEY_FILE, and a key its certificate',
+    );
+  }
+  if (e.KAFKA_SASL_MECHANISM) {
+    if (!e.KAFKA_SASL_USERNAME) problems.push('KAFKA_SASL_USERNAME: required with KAFKA_SASL_MECHANISM');
+    if (!e.KAFKA_SASL_PASSWORD) problems.push('KAFKA_SASL_PASSWORD: required with KAFKA_SASL_MECHANISM');
+  } else if (e.KAFKA_SASL_USERNAME || e.KAFKA_SASL_PASSWORD) {
+    problems.push(
+      'KAFKA_SASL_MECHANISM: required with KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD (plain, scram-sha-256, scram-sha-512)',
+    );
+  }
+  return problems;
+}
+
+/**
+ * DATABASE_URL with the DATABASE_SSL_* settings written into it in libpq's form, so that every
+ * connection made from the URL (pools, pg_dump, the restore) uses them; a URL that already says
+ * otherwise is a problem rather than a silent choice.
+ */
+function databaseTls(e: z.infer<typeof envSchema>, problems: string[]): string {
+  const url = e.DATABASE_URL!;
+  const inUrl = urlTls(url);
+  problems.push(...inUrl.problems.map((p) => `DATABASE_URL: ${p}`));
+  const files = {
+    caFile: e.DATABASE_SSL_CA_FILE,
+    certFile: e.DATABASE_SSL_CERT_FILE,
+    keyFile: e.DATABASE_SSL_KEY_FILE,
+  };
+  const anyFile = Object.values(files).some((f) => f !== undefined);
+  if (e.DATABASE_SSL_MODE === undefined && !anyFile) return url;
+  if (inUrl.tls) {
+    problems.push(
+      'DATABASE_SSL_MODE: TLS is set in DATABASE_URL (sslmode and friends) too; give it in one place',
+    );
+    return url;
+  }
+  const tls: DatabaseTls = {
+    mode: e.DATABASE_SSL_MODE ?? 'verify-full',
+    ...Object.fromEntries(Object.entries(files).filter(([, f]) => f !== undefined)),
+  };
+  problems.push(...tlsProblems(tls).map((p) => `DATABASE_SSL_MODE: ${p}`));
+  return withTls(url, tls);
 }
 
 function captureConfig(e: z.infer<typeof envSchema>): CaptureConfig | undefined {

@@ -1,5 +1,6 @@
 import { createApp } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { describeConnectionFailure } from './connection-failure.js';
 
 // The process entry: parse the configuration, start the app, and stop it on SIGTERM/SIGINT
 // (the first signal stops in order, a second one exits at once).
@@ -21,7 +22,7 @@ process.removeAllListeners('SIGINT');
 process.removeAllListeners('SIGTERM');
 
 const app = await createApp(config).catch((err: unknown) => {
-  process.stderr.write(`MSR failed to start: ${(err as Error).message}\n`);
+  process.stderr.write(`MSR failed to start: ${describeConnectionFailure(err)}\n`);
   // A deployment's setup problem (TimescaleDB not preloaded, say) exits as a bad variable does.
   const { exitCode } = err as { exitCode?: unknown };
   process.exit(exitCode === 2 ? 2 : 1);

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { CaptureConfig } from '../config.js';
+import { pgClientConfig } from '../db/tls.js';
 import type { SourceTable } from './catalog.js';
 import { lsnValue } from './lsn.js';
 import { CaptureProblem } from './problem.js';
@@ -16,7 +17,7 @@ export const CAPTURE_APPLICATION = 'msr-capture';
 
 export function sourceClientConfig(config: CaptureConfig, replication = false): pg.ClientConfig {
   return {
-    connectionString: config.sourceUrl,
+    ...pgClientConfig(config.sourceUrl),
     options: SOURCE_SETTINGS,
     application_name: CAPTURE_APPLICATION,
     connectionTimeoutMillis: 10_000,

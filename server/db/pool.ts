@@ -1,9 +1,10 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { pgClientConfig } from './tls.js';
 
 export function createPool(url: string, size: number, log: Logger): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: url,
+    ...pgClientConfig(url),
     max: size,
     // Sessions queue for the fixed pool under load (200 keyframes at once); waiting is the design,
     // a short timeout would turn a busy minute into failed seeks.

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { describeConnectionFailure } from '../connection-failure.js';
 import { schemaIsCurrent } from '../db/migrate.js';
 import type { DemoWorld } from '../demo/world.js';
 import type { Ingest } from '../ingest/consumer.js';
@@ -172,7 +173,7 @@ async function check(probe: () => Promise<ReadinessCheck | void>): Promise<Readi
   try {
     return (await Promise.race([probe(), timeout])) ?? { ok: true };
   } catch (err) {
-    return { ok: false, error: (err as Error).message };
+    return { ok: false, error: describeConnectionFailure(err) };
   } finally {
     clearTimeout(timer);
   }

@@ -11,6 +11,8 @@ import {
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { describeConnectionFailure } from '../connection-failure.js';
+import { kafkaClient } from './kafka-client.js';
 import { Refusals } from './refusals.js';
 import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeRecord } from './debezium.js';
@@ -76,9 +78,7 @@ export class Ingest {
     private readonly options: IngestOptions = {},
   ) {
     this.refusals = new Refusals(log, metrics);
-    this.kafka = new Kafka({
-      clientId: config.clientId,
-      brokers: [...config.brokers],
+    this.kafka = kafkaClient(config, {
       logLevel: logLevel.WARN,
       logCreator: () => (entry: LogEntry) => this.kafkaLog(entry),
       retry: { retries: 8, initialRetryTime: 300, maxRetryTime: 10_000 },
@@ -116,7 +116,7 @@ export class Ingest {
         await this.restart(await this.matchingTopics());
         return;
       } catch (err) {
-        this.lastError = `cannot reach Kafka: ${(err as Error).message}`;
+        this.lastError = `cannot reach Kafka: ${describeConnectionFailure(err)}`;
         const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempt);
         this.log.warn({ err, attempt, waitMs: wait }, 'ingest could not start; retrying');
         await sleep(wait, undefined, { signal: this.stopping.signal }).catch(() => undefined);
@@ -229,7 +229,7 @@ export class Ingest {
     });
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (event) => {
-      this.lastError = (event.payload.error as Error).message;
+      this.lastError = describeConnectionFailure(event.payload.error);
       if (!event.payload.restart) this.stateValue = 'failed';
       this.log.error({ err: event.payload.error, restart: event.payload.restart }, 'ingest consumer crashed');
     });

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel, type Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import type { SnapshotRequest } from '../../protocol/messages.js';
+import type { KafkaConnection } from '../config.js';
+import { kafkaClient } from './kafka-client.js';
 
 export interface SnapshotSignal {
   readonly id: string;
@@ -19,9 +21,8 @@ export class SnapshotSignals {
   private producer: Promise<Producer> | undefined;
 
   constructor(
-    private readonly brokers: readonly string[],
+    private readonly connection: KafkaConnection & { readonly brokers: readonly string[] },
     private readonly topic: string,
-    private readonly clientId: string,
   ) {}
 
   async send(request: SnapshotRequest): Promise<SnapshotSignal> {
@@ -53,12 +54,7 @@ export class SnapshotSignals {
 
   private connected(): Promise<Producer> {
     if (!this.producer) {
-      const kafka = new Kafka({
-        clientId: this.clientId,
-        brokers: [...this.brokers],
-        logLevel: logLevel.NOTHING,
-        retry: { retries: 3 },
-      });
+      const kafka = kafkaClient(this.connection, { retry: { retries: 3 } });
       const producer = kafka.producer({ allowAutoTopicCreation: true });
       this.producer = producer.connect().then(() => producer);
       // A failed connection is not kept: the next request tries again.

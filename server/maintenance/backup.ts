@@ -1,9 +1,10 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Kafka, logLevel } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import type { Config } from '../config.js';
+import { kafkaClient } from '../ingest/kafka-client.js';
 import { ingestTopics } from '../ingest/topics.js';
 import { runPgTool } from './pg-tools.js';
 
@@ -119,16 +120,13 @@ export async function backup(
   }
 }
 
-export function kafkaClient(config: Config): Kafka {
-  return new Kafka({
-    clientId: config.kafka.clientId,
-    brokers: [...config.kafka.brokers!],
-    logLevel: logLevel.NOTHING,
-  });
+/** The ingest cluster's client, for its group's committed offsets. */
+export function offsetsClient(config: Config): Kafka {
+  return kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! });
 }
 
 async function committedOffsets(config: Config): Promise<BackupMetadata['kafka']> {
-  const admin = kafkaClient(config).admin();
+  const admin = offsetsClient(config).admin();
   await admin.connect();
   try {
     // The ingest's own topics: kafkajs fetches none for an empty list.

@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parse } from 'pg-connection-string';
 import { redactSecrets } from '../db/redact.js';
+import { libpqTlsEnvironment } from '../db/tls.js';
 
 const run = promisify(execFile);
 
@@ -22,10 +23,10 @@ export function libpqEnvironment(databaseUrl: string): Record<string, string> {
     PGUSER: c.user,
     PGPASSWORD: c.password,
     PGDATABASE: c.database,
-    PGSSLMODE: typeof c.ssl === 'object' || c.ssl === true ? 'require' : undefined,
+    // Set even when the URL says nothing: libpq's default (prefer) would differ from the pool's.
+    PGSSLMODE: 'disable',
+    ...libpqTlsEnvironment(databaseUrl),
   };
-  const sslmode = new URL(databaseUrl).searchParams.get('sslmode');
-  if (sslmode) env.PGSSLMODE = sslmode;
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => Boolean(e[1])));
 }
 

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { parse } from 'pg-connection-string';
 import { preloadsTimescaleDb } from '../db/dialect.js';
 import type { BackupMetadata } from './backup.js';
+import { pgClientConfig } from '../db/tls.js';
 import { runPgTool } from './pg-tools.js';
 
 /** A restore that would not work here, refused before anything was changed. */
@@ -22,7 +23,7 @@ function maintenanceUrl(databaseUrl: string): string {
 }
 
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
+  const client = new pg.Client(pgClientConfig(url));
   client.on('error', () => undefined);
   await client.connect();
   try {

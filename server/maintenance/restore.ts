@@ -8,7 +8,7 @@ import { Metrics } from '../metrics.js';
 import { createPool } from '../db/pool.js';
 import {
   DUMP_FILE,
-  kafkaClient,
+  offsetsClient,
   readBackupMetadata,
   type BackupMetadata,
   type PartitionOffset,
@@ -88,7 +88,7 @@ export async function restore(
 }
 
 async function resetOffsets(config: Config, offsets: readonly PartitionOffset[]) {
-  const admin = kafkaClient(config).admin();
+  const admin = offsetsClient(config).admin();
   await admin.connect();
   try {
     const byTopic = new Map<string, { partition: number; offset: string }[]>();
@@ -106,7 +106,7 @@ async function resetOffsets(config: Config, offsets: readonly PartitionOffset[])
 }
 
 async function earliestOffset(
-  admin: ReturnType<ReturnType<typeof kafkaClient>['admin']>,
+  admin: ReturnType<ReturnType<typeof offsetsClient>['admin']>,
   topic: string,
   partition: number,
 ) {

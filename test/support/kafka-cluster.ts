@@ -6,6 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Kafka, logLevel } from 'kafkajs';
 import { freePort } from '../../server/db/embedded.js';
+import { issueCertificate, makeAuthority } from './certificates.js';
 
 /**
  * Real Apache Kafka (one KRaft broker-controller) and a Kafka Connect worker with the Debezium
@@ -14,11 +15,25 @@ import { freePort } from '../../server/db/embedded.js';
  */
 export interface KafkaCluster {
   readonly brokers: string[];
+  /** The same broker's SASL_SSL listener, when started with `secure`. */
+  readonly secure?: SecureListener;
   readonly connectUrl: string;
   /** The Kafka Connect worker's process (benchmarks read its memory). */
   readonly connectPid?: number;
   readonly dir: string;
   stop(): Promise<void>;
+}
+
+/**
+ * A SASL_SSL listener: a certificate for 127.0.0.1 and localhost signed by a CA made for the run,
+ * a SCRAM-SHA-512 and a SCRAM-SHA-256 user made with Kafka's storage tool, and a PLAIN user.
+ */
+export interface SecureListener {
+  readonly brokers: string[];
+  readonly caFile: string;
+  /** A CA that signed nothing of this broker's: clients trusting only it must refuse the broker. */
+  readonly otherCaFile: string;
+  readonly users: Record<'scram-sha-512' | 'scram-sha-256' | 'plain', { username: string; password: string }>;
 }
 
 const ROOT = new URL('../../', import.meta.url);
@@ -33,7 +48,7 @@ export async function installKafka(): Promise<string> {
 
 export async function startKafkaCluster(
   dir: string,
-  options: { connect?: boolean } = {},
+  options: { connect?: boolean; secure?: boolean } = {},
 ): Promise<KafkaCluster> {
   const home = await installKafka();
   const classPath = path.join(home, 'libs', '*');
@@ -64,17 +79,21 @@ export async function startKafkaCluster(
     return child;
   };
 
+  const secure = options.secure ? await secureListener(dir, await freePort()) : undefined;
   const serverProps = path.join(dir, 'server.properties');
+  const plaintext = `PLAINTEXT://127.0.0.1:${port}`;
+  const saslSsl = secure ? [`SASL_SSL://${secure.listener.brokers[0]}`] : [];
   await writeFile(
     serverProps,
     properties({
       'process.roles': 'broker,controller',
       'node.id': '1',
       'controller.quorum.voters': `1@127.0.0.1:${controllerPort}`,
-      listeners: `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}`,
-      'advertised.listeners': `PLAINTEXT://127.0.0.1:${port}`,
+      listeners: [plaintext, `CONTROLLER://127.0.0.1:${controllerPort}`, ...saslSsl].join(','),
+      'advertised.listeners': [plaintext, ...saslSsl].join(','),
       'controller.listener.names': 'CONTROLLER',
-      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+      'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL',
+      ...secure?.properties,
       'inter.broker.listener.name': 'PLAINTEXT',
       'log.dirs': path.join(dir, 'data'),
       'offsets.topic.replication.factor': '1',
@@ -88,7 +107,11 @@ export async function startKafkaCluster(
   // In --cluster-id=<id> form: a base64url id may start with '-', which a separate argument cannot.
   const clusterId = randomBytes(16).toString('base64url');
   await exited(
-    java('kafka.tools.StorageTool', ['format', `--cluster-id=${clusterId}`, '-c', serverProps], 'format.log'),
+    java(
+      'kafka.tools.StorageTool',
+      ['format', `--cluster-id=${clusterId}`, '-c', serverProps, ...(secure?.formatArgs ?? [])],
+      'format.log',
+    ),
   );
 
   const children: ChildProcess[] = [];
@@ -100,7 +123,8 @@ export async function startKafkaCluster(
     const brokers = [`127.0.0.1:${port}`];
     await waitFor('Kafka broker', children[0]!, () => brokerAnswers(brokers));
 
-    if (options.connect === false) return { brokers, connectUrl: '', dir, stop };
+    const listener = secure ? { secure: secure.listener } : {};
+    if (options.connect === false) return { brokers, ...listener, connectUrl: '', dir, stop };
 
     const workerProps = path.join(dir, 'connect.properties');
     await writeFile(
@@ -124,11 +148,47 @@ export async function startKafkaCluster(
       const res = await fetch(`${connectUrl}/connector-plugins`).catch(() => undefined);
       return !!res?.ok && (await res.text()).includes('PostgresConnector');
     });
-    return { brokers, connectUrl, connectPid: children[1]!.pid, dir, stop };
+    return { brokers, ...listener, connectUrl, connectPid: children[1]!.pid, dir, stop };
   } catch (err) {
     await stop();
     throw err;
   }
+}
+
+async function secureListener(
+  dir: string,
+  port: number,
+): Promise<{ listener: SecureListener; properties: Record<string, string>; formatArgs: string[] }> {
+  const tls = path.join(dir, 'tls');
+  const ca = await makeAuthority(tls, 'kafka-test-ca');
+  const other = await makeAuthority(tls, 'other-ca');
+  const broker = await issueCertificate(ca, tls, 'broker', ['IP:127.0.0.1', 'DNS:localhost']);
+  const secret = () => randomBytes(12).toString('base64url');
+  const users: SecureListener['users'] = {
+    'scram-sha-512': { username: 'msr-scram512', password: secret() },
+    'scram-sha-256': { username: 'msr-scram256', password: secret() },
+    plain: { username: 'msr-plain', password: secret() },
+  };
+  const scram = 'org.apache.kafka.common.security.scram.ScramLoginModule required;';
+  const { username, password } = users.plain;
+  return {
+    listener: { brokers: [`127.0.0.1:${port}`], caFile: ca.certFile, otherCaFile: other.certFile, users },
+    properties: {
+      'sasl.enabled.mechanisms': 'SCRAM-SHA-512,SCRAM-SHA-256,PLAIN',
+      'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config': scram,
+      'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config': scram,
+      'listener.name.sasl_ssl.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required user_${username}="${password}";`,
+      'listener.name.sasl_ssl.ssl.keystore.type': 'PKCS12',
+      'listener.name.sasl_ssl.ssl.keystore.location': broker.pkcs12File,
+      'listener.name.sasl_ssl.ssl.keystore.password': broker.password,
+      'listener.name.sasl_ssl.ssl.key.password': broker.password,
+    },
+    // SCRAM credentials live in the cluster's metadata; the storage tool writes them at format time.
+    formatArgs: (['scram-sha-512', 'scram-sha-256'] as const).flatMap((m) => [
+      '--add-scram',
+      `${m.toUpperCase()}=[name=${users[m].username},password=${users[m].password}]`,
+    ]),
+  };
 }
 
 const properties = (entries: Record<string, string>) =>
