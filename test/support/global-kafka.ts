@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startKafkaCluster, type KafkaCluster } from './kafka-cluster.js';
+import { startKafkaCluster, type KafkaCluster, type SecureListener } from './kafka-cluster.js';
 
 interface Shared {
   cluster: Promise<{ cluster: KafkaCluster; dir: string }>;
@@ -13,19 +13,20 @@ interface Shared {
 const KEY = Symbol.for('msr.test.kafka');
 const holder = globalThis as { [KEY]?: Shared };
 
-/** One Kafka broker and one Connect worker with Debezium for the whole run. */
+/** One Kafka broker (with a SASL_SSL listener too) and one Connect worker with Debezium for the whole run. */
 export default async function setup(project: TestProject) {
   const shared = (holder[KEY] ??= {
     users: 0,
     cluster: (async () => {
       const dir = await mkdtemp(path.join(tmpdir(), 'msr-kafka-'));
-      return { cluster: await startKafkaCluster(dir), dir };
+      return { cluster: await startKafkaCluster(dir, { secure: true }), dir };
     })(),
   });
   shared.users++;
   const { cluster, dir } = await shared.cluster;
   project.provide('kafkaBrokers', cluster.brokers);
   project.provide('kafkaConnectUrl', cluster.connectUrl);
+  project.provide('kafkaSecure', cluster.secure!);
   return async () => {
     if (--shared.users > 0) return;
     delete holder[KEY];
@@ -38,5 +39,6 @@ declare module 'vitest' {
   export interface ProvidedContext {
     kafkaBrokers: string[];
     kafkaConnectUrl: string;
+    kafkaSecure: SecureListener;
   }
 }
