@@ -1,0 +1,201 @@
+import { chown, chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createApp, type App } from '../../server/app.js';
+import { loadConfig } from '../../server/config.js';
+import { describeConnectionFailure } from '../../server/connection-failure.js';
+import { createPool } from '../../server/db/pool.js';
+import { createLogger } from '../../server/logger.js';
+import { backup } from '../../server/maintenance/backup.js';
+import { restore } from '../../server/maintenance/restore.js';
+import { issueCertificate, makeAuthority } from '../support/certificates.js';
+import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import {
+  generateHistory,
+  hoursAgo,
+  insertHistory,
+  prepareStorageFor,
+  referenceState,
+  sqlState,
+} from '../support/history.js';
+import { getJson } from '../support/http.js';
+import { until } from '../support/wait.js';
+
+// MSR on a PostgreSQL that speaks TLS: the run's server of this dialect gets `ssl = on` with a
+// certificate for `localhost` only, signed by a CA made for this file, and a role that pg_hba.conf
+// lets in over TLS only (so a connection of that role that works is a TLS connection). Other test
+// files keep connecting without TLS meanwhile; the settings are put back at the end.
+
+const HOUR = 3_600_000;
+const ROLE = 'msr_tls_only';
+const PASSWORD = 'tls-only-password';
+const log = createLogger('silent');
+
+describe('PostgreSQL over TLS', () => {
+  let dir: string;
+  let admin: pg.Client;
+  let hbaFile: string;
+  let hbaBefore: string | undefined;
+  let caFile: string;
+  let otherCaFile: string;
+  let db: TestDatabase;
+  let app: App | undefined;
+  const restored: string[] = [];
+
+  /** The test database's URL as the TLS-only role, at `host`. */
+  const tlsUrl = (host: string, database?: string) => {
+    const url = new URL(db.url);
+    url.username = ROLE;
+    url.password = PASSWORD;
+    url.hostname = host;
+    if (database) url.pathname = `/${database}`;
+    return url.toString();
+  };
+  const env = (url: string, settings: Record<string, string>) => ({
+    DATABASE_URL: url,
+    AUTH_MODE: 'none',
+    DEMO: 'false',
+    PORT: '0',
+    AGGREGATE_REFRESH_SECONDS: '0',
+    CLEANUP_SERVICE_ENABLED: 'false',
+    ...settings,
+  });
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
+    await admin.connect();
+    const dataDir = (await admin.query<{ data_directory: string }>('show data_directory')).rows[0]!
+      .data_directory;
+    hbaFile = (await admin.query<{ hba_file: string }>('show hba_file')).rows[0]!.hba_file;
+    hbaBefore = await readFile(hbaFile, 'utf8');
+    dir = await mkdtemp(path.join(tmpdir(), 'msr-pg-tls-'));
+    const ca = await makeAuthority(dir, 'pg-test-ca');
+    const server = await issueCertificate(ca, dir, 'pg-server', ['DNS:localhost']);
+    caFile = ca.certFile;
+    otherCaFile = (await makeAuthority(dir, 'other-ca')).certFile;
+    // The server runs as its data directory's owner and refuses a key others can read.
+    const owner = await stat(dataDir);
+    await chmod(dir, 0o755);
+    await chmod(server.certFile, 0o644);
+    await chown(server.keyFile, owner.uid, owner.gid);
+    await chmod(server.keyFile, 0o600);
+    await admin.query(`create role ${ROLE} superuser login password '${PASSWORD}'`);
+    await writeFile(hbaFile, `hostnossl all ${ROLE} all reject\n${hbaBefore}`);
+    await admin.query('alter system set ssl = on');
+    await admin.query(`alter system set ssl_cert_file = '${server.certFile}'`);
+    await admin.query(`alter system set ssl_key_file = '${server.keyFile}'`);
+    await admin.query('select pg_reload_conf()');
+    await until('the server speaks TLS', async () => (await admin.query('show ssl')).rows[0].ssl === 'on');
+
+    db = await createTestDatabase();
+    await prepareStorageFor(db.pool, hoursAgo(6), hoursAgo(0));
+  });
+
+  afterAll(async () => {
+    await app?.stop();
+    for (const name of restored) await admin.query(`drop database if exists ${name} with (force)`);
+    await db?.drop();
+    if (hbaBefore !== undefined) await writeFile(hbaFile, hbaBefore);
+    for (const setting of ['ssl', 'ssl_cert_file', 'ssl_key_file'])
+      await admin.query(`alter system reset ${setting}`);
+    await admin.query('select pg_reload_conf()');
+    await admin.query(`drop role if exists ${ROLE}`);
+    await admin.end();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('serves with verify-full, every connection of its pool encrypted', async () => {
+    const events = generateHistory(43, hoursAgo(5), 2 * HOUR, 400).map((e) => ({ ...e, source: 'test' }));
+    await insertHistory(db.pool, events);
+    app = await createApp(
+      loadConfig(
+        env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
+      ),
+      { log },
+    );
+    expect((await getJson(app.port, '/readyz')).body.checks.database).toEqual({ ok: true });
+    const t = events.at(-1)!.ts;
+    const state = await getJson(app.port, `/api/v1/state?t=${t}`);
+    expect(state.status).toBe(200);
+    const { rows } = await admin.query<{ ssl: boolean; n: number }>(
+      `select s.ssl, count(*)::int as n from pg_stat_activity a join pg_stat_ssl s using (pid)
+        where a.usename = $1 group by 1`,
+      [ROLE],
+    );
+    expect(rows).toEqual([{ ssl: true, n: expect.any(Number) }]);
+    await app.stop();
+    app = undefined;
+    expect(await sqlState(db.pool, t)).toEqual(referenceState(events, t));
+  });
+
+  it('refuses a certificate for another host name with verify-full, and accepts it with verify-ca', async () => {
+    const settings = (mode: string) => ({ DATABASE_SSL_MODE: mode, DATABASE_SSL_CA_FILE: caFile });
+    const refused = await createApp(loadConfig(env(tlsUrl('127.0.0.1'), settings('verify-full'))), {
+      log,
+    }).then(
+      (started) => started.stop().then(() => undefined),
+      (err: unknown) => err,
+    );
+    expect(describeConnectionFailure(refused)).toMatch(/^certificate is for another host name \(/);
+    app = await createApp(loadConfig(env(tlsUrl('127.0.0.1'), settings('verify-ca'))), { log });
+    expect((await getJson(app.port, '/readyz')).body.checks.database).toEqual({ ok: true });
+    await app.stop();
+    app = undefined;
+  });
+
+  it('refuses a server its CA did not sign, and the role is refused without TLS', async () => {
+    const untrusted = await createApp(
+      loadConfig(
+        env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: otherCaFile }),
+      ),
+      { log },
+    ).then(
+      (started) => started.stop().then(() => undefined),
+      (err: unknown) => err,
+    );
+    expect(describeConnectionFailure(untrusted)).toMatch(/^certificate not trusted \(/);
+    const plain = await createApp(loadConfig(env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'disable' })), {
+      log,
+    }).then(
+      (started) => started.stop().then(() => undefined),
+      (err: unknown) => err as Error,
+    );
+    expect(plain?.message).toMatch(/no encryption/);
+  });
+
+  it('backs up and restores through TLS (pg_dump and pg_restore with libpq TLS settings)', async () => {
+    const config = loadConfig(
+      env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
+    );
+    const backupDir = path.join(dir, 'backup');
+    const pool = createPool(config.databaseUrl!, 2, log);
+    const metadata = await backup(pool, config.databaseUrl!, config, backupDir).finally(() => pool.end());
+    const { rows } = await db.pool.query<{ n: number }>('select count(*)::int as n from msr.cdc_event');
+    expect(metadata.events).toBe(rows[0]!.n);
+
+    const target = `${new URL(db.url).pathname.slice(1)}_restored`;
+    restored.push(target);
+    const targetConfig = loadConfig(
+      env(tlsUrl('localhost', target), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
+    );
+    const result = await restore(targetConfig.databaseUrl!, targetConfig, backupDir, 'cold', log);
+    expect(result.restoredEvents).toBe(metadata.events);
+    const copy = new pg.Pool({
+      connectionString: inject('pgAdminUrl').replace(/\/postgres$/, `/${target}`),
+      max: 2,
+    });
+    try {
+      const { rows: span } = await db.pool.query<{ lo: Date; hi: Date }>(
+        'select min(event_timestamp) as lo, max(event_timestamp) as hi from msr.cdc_event',
+      );
+      for (const f of [0.1, 0.5, 1]) {
+        const t = span[0]!.lo.getTime() + f * (span[0]!.hi.getTime() - span[0]!.lo.getTime());
+        expect(await sqlState(copy, t), `state at ${f}`).toEqual(await sqlState(db.pool, t));
+      }
+    } finally {
+      await copy.end();
+    }
+  });
+});
