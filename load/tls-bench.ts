@@ -263,7 +263,6 @@ async function main() {
     await writeFile(new URL('tls.md', RESULTS), md);
     process.stdout.write(`${md}\n`);
   } finally {
-    process.stdout.write('stopping\n');
     for (const app of apps) await app.stop();
     await cluster?.stop();
     await database.stop();
@@ -277,3 +276,9 @@ function withoutKafka(config: Config): Config {
 }
 
 await main();
+// Something of the run may keep the event loop alive after everything was stopped: name it and
+// end, rather than hang after the results.
+setTimeout(() => {
+  process.stderr.write(`still open after the run: ${process.getActiveResourcesInfo().join(', ')}\n`);
+  process.exit(0);
+}, 5_000).unref();
