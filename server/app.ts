@@ -20,6 +20,8 @@ import { SnapshotSignals } from './ingest/signals.js';
 import { Lifecycle } from './lifecycle.js';
 import { createLogger } from './logger.js';
 import { Capture, type CaptureOptions } from './capture/capture.js';
+import { KafkaSink } from './capture/kafka-sink.js';
+import { kafkaClient } from './ingest/kafka-client.js';
 import { AggregateRefresh } from './maintenance/aggregate-refresh.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance/scheduler.js';
 import { Metrics } from './metrics.js';
@@ -110,8 +112,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     let capture: Capture | undefined;
     const demoCapture = demo?.captureConfig(databaseUrl, config.captureTiming);
     if (config.capture || demoCapture) {
+      const kafka =
+        config.capture?.to === 'kafka'
+          ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log)
+          : undefined;
       capture = config.capture
-        ? new Capture(config.capture, pool, log, metrics, options.capture)
+        ? new Capture(config.capture, pool, log, metrics, { ...options.capture, ...(kafka ? { kafka } : {}) })
         : new Capture(demoCapture!, pool, log, metrics, { ...options.capture, after: demo!.sourceReady });
       if (!config.capture) demo!.watch(capture);
       capture.start();

@@ -117,6 +117,7 @@ const envSchema = z.object({
     .regex(/^[a-z0-9_]{1,63}$/, { error: 'lower-case letters, digits and _ only, at most 63' })
     .optional(),
   CAPTURE_TABLES: list.optional(),
+  CAPTURE_TO: z.enum(['database', 'kafka']).default('database'),
   CAPTURE_HEARTBEAT_SECONDS: int(1, 3600).default(10),
   CAPTURE_TAKEOVER_SECONDS: int(1, 600).default(10),
   CAPTURE_MAX_RETAINED_WAL_MB: int(1, 10_000_000).default(1024),
@@ -191,6 +192,11 @@ export interface CaptureConfig extends CaptureTiming {
   readonly slot: string;
   /** Tables for the publication when MSR creates it (schema.table). */
   readonly tables: readonly string[] | undefined;
+  /**
+   * database: changes go straight into msr.cdc_event; kafka: to Debezium-format topics, which the
+   * ingest then stores (Kafka stays the recovery log).
+   */
+  readonly to: 'database' | 'kafka';
 }
 
 export interface Config {
@@ -270,6 +276,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems = [...checkAuth(e), ...checkKafkaSecurity(e)];
   if (e.CAPTURE_SOURCE_URL)
     problems.push(...urlTls(e.CAPTURE_SOURCE_URL).problems.map((p) => `CAPTURE_SOURCE_URL: ${p}`));
+  if (e.CAPTURE_TO === 'kafka' && !e.KAFKA_BROKERS?.length)
+    problems.push('CAPTURE_TO: kafka needs KAFKA_BROKERS (the ingest then stores what the capture sends)');
   const databaseUrl = e.DATABASE_URL === undefined ? undefined : databaseTls(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
   return deepFreeze({
@@ -434,6 +442,7 @@ function captureConfig(e: z.infer<typeof envSchema>): CaptureConfig | undefined 
     publication: e.CAPTURE_PUBLICATION,
     slot: e.CAPTURE_SLOT ?? captureSlotName(sourceName),
     tables: e.CAPTURE_TABLES,
+    to: e.CAPTURE_TO,
     ...captureTiming(e),
   };
 }

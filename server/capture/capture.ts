@@ -4,7 +4,7 @@ import type { CaptureConfig } from '../config.js';
 import { storeBatch } from '../ingest/store.js';
 import { inTransaction } from '../db/transaction.js';
 import { Refusals } from '../ingest/refusals.js';
-import { writeChanges, type StoredChange } from '../ingest/writer.js';
+import { writeChanges } from '../ingest/writer.js';
 import type { Metrics } from '../metrics.js';
 import { SourceCatalog, type SourceTable } from './catalog.js';
 import { lsnValue } from './lsn.js';
@@ -21,6 +21,8 @@ import {
   type SlotInfo,
 } from './source.js';
 import { SlotStream } from './stream.js';
+import type { KafkaSink } from './kafka-sink.js';
+import type { CapturedChange } from './changes.js';
 
 /** One MSR process at a time streams a slot: the holder of this advisory lock (second key: the slot). */
 const CAPTURE_LOCK = 0x6d73_7204;
@@ -48,6 +50,8 @@ export interface CaptureOptions {
   readonly after?: Promise<boolean>;
   /** Runs after a batch is committed and before its position is confirmed (tests fail here). */
   readonly afterStore?: () => Promise<void> | void;
+  /** CAPTURE_TO=kafka: changes go to Kafka in Debezium's format instead of into msr.cdc_event. */
+  readonly kafka?: KafkaSink;
 }
 
 /**
@@ -122,11 +126,12 @@ export class Capture {
 
   private async snapshotTables(tables: SourceTable[]): Promise<void> {
     try {
-      const rows = await inTransaction(this.pool, (client) =>
-        readTablesNow(sourceClientConfig(this.config), tables, this.config.sourceName, (changes) =>
-          writeChanges(client, changes),
-        ),
-      );
+      const read = (write: (changes: CapturedChange[]) => Promise<void>) =>
+        readTablesNow(sourceClientConfig(this.config), tables, this.config.sourceName, write);
+      const sink = this.options.kafka;
+      const rows = sink
+        ? await read((changes) => sink.send(changes))
+        : await inTransaction(this.pool, (client) => read((changes) => writeChanges(client, changes)));
       this.metrics.captureEvents.inc(rows);
       this.log.info({ tables: tables.map((t) => `${t.schema}.${t.name}`), rows }, 'tables snapshotted again');
     } catch (err) {
@@ -141,6 +146,7 @@ export class Capture {
     this.wake?.();
     await this.stream?.stop();
     await this.loop;
+    await this.options.kafka?.stop();
     await this.source.end().catch(() => undefined);
     this.set({ state: 'stopped' });
   }
@@ -311,24 +317,35 @@ export class Capture {
         consistentLsn: lsnValue(created.rows[0]!.consistent_point),
         timeUs: BigInt(clock.rows[0]!.us),
       };
-      const rows = await inTransaction(this.pool, async (client) => {
-        const count = await readSnapshot(
+      const read = (write: (changes: CapturedChange[]) => Promise<void>) =>
+        readSnapshot(
           sourceClientConfig(this.config),
           point,
           tables,
           this.config.sourceName,
-          async (changes: StoredChange[]) => {
-            await writeChanges(client, changes);
+          async (changes) => {
+            await write(changes);
             this.metrics.captureEvents.inc(changes.length);
           },
         );
-        await client.query(
+      const done = (db: pg.Pool | pg.PoolClient, count: number) =>
+        db.query(
           `update msr.capture_state set snapshot_done_at = now(), consistent_lsn = $2, snapshot_rows = $3
             where slot_name = $1`,
           [this.config.slot, point.consistentLsn.toString(), count],
         );
-        return count;
-      });
+      const sink = this.options.kafka;
+      // Into Kafka the snapshot cannot be one transaction with its note: a crash before the note
+      // takes it again from a new slot, and its rows are sent again at that later moment.
+      const rows = sink
+        ? await read((changes) => sink.send(changes)).then(
+            async (count) => (await done(this.pool, count), count),
+          )
+        : await inTransaction(this.pool, async (client) => {
+            const count = await read((changes) => writeChanges(client, changes));
+            await done(client, count);
+            return count;
+          });
       this.log.info({ slot: this.config.slot, rows, tables: tables.length }, 'initial snapshot stored');
     } finally {
       await replication.end().catch(() => undefined);
@@ -346,7 +363,9 @@ export class Capture {
       batchRows: this.options.batchRows ?? 2_000,
       log: this.log,
       store: async (changes, refused) => {
-        const { failures } = await storeBatch(this.pool, changes, refused);
+        const sink = this.options.kafka;
+        if (sink) await sink.send(changes);
+        const { failures } = await storeBatch(this.pool, sink ? [] : changes, refused);
         this.refusals.note(failures);
         await this.options.afterStore?.();
       },

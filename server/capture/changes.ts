@@ -20,9 +20,27 @@ export type Tuple = Readonly<Record<string, string | null | undefined>>;
 
 const TEXT: ColumnType = { category: 'S', name: 'text' };
 
-interface Image {
+/** A row image: its known values, and the columns whose value the source did not send (TOAST). */
+export interface Image {
   readonly row: { [column: string]: JsonValue };
   readonly unavailable: string[];
+}
+
+/**
+ * A captured change as stored, with what its Debezium record is made of (kafka-records.ts) when
+ * the capture writes to Kafka.
+ */
+export interface CapturedChange extends StoredChange {
+  readonly capture: {
+    readonly table: SourceTable;
+    readonly commit: CommitInfo;
+    /** The change's place in its transaction (-1: a snapshot's truncate). */
+    readonly seq: number;
+    readonly before: Image | null;
+    readonly after: Image | null;
+    /** The primary key's columns; null for a table without one and for a truncate. */
+    readonly key: { [column: string]: JsonValue } | null;
+  };
 }
 
 function image(table: SourceTable, tuple: Tuple | null): Image | null {
@@ -48,7 +66,7 @@ export function rowChange(
   lsn: bigint,
   seq: number,
   commit: CommitInfo,
-): StoredChange {
+): CapturedChange {
   const before = image(table, tuples.old);
   const after = op === 'd' ? null : image(table, tuples.new);
   const keyImage = (after ?? before ?? image(table, tuples.key ?? null))?.row ?? {};
@@ -57,6 +75,7 @@ export function rowChange(
   const keyless = table.key.length === 0;
   if (keyless && (op === 'u' || op === 'd') && !before) throw new KeylessWithoutImage(table);
   return stored(table, seq, commit, {
+    images: { before, after, key: keyless ? null : key },
     entityId: keyless ? '' : entityIdOf(key),
     ...(keyless
       ? { keyless: { before: before && rowDigest(before.row), after: after && rowDigest(after.row) } }
@@ -89,8 +108,9 @@ export function truncateChange(
   lsn: bigint,
   seq: number,
   commit: CommitInfo,
-): StoredChange {
+): CapturedChange {
   return stored(table, seq, commit, {
+    images: { before: null, after: null, key: null },
     entityId: '',
     op: 't',
     before: null,
@@ -105,6 +125,7 @@ function stored(
   seq: number,
   commit: CommitInfo,
   change: {
+    images: { before: Image | null; after: Image | null; key: { [column: string]: JsonValue } | null };
     entityId: string;
     keyless?: KeylessImages;
     op: Op;
@@ -113,9 +134,10 @@ function stored(
     unavailable: string[];
     lsn: bigint;
   },
-): StoredChange {
+): CapturedChange {
   const topic = `${commit.source}.${table.schema}.${table.name}`;
   return {
+    capture: { table, commit, seq, ...change.images },
     topic,
     partition: seq,
     offset: commit.commitLsn.toString(),

@@ -1,8 +1,7 @@
 import pg from 'pg';
 import Cursor from 'pg-cursor';
-import type { StoredChange } from '../ingest/writer.js';
 import type { SourceTable } from './catalog.js';
-import { rowChange, truncateChange, type CommitInfo, type Tuple } from './changes.js';
+import { rowChange, truncateChange, type CapturedChange, type CommitInfo, type Tuple } from './changes.js';
 import { lsnValue } from './lsn.js';
 
 /** Rows read from the source per step, and so per insert into cdc_event. */
@@ -31,7 +30,7 @@ export async function readSnapshot(
   point: SnapshotPoint,
   tables: readonly SourceTable[],
   source: string,
-  write: (changes: StoredChange[]) => Promise<void>,
+  write: (changes: CapturedChange[]) => Promise<void>,
 ): Promise<number> {
   return inSnapshot(clientConfig, async (client) => {
     await client.query(`set transaction snapshot ${pg.escapeLiteral(point.snapshotName)}`);
@@ -58,7 +57,7 @@ export async function readTablesNow(
   clientConfig: pg.ClientConfig,
   tables: readonly SourceTable[],
   source: string,
-  write: (changes: StoredChange[]) => Promise<void>,
+  write: (changes: CapturedChange[]) => Promise<void>,
 ): Promise<number> {
   return inSnapshot(clientConfig, async (client) => {
     // The first statement fixes the transaction's snapshot: its WAL position and time go with it.
@@ -98,7 +97,7 @@ async function readTable(
   table: SourceTable,
   lsn: bigint,
   commit: CommitInfo,
-  write: (changes: StoredChange[]) => Promise<void>,
+  write: (changes: CapturedChange[]) => Promise<void>,
 ): Promise<number> {
   const cursor = client.query(
     new Cursor(`select * from ${pg.escapeIdentifier(table.schema)}.${pg.escapeIdentifier(table.name)}`),

@@ -1,9 +1,16 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
-import type { FailedRecord, StoredChange } from '../ingest/writer.js';
+import type { FailedRecord } from '../ingest/writer.js';
 import type { SourceCatalog, SourceTable } from './catalog.js';
-import { KeylessWithoutImage, rowChange, truncateChange, type CommitInfo, type Tuple } from './changes.js';
+import {
+  KeylessWithoutImage,
+  rowChange,
+  truncateChange,
+  type CapturedChange,
+  type CommitInfo,
+  type Tuple,
+} from './changes.js';
 import { lsnText, lsnValue } from './lsn.js';
 
 /** pgoutput with every column value left as PostgreSQL's text output (values.ts converts it). */
@@ -26,7 +33,7 @@ export interface StreamOptions {
   /** The slot's confirmed position as the stream starts. */
   readonly startLsn: bigint;
   /** Stores changes, and changes that cannot be replayed, durably (the same again is a no-op). */
-  readonly store: (changes: StoredChange[], refused: FailedRecord[]) => Promise<void>;
+  readonly store: (changes: CapturedChange[], refused: FailedRecord[]) => Promise<void>;
   /** Changes held before the stream waits for them to be stored. */
   readonly batchRows: number;
   readonly log: Logger;
@@ -47,7 +54,7 @@ interface OpenTransaction {
 export class SlotStream {
   private readonly service: LogicalReplicationService;
   private open: OpenTransaction | undefined;
-  private pending: StoredChange[] = [];
+  private pending: CapturedChange[] = [];
   private refused: FailedRecord[] = [];
   /** End LSN of the last commit whose changes are all in `pending` or stored. */
   private pendingEnd: bigint | undefined;
@@ -213,7 +220,7 @@ export class SlotStream {
   }
 
   /** Holds a change; past the batch size the stream waits until the held ones are stored. */
-  private async add(change: StoredChange): Promise<void> {
+  private async add(change: CapturedChange): Promise<void> {
     this.pending.push(change);
     if (this.pending.length >= this.options.batchRows) await this.flush();
   }

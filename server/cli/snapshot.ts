@@ -29,7 +29,10 @@ try {
     process.stderr.write('KAFKA_BROKERS is not set: no Kafka to send the signal to\n');
     process.exit(2);
   }
-  const signals = new SnapshotSignals({ ...config.kafka, brokers: config.kafka.brokers }, config.kafka.signalTopic);
+  const signals = new SnapshotSignals(
+    { ...config.kafka, brokers: config.kafka.brokers },
+    config.kafka.signalTopic,
+  );
   try {
     process.stdout.write(`${JSON.stringify(await signals.send(request.data))}\n`);
   } finally {

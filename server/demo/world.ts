@@ -55,6 +55,7 @@ export class DemoWorld {
       // Slots are per server, and several databases of one server may run the demo.
       slot: captureSlotName(`demo_${databaseName(databaseUrl)}`),
       tables: [...DEMO_SOURCE_TABLES],
+      to: 'database',
       ...timing,
     };
   }

@@ -294,9 +294,9 @@ export class Ingest {
     const { key, value, offset } = message;
     try {
       const decoded = decodeRecord({ topic, key, value });
-      return decoded.kind === 'skip'
-        ? 'skip'
-        : { topic, partition, offset, key, value, event: decoded.event };
+      if (decoded.kind === 'skip') return 'skip';
+      const at = decoded.coordinates ?? { partition, offset };
+      return { topic, ...at, key, value, event: decoded.event };
     } catch (err) {
       const known = err instanceof DecodeError;
       return {

@@ -38,8 +38,23 @@ export interface KeylessImages {
   readonly after: string | null;
 }
 
+/**
+ * Where a change is stored, when the record says so itself: MSR's capture writing to Kafka gives
+ * each change the coordinates the capture would store directly (its place in the transaction and
+ * the commit LSN), so a change produced twice is stored once. Other records are stored at their
+ * Kafka partition and offset.
+ */
+export interface Coordinates {
+  readonly partition: number;
+  readonly offset: string;
+}
+
 export type Decoded =
-  { readonly kind: 'change'; readonly event: ChangeEvent } | { readonly kind: 'skip'; readonly why: string };
+  | { readonly kind: 'change'; readonly event: ChangeEvent; readonly coordinates?: Coordinates }
+  | { readonly kind: 'skip'; readonly why: string };
+
+/** `source.connector` of the records MSR's capture writes to Kafka (capture/kafka-records.ts). */
+export const MSR_CONNECTOR = 'msr';
 
 export type DecodeReason =
   | 'NOT_JSON'
@@ -100,8 +115,10 @@ export function decodeRecord(record: KafkaRecord): Decoded {
     const after = op === 'd' || op === 't' ? null : image(fields.get('after'), envelope.after);
     const before = image(fields.get('before'), envelope.before);
     const keyless = op !== 't' && (record.key === null || record.key.length === 0);
+    const coordinates = captureCoordinates(source);
     return {
       kind: 'change',
+      ...(coordinates ? { coordinates } : {}),
       event: {
         eventTimeUs: commitTime(source),
         source: name,
@@ -121,6 +138,15 @@ export function decodeRecord(record: KafkaRecord): Decoded {
     if (err instanceof EncodingError) throw new DecodeError('BAD_VALUE', err.message);
     throw err;
   }
+}
+
+function captureCoordinates(source: Record<string, unknown>): Coordinates | undefined {
+  if (source.connector !== MSR_CONNECTOR) return undefined;
+  const { msr_seq: seq, msr_commit_lsn: lsn } = source;
+  if (typeof seq !== 'number' || !Number.isInteger(seq) || typeof lsn !== 'string' || !/^\d+$/.test(lsn)) {
+    throw new DecodeError('MISSING_SOURCE', 'an MSR capture record without msr_seq and msr_commit_lsn');
+  }
+  return { partition: seq, offset: lsn };
 }
 
 function parseJson(bytes: Buffer, what: string): unknown {

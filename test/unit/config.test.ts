@@ -32,6 +32,7 @@ describe('loadConfig', () => {
       publication: 'msr',
       slot: 'msr_fleet_ops',
       tables: undefined,
+      to: 'database',
       heartbeatMs: 10_000,
       takeoverMs: 10_000,
       maxRetainedWalBytes: 1024 * 1024 * 1024,
@@ -53,6 +54,16 @@ describe('loadConfig', () => {
       /CAPTURE_SLOT: lower-case letters, digits and _ only/,
     );
     expect(() => loadConfig({ CAPTURE_SOURCE_URL: 'mysql://s/db' })).toThrow(/CAPTURE_SOURCE_URL/);
+    expect(() => loadConfig({ CAPTURE_SOURCE_URL: 'postgres://s/db', CAPTURE_TO: 'kafka' })).toThrow(
+      /CAPTURE_TO: kafka needs KAFKA_BROKERS/,
+    );
+    expect(() => loadConfig({ CAPTURE_SOURCE_URL: 'postgres://s/db', CAPTURE_TO: 'files' })).toThrow(
+      /CAPTURE_TO/,
+    );
+    expect(
+      loadConfig({ CAPTURE_SOURCE_URL: 'postgres://s/db', CAPTURE_TO: 'kafka', KAFKA_BROKERS: 'k:9092' })
+        .capture!.to,
+    ).toBe('kafka');
   });
 
   it('turns demo data off by default for an external database, on when asked', () => {

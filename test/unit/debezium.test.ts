@@ -202,6 +202,28 @@ describe('Debezium change event decoding', () => {
     expect(change(plain({ after: { a: 1, b: 'x' }, op: 'c', source })).keyless).toBeUndefined();
   });
 
+  it('stores an MSR capture record at the coordinates it carries, any other at its Kafka offset', () => {
+    const decoded = decodeRecord({
+      topic: TOPIC,
+      key: keyOf(1),
+      value: plain({
+        after: { id: 1 },
+        op: 'c',
+        source: { ...source, connector: 'msr', msr_seq: 7, msr_commit_lsn: '9007199254740993' },
+      }),
+    });
+    expect(decoded).toMatchObject({
+      kind: 'change',
+      coordinates: { partition: 7, offset: '9007199254740993' },
+    });
+    const debezium = decodeRecord({
+      topic: TOPIC,
+      key: keyOf(1),
+      value: plain({ after: { id: 1 }, op: 'c', source }),
+    });
+    expect(debezium.kind === 'change' && debezium.coordinates).toBeUndefined();
+  });
+
   it('rejects what is not a change event with a stable reason', () => {
     const value = (v: unknown) => () =>
       decodeRecord({ topic: TOPIC, key: keyOf(1), value: typeof v === 'string' ? Buffer.from(v) : plain(v) });
@@ -211,6 +233,19 @@ describe('Debezium change event decoding', () => {
     expect(reason(value({ after: {}, source, op: 'x' }))).toBe('UNKNOWN_OP');
     expect(reason(value({ after: {}, op: 'c' }))).toBe('MISSING_SOURCE');
     expect(reason(value({ after: {}, op: 'c', source: { ...source, table: '' } }))).toBe('MISSING_SOURCE');
+    // MSR's capture names where a change is stored; without it a record could be stored twice.
+    expect(reason(value({ after: {}, op: 'c', source: { ...source, connector: 'msr' } }))).toBe(
+      'MISSING_SOURCE',
+    );
+    expect(
+      reason(
+        value({
+          after: {},
+          op: 'c',
+          source: { ...source, connector: 'msr', msr_seq: 1, msr_commit_lsn: 'x' },
+        }),
+      ),
+    ).toBe('MISSING_SOURCE');
     expect(reason(value({ after: {}, op: 'c', source: { name: 'a', schema: 'b', table: 'c' } }))).toBe(
       'BAD_TIMESTAMP',
     );

@@ -1,0 +1,73 @@
+import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { Logger } from 'pino';
+import type { CapturedChange } from './changes.js';
+import { captureRecord } from './kafka-records.js';
+
+/**
+ * Where CAPTURE_TO=kafka sends captured changes: Debezium-format records on one topic per table,
+ * acknowledged by every in-sync replica before the slot's position is confirmed (the caller
+ * confirms after `send` resolves). The producer is idempotent, so a retried request adds no
+ * duplicate; a change sent again after a crash carries the coordinates that make the ingest
+ * store it once. Topics are made when missing (brokers often refuse to make them on first use).
+ */
+export class KafkaSink {
+  private producer: Producer | undefined;
+  private admin: Admin | undefined;
+  private readonly topics = new Set<string>();
+
+  constructor(
+    private readonly kafka: Kafka,
+    private readonly log: Logger,
+  ) {}
+
+  async send(changes: readonly CapturedChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    const byTopic = new Map<string, { key: Buffer | null; value: Buffer }[]>();
+    for (const change of changes) {
+      const record = captureRecord(change);
+      let messages = byTopic.get(record.topic);
+      if (!messages) byTopic.set(record.topic, (messages = []));
+      messages.push({ key: record.key, value: record.value });
+    }
+    await this.ensureTopics([...byTopic.keys()]);
+    const producer = await this.connectedProducer();
+    await producer.sendBatch({
+      acks: -1,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.producer?.disconnect().catch(() => undefined);
+    await this.admin?.disconnect().catch(() => undefined);
+    this.producer = undefined;
+    this.admin = undefined;
+  }
+
+  private async connectedProducer(): Promise<Producer> {
+    if (!this.producer) {
+      // One request in flight keeps the records of a table in commit order through retries.
+      const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+      await producer.connect();
+      this.producer = producer;
+    }
+    return this.producer;
+  }
+
+  private async ensureTopics(topics: string[]): Promise<void> {
+    const missing = topics.filter((t) => !this.topics.has(t));
+    if (missing.length === 0) return;
+    if (!this.admin) {
+      const admin = this.kafka.admin();
+      await admin.connect();
+      this.admin = admin;
+    }
+    const existing = new Set(await this.admin.listTopics());
+    const create = missing.filter((t) => !existing.has(t));
+    if (create.length > 0) {
+      await this.admin.createTopics({ topics: create.map((topic) => ({ topic })), waitForLeaders: true });
+      this.log.info({ topics: create }, 'capture topics created');
+    }
+    for (const t of missing) this.topics.add(t);
+  }
+}
