@@ -9,7 +9,8 @@ import type { Metrics } from '../metrics.js';
 import { SourceCatalog, type SourceTable } from './catalog.js';
 import { lsnValue } from './lsn.js';
 import { CaptureProblem } from './problem.js';
-import { readSnapshot, readTablesNow } from './snapshot.js';
+import { publishedTables, snapshotAgain } from './resnapshot.js';
+import { readSnapshot } from './snapshot.js';
 import {
   CAPTURE_APPLICATION,
   checkSource,
@@ -112,26 +113,15 @@ export class Capture {
    */
   async resnapshot(collections: readonly string[]): Promise<{ accepted: true } | { refused: string }> {
     if (this.resnapshotting) return { refused: 'a snapshot of this source is already running' };
-    const tables = await this.catalog.publicationTables(this.config.publication);
-    const chosen = collections.map((c) => tables.find((t) => `${t.schema}.${t.name}` === c));
-    const missing = collections.filter((_, i) => !chosen[i]);
-    if (missing.length > 0) {
-      return { refused: `not in publication ${this.config.publication}: ${missing.join(', ')}` };
-    }
-    this.resnapshotting = this.snapshotTables(chosen as SourceTable[]).finally(
-      () => (this.resnapshotting = undefined),
-    );
+    const chosen = await publishedTables(this.catalog, this.config.publication, collections);
+    if ('refused' in chosen) return chosen;
+    this.resnapshotting = this.snapshotTables(chosen.tables).finally(() => (this.resnapshotting = undefined));
     return { accepted: true };
   }
 
   private async snapshotTables(tables: SourceTable[]): Promise<void> {
     try {
-      const read = (write: (changes: CapturedChange[]) => Promise<void>) =>
-        readTablesNow(sourceClientConfig(this.config), tables, this.config.sourceName, write);
-      const sink = this.options.kafka;
-      const rows = sink
-        ? await read((changes) => sink.send(changes))
-        : await inTransaction(this.pool, (client) => read((changes) => writeChanges(client, changes)));
+      const rows = await snapshotAgain(this.config, tables, this.options.kafka ?? this.pool);
       this.metrics.captureEvents.inc(rows);
       this.log.info({ tables: tables.map((t) => `${t.schema}.${t.name}`), rows }, 'tables snapshotted again');
     } catch (err) {

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Logger } from 'pino';
 import type { CapturedChange } from './changes.js';
@@ -10,6 +11,9 @@ import { captureRecord } from './kafka-records.js';
  * duplicate; a change sent again after a crash carries the coordinates that make the ingest
  * store it once. Topics are made when missing (brokers often refuse to make them on first use).
  */
+/** Sends of one batch before the failure is the capture's (which then starts over from the slot). */
+const SEND_ATTEMPTS = 6;
+
 export class KafkaSink {
   private producer: Producer | undefined;
   private admin: Admin | undefined;
@@ -29,12 +33,21 @@ export class KafkaSink {
       if (!messages) byTopic.set(record.topic, (messages = []));
       messages.push({ key: record.key, value: record.value });
     }
-    await this.ensureTopics([...byTopic.keys()]);
-    const producer = await this.connectedProducer();
-    await producer.sendBatch({
-      acks: -1,
-      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-    });
+    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    // A topic just made may not be served yet by every broker ("does not host this
+    // topic-partition"); sending again is safe, since the ingest stores a change once.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.ensureTopics([...byTopic.keys()]);
+        const producer = await this.connectedProducer();
+        await producer.sendBatch({ acks: -1, topicMessages });
+        return;
+      } catch (err) {
+        if (!transient(err) || attempt >= SEND_ATTEMPTS - 1) throw err;
+        this.log.warn({ err, attempt }, 'capture send to Kafka failed; sending again');
+        await sleep(200 * 2 ** attempt);
+      }
+    }
   }
 
   async stop(): Promise<void> {
@@ -70,4 +83,10 @@ export class KafkaSink {
     }
     for (const t of missing) this.topics.add(t);
   }
+}
+
+/** kafkajs marks errors that may pass as retriable, also once its own retries ran out. */
+function transient(err: unknown): boolean {
+  const e = err as { retriable?: boolean; name?: string };
+  return e.retriable === true || e.name === 'KafkaJSNumberOfRetriesExceeded';
 }

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../server/app.js';
 import { createLogger } from '../../../server/logger.js';
@@ -15,6 +17,7 @@ import { until } from '../../support/wait.js';
 // confirmation) is stored once.
 
 const log = createLogger('silent');
+const root = new URL('../../../', import.meta.url).pathname;
 
 describe('built-in capture into Kafka (CAPTURE_TO=kafka)', () => {
   const direct = uniquePrefix('capd');
@@ -97,7 +100,18 @@ describe('built-in capture into Kafka (CAPTURE_TO=kafka)', () => {
   });
 
   it('stores through Kafka exactly the rows the direct capture stores, each once', async () => {
-    await until('both snapshots', async () => (await stored(direct)) === 4 && (await stored(viaKafka)) === 4);
+    let snapshots: number[] = [];
+    await until(
+      'both snapshots',
+      async () => {
+        snapshots = [await stored(direct), await stored(viaKafka)];
+        return snapshots.every((n) => n === 4);
+      },
+      30_000,
+    ).catch(async (err: Error) => {
+      const states = await Promise.all(apps.map((app) => app.capture?.status));
+      throw new Error(`${err.message}: stored ${snapshots.join(' and ')}; ${JSON.stringify(states)}`);
+    });
     await source.pool.query(`
       insert into gis.bookmark values (3, 'third', 12.30, 123456789.000123456789, '2026-11-24', -- calendar-free: column values
         '2026-11-24 10:30:15.123456', '2026-11-24 10:30:15.5+00', '{"a": [1, 2.50], "big": 12345678901234567890}', -- calendar-free: column values
@@ -115,9 +129,26 @@ describe('built-in capture into Kafka (CAPTURE_TO=kafka)', () => {
       insert into gis.geo_entity values (3, 'z', 'three-z');
       update gis.bookmark set doc = '{"b": null}', amount = -0.000000000000000000001 where id = 3;`);
     const expected = 4 + 9 + 3;
-    await until('every change stored both ways', async () => {
-      const [a, b] = [await stored(direct), await stored(viaKafka)];
-      return a === expected && b === expected;
+    let counts: number[] = [];
+    await until(
+      'every change stored both ways',
+      async () => {
+        counts = [await stored(direct), await stored(viaKafka)];
+        return counts.every((n) => n === expected);
+      },
+      45_000,
+    ).catch(async (err: Error) => {
+      const rows = (await rowsOf(viaKafka)).map((r) =>
+        [
+          r.op,
+          r.table_name,
+          r.entity_id,
+          r.kafka_partition,
+          r.kafka_offset,
+          r.event_timestamp.toISOString(),
+        ].join(' '),
+      );
+      throw new Error(`${err.message}: stored ${counts.join(' and ')} of ${expected}\n${rows.join('\n')}`);
     });
     // The failed batch was sent to Kafka before the failure, and again after it.
     expect(failedBatches).toBe(1);
@@ -175,5 +206,58 @@ describe('built-in capture into Kafka (CAPTURE_TO=kafka)', () => {
       { who: 'ann', n: 1 },
       { who: 'bob', n: 5 },
     ]);
+  });
+
+  /** `npm run snapshot` as the operator runs it, for one of the two captured sources. */
+  const snapshotCommand = (name: string, env: Record<string, string>, ...tables: string[]) =>
+    promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'server/cli/snapshot.ts', '--source', name, ...tables],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          DATABASE_URL: db.url,
+          AUTH_MODE: 'none',
+          LOG_LEVEL: 'silent',
+          CAPTURE_SOURCE_URL: source.url,
+          CAPTURE_SOURCE_NAME: name,
+          ...env,
+        },
+      },
+    ).then(
+      ({ stdout }) => ({ code: 0, out: JSON.parse(stdout) as Record<string, unknown>, err: '' }),
+      (e: { code: number; stderr: string }) => ({ code: e.code, out: undefined, err: e.stderr }),
+    );
+
+  it('snapshots tables again from npm run snapshot, both into the database and through Kafka', async () => {
+    const kafkaEnv = { CAPTURE_TO: 'kafka', KAFKA_BROKERS: brokers().join(',') };
+    const [beforeDirect, beforeKafka] = [await stored(direct), await stored(viaKafka)];
+    const started = await db.pool.query<{ now: Date }>('select now()');
+    const viaDb = await snapshotCommand(direct, {}, 'gis.geo_entity', 'gis.bookmark');
+    expect(viaDb).toMatchObject({ code: 0, out: { source: direct, via: 'capture', rows: 3 } });
+    // Stored when the command returns: a truncate and an `r` per row, per table.
+    expect(await stored(direct)).toBe(beforeDirect + 2 + 3);
+    const viaTopic = await snapshotCommand(viaKafka, kafkaEnv, 'gis.geo_entity', 'gis.bookmark');
+    expect(viaTopic).toMatchObject({ code: 0, out: { source: viaKafka, via: 'capture', rows: 3 } });
+    await until(
+      'the Kafka snapshot stored by the ingest',
+      async () => (await stored(viaKafka)) === beforeKafka + 5,
+    );
+    const { rows } = await db.pool.query<{ source: string; op: string; n: number }>(
+      `select source, op, count(*)::int as n from msr.cdc_event
+        where source = any($1) and event_timestamp >= $2 and op in ('r', 't')
+        group by 1, 2 order by 1, 2`,
+      [[direct, viaKafka], started.rows[0]!.now],
+    );
+    expect(rows).toEqual(
+      [direct, viaKafka].sort().flatMap((name) => [
+        { source: name, op: 'r', n: 3 },
+        { source: name, op: 't', n: 2 },
+      ]),
+    );
+    const refused = await snapshotCommand(direct, {}, 'gis.nothing');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/not in publication msr: gis\.nothing/);
   });
 });
