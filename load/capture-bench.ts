@@ -1,11 +1,13 @@
 // Capture benchmark: a pgbench workload (scale 2, its four tables with REPLICA IDENTITY FULL;
 // pgbench_history has no primary key) on a source PostgreSQL 15 of its own, captured into a
-// second PostgreSQL 15 (MSR's database) two ways in one run: MSR's built-in capture (logical
-// replication, pgoutput), and Debezium in Kafka Connect into Kafka, then MSR's Kafka ingest.
+// second PostgreSQL 15 (MSR's database) three ways in one run: MSR's built-in capture (logical
+// replication, pgoutput) straight into the database, the same capture into Kafka
+// (CAPTURE_TO=kafka, stored by MSR's ingest in the same process), and Debezium in Kafka Connect
+// into Kafka, then MSR's Kafka ingest.
 // Measured: the initial snapshot, the rate each way drains the same backlog of changes, the time
 // from source commit to stored (ingested_at - event_timestamp) and to a live session's frame
 // while pgbench runs at 500 transactions (2,000 row changes) a second, and memory of each
-// capturing process. Built-in capture into Kafka is not built yet, so it is not measured.
+// capturing process (the rate phase runs the direct capture and Debezium only).
 // Usage: npm run bench:capture [-- --profile]   (writes load/results/capture.{json,md}; needs
 // Debian's pgbench)
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -224,6 +226,23 @@ try {
   figures.snapshot = { rows: sourceRows, ms: Date.now() - snapshotStarted };
   await capture.stop();
   await sourcePool.query(`select pg_create_logical_replication_slot('debezium', 'pgoutput')`);
+  // The same capture into Kafka: its own slot and initial snapshot (sent to Kafka, stored by the
+  // ingest of the same process), then it stops too.
+  const toKafkaEnv = {
+    ...captureEnv,
+    CAPTURE_SOURCE_NAME: 'tokafka',
+    CAPTURE_TO: 'kafka',
+    KAFKA_BROKERS: cluster.brokers.join(','),
+    KAFKA_TOPIC_PATTERN: '^tokafka\\.',
+    KAFKA_GROUP_ID: 'tokafka',
+    KAFKA_MAX_BATCH_BYTES: '4194304',
+  };
+  let toKafka = await startServer(toKafkaEnv);
+  started.push(toKafka);
+  const toKafkaSnapshotStarted = Date.now();
+  while ((await count(msr, 'tokafka', `op = 'r'`)) < sourceRows) await sleep(200);
+  figures.snapshotThroughKafka = { rows: sourceRows, ms: Date.now() - toKafkaSnapshotStarted };
+  await toKafka.stop();
 
   // 2. One backlog for both: pgbench transactions while neither streams.
   await pgbench(source.url, ['-c', '4', '-j', '2', '-t', String(BACKLOG_TRANSACTIONS / 4), '-n']);
@@ -234,6 +253,12 @@ try {
   started.push(capture);
   const builtin = await drained(msr, 'builtin', backlog, t1);
   const captureRss = await peakRssMb(capture.child.pid!);
+  const tk = new Date();
+  toKafka = await startServer(toKafkaEnv);
+  started.push(toKafka);
+  const throughKafka = await drained(msr, 'tokafka', backlog, tk);
+  const toKafkaRss = await peakRssMb(toKafka.child.pid!);
+  await toKafka.stop();
 
   const ingest = await startServer({
     DATABASE_URL: target.url,
@@ -274,8 +299,10 @@ try {
   figures.backlog = {
     changes: backlog,
     builtinEventsPerSecond: Math.round((builtin.events / builtin.ms) * 1000),
+    toKafkaEventsPerSecond: Math.round((throughKafka.events / throughKafka.ms) * 1000),
     debeziumEventsPerSecond: Math.round((debezium.events / debezium.ms) * 1000),
     builtinMs: builtin.ms,
+    toKafkaMs: throughKafka.ms,
     debeziumMs: debezium.ms,
   };
 
@@ -318,12 +345,14 @@ try {
     // After the snapshot process ended: the streaming process's peak through the backlog, then
     // after the rate phase, whose live session also received a 200,000-entity keyframe.
     builtinCaptureMsrPeakRssMb: captureRss,
+    toKafkaCaptureAndIngestMsrPeakRssMb: toKafkaRss,
     builtinWithLiveSessionPeakRssMb: captureRssAtRate,
     kafkaIngestMsrPeakRssMb: Math.max(ingestRss, await peakRssMb(ingest.child.pid!)),
     kafkaConnectRssMb: connectRss,
   };
   const equal = await msr.query(
     `select (select count(*) from msr.cdc_event where source = 'builtin' and op <> 'r')::int as builtin,
+            (select count(*) from msr.cdc_event where source = 'tokafka' and op <> 'r')::int as tokafka,
             (select count(*) from msr.cdc_event where source = 'debezium')::int as debezium`,
   );
   figures.storedChanges = equal.rows[0];
@@ -336,7 +365,13 @@ try {
 
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
 const b = figures.backlog as Record<
-  'changes' | 'builtinEventsPerSecond' | 'debeziumEventsPerSecond' | 'builtinMs' | 'debeziumMs',
+  | 'changes'
+  | 'builtinEventsPerSecond'
+  | 'toKafkaEventsPerSecond'
+  | 'debeziumEventsPerSecond'
+  | 'builtinMs'
+  | 'toKafkaMs'
+  | 'debeziumMs',
   number
 >;
 const r = figures.at2000RowsPerSecond as Record<string, Record<string, number>>;
@@ -355,7 +390,9 @@ const md = [
   `| commit to a live session's frame, p50 / p99 (live sessions trail the clock by 1 s by design) | ${r.builtinLiveSession!.p50Ms} / ${r.builtinLiveSession!.p99Ms} ms | |`,
   `| memory | MSR ${m.builtinCaptureMsrPeakRssMb} MB peak RSS through the backlog (${m.builtinWithLiveSessionPeakRssMb} MB once a live session took a 200,000-entity keyframe) | MSR ${m.kafkaIngestMsrPeakRssMb} MB peak RSS + Kafka Connect ${m.kafkaConnectRssMb} MB RSS (+ the broker) |`,
   '',
-  `Built-in capture into Kafka (CAPTURE_TO=kafka) is not built yet. Stored changes: ${JSON.stringify(figures.storedChanges)}.`,
+  `Built-in capture into Kafka (CAPTURE_TO=kafka; MSR's ingest in the same process stores what it sends): initial snapshot ${(figures.snapshotThroughKafka as { ms: number }).ms} ms; backlog drained at ${b.toKafkaEventsPerSecond} events/s (${b.toKafkaMs} ms, ${(b.toKafkaEventsPerSecond / b.debeziumEventsPerSecond).toFixed(1)}x Debezium's); MSR ${m.toKafkaCaptureAndIngestMsrPeakRssMb} MB peak RSS.`,
+  '',
+  `Stored changes: ${JSON.stringify(figures.storedChanges)}.`,
   '',
 ].join('\n');
 await mkdir(RESULTS, { recursive: true });

@@ -13,6 +13,8 @@ import { captureRecord } from './kafka-records.js';
  */
 /** Sends of one batch before the failure is the capture's (which then starts over from the slot). */
 const SEND_ATTEMPTS = 6;
+/** Record bytes per produce request. */
+const REQUEST_BYTES = 512 * 1024;
 
 export class KafkaSink {
   private producer: Producer | undefined;
@@ -26,21 +28,38 @@ export class KafkaSink {
 
   async send(changes: readonly CapturedChange[]): Promise<void> {
     if (changes.length === 0) return;
-    const byTopic = new Map<string, { key: Buffer | null; value: Buffer }[]>();
-    for (const change of changes) {
-      const record = captureRecord(change);
-      let messages = byTopic.get(record.topic);
-      if (!messages) byTopic.set(record.topic, (messages = []));
-      messages.push({ key: record.key, value: record.value });
-    }
-    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-    // A topic just made may not be served yet by every broker ("does not host this
-    // topic-partition"); sending again is safe, since the ingest stores a change once.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.ensureTopics([...byTopic.keys()]);
+    const records = changes.map(captureRecord);
+    await this.retried(() => this.ensureTopics([...new Set(records.map((r) => r.topic))]));
+    // A broker refuses a record batch over its message.max.bytes (1 MiB by default), and one
+    // request carries one batch per partition: requests stay well under that, in commit order.
+    for (let start = 0; start < records.length;) {
+      let end = start;
+      for (let bytes = 0; end < records.length && (end === start || bytes < REQUEST_BYTES); end++) {
+        bytes += records[end]!.value.length + (records[end]!.key?.length ?? 0);
+      }
+      const byTopic = new Map<string, { key: Buffer | null; value: Buffer }[]>();
+      for (const { topic, key, value } of records.slice(start, end)) {
+        let messages = byTopic.get(topic);
+        if (!messages) byTopic.set(topic, (messages = []));
+        messages.push({ key, value });
+      }
+      const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+      await this.retried(async () => {
         const producer = await this.connectedProducer();
         await producer.sendBatch({ acks: -1, topicMessages });
+      });
+      start = end;
+    }
+  }
+
+  /**
+   * A topic just made may not be served yet by every broker ("does not host this
+   * topic-partition"); sending again is safe, since the ingest stores a change once.
+   */
+  private async retried(work: () => Promise<void>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await work();
         return;
       } catch (err) {
         if (!transient(err) || attempt >= SEND_ATTEMPTS - 1) throw err;
