@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { CaptureConfig } from '../config.js';
+import { connectionProblem, describeConnectionFailure } from '../connection-failure.js';
 import { storeBatch } from '../ingest/store.js';
 import { inTransaction } from '../db/transaction.js';
 import { Refusals } from '../ingest/refusals.js';
@@ -429,8 +430,17 @@ function describe(err: unknown): CaptureProblem {
   if (err instanceof CaptureProblem) return err;
   const e = err as { code?: string; message?: string };
   if (e.code === '55006') return new CaptureProblem('SLOT_IN_USE', `slot is in use: ${e.message}`);
-  if (e.code === 'ECONNREFUSED' || e.code === 'ENOTFOUND' || e.code === '28P01' || e.code === '3D000') {
-    return new CaptureProblem('SOURCE_UNREACHABLE', `cannot reach the source database: ${e.message}`);
+  if (
+    e.code === 'ECONNREFUSED' ||
+    e.code === 'ENOTFOUND' ||
+    e.code === '3D000' ||
+    connectionProblem(err) !== undefined
+  ) {
+    // TLS and authentication failures in words (certificate not trusted, another host name, ...).
+    return new CaptureProblem(
+      'SOURCE_UNREACHABLE',
+      `cannot reach the source database: ${describeConnectionFailure(err)}`,
+    );
   }
   return new CaptureProblem('CAPTURE_FAILED', e.message ?? String(err));
 }

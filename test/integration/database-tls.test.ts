@@ -21,6 +21,7 @@ import {
   sqlState,
 } from '../support/history.js';
 import { getJson } from '../support/http.js';
+import { createSourceDatabase } from '../support/source.js';
 import { until } from '../support/wait.js';
 
 // MSR on a PostgreSQL that speaks TLS: the run's server of this dialect gets `ssl = on` with a
@@ -196,6 +197,73 @@ describe('PostgreSQL over TLS', () => {
       }
     } finally {
       await copy.end();
+    }
+  });
+
+  it('captures a source over TLS: its queries and its replication connection, with libpq settings in its URL', async () => {
+    const source = await createSourceDatabase();
+    try {
+      await source.pool.query(`
+        create table public.reading (id int primary key, v text);
+        alter table public.reading replica identity full;
+        insert into public.reading values (1, 'before');
+        create publication msr for table public.reading;`);
+      const sourceUrl = new URL(tlsUrl('localhost', new URL(source.url).pathname.slice(1)));
+      sourceUrl.searchParams.set('sslmode', 'verify-full');
+      sourceUrl.searchParams.set('sslrootcert', caFile);
+      app = await createApp(
+        loadConfig({
+          ...env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
+          CAPTURE_SOURCE_URL: sourceUrl.toString(),
+          CAPTURE_SOURCE_NAME: 'tlssource',
+        }),
+        { log, capture: { retryMs: 200 } },
+      );
+      const stored = (n: number) =>
+        until(
+          `${n} events stored`,
+          async () => {
+            const { rows } = await db.pool.query<{ n: number }>(
+              `select count(*)::int as n from msr.cdc_event where source = 'tlssource'`,
+            );
+            return rows[0]!.n === n;
+          },
+          30_000,
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}: ${JSON.stringify(app?.capture?.status)}`);
+        });
+      await stored(1); // the initial snapshot, over TLS
+      await source.pool.query(`update public.reading set v = 'after' where id = 1`);
+      await stored(2); // the change, streamed over TLS
+      // The walsender streaming the slot serves an encrypted connection of the TLS-only role.
+      const { rows } = await admin.query<{ ssl: boolean }>(
+        `select s.ssl from pg_stat_replication r join pg_stat_ssl s using (pid)
+          where r.usename = $1 and r.application_name = 'msr-capture'`,
+        [ROLE],
+      );
+      expect(rows).toEqual([{ ssl: true }]);
+      await app.stop();
+      app = undefined;
+      // The same source with a CA that did not sign its certificate: named, and retried.
+      sourceUrl.searchParams.set('sslrootcert', otherCaFile);
+      app = await createApp(
+        loadConfig({
+          ...env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
+          CAPTURE_SOURCE_URL: sourceUrl.toString(),
+          CAPTURE_SOURCE_NAME: 'tlssource',
+        }),
+        { log, capture: { retryMs: 200 } },
+      );
+      const check = await until('the capture names the certificate problem', async () => {
+        const body = (await getJson(app!.port, '/readyz')).body;
+        return body.checks.capture?.code === 'SOURCE_UNREACHABLE' ? body.checks.capture : undefined;
+      });
+      expect(check.error).toMatch(/^cannot reach the source database: certificate not trusted \(/);
+      expect(check.ok).toBe(false);
+    } finally {
+      await app?.stop();
+      app = undefined;
+      await source.drop();
     }
   });
 });
