@@ -120,12 +120,16 @@ async function main() {
     'change',
     () => void client.seek(Math.min(Number(timeline.value), Date.now() - 1000)),
   );
-  $('live').addEventListener('click', async () => {
+  $('live').addEventListener('click', () => {
     speedChoice.value = '1';
     $('speed').textContent = '1×';
-    await client.speed(1);
-    await client.seek(Date.now() - 2000);
-    await client.play();
+    const goLive = async () => {
+      await client.speed(1);
+      await client.seek(Date.now() - 2000);
+      await client.play();
+    };
+    // A refused step shows in the status line, as the server's error messages do.
+    goLive().catch((err: unknown) => ($('status').textContent = `error: ${(err as Error).message}`));
   });
 }
 
