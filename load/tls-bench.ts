@@ -4,7 +4,7 @@
 // whose pool speaks plain PostgreSQL, against one whose pool speaks verify-full TLS, to the same
 // database, seeking alternately to the same times). Certificates are made for the run.
 // Usage: npm run bench:tls [-- <events>]   (writes load/results/tls.{json,md})
-import { chmod, chown, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
@@ -21,7 +21,8 @@ import { DEMO_CITY, installDemo, seedDemoHistory } from '../server/demo/seed.js'
 import { Ingest } from '../server/ingest/consumer.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
-import { issueCertificate, makeAuthority } from '../test/support/certificates.js';
+import { makeAuthority } from '../test/support/certificates.js';
+import { serveTls } from '../test/support/postgres-tls.js';
 import { startKafkaCluster, type KafkaCluster } from '../test/support/kafka-cluster.js';
 import { debeziumRecords } from './debezium-records.js';
 import { percentile } from './percentile.js';
@@ -35,26 +36,10 @@ const log = createLogger('warn');
 /** PostgreSQL of `url` starts speaking TLS with a certificate for localhost signed by a new CA. */
 async function enableTls(url: string, dir: string): Promise<string> {
   const ca = await makeAuthority(dir, 'bench-ca');
-  const server = await issueCertificate(ca, dir, 'pg-server', ['DNS:localhost']);
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   try {
-    const dataDir = (await admin.query<{ data_directory: string }>('show data_directory')).rows[0]!
-      .data_directory;
-    // The server runs as its data directory's owner and refuses a key others can read.
-    const owner = await stat(dataDir);
-    await chmod(dir, 0o755);
-    await chmod(server.certFile, 0o644);
-    await chown(server.keyFile, owner.uid, owner.gid);
-    await chmod(server.keyFile, 0o600);
-    await admin.query(`alter system set ssl_cert_file = '${server.certFile}'`);
-    await admin.query(`alter system set ssl_key_file = '${server.keyFile}'`);
-    await admin.query('alter system set ssl = on');
-    await admin.query('select pg_reload_conf()');
-    for (let i = 0; (await admin.query<{ ssl: string }>('show ssl')).rows[0]!.ssl !== 'on'; i++) {
-      if (i > 100) throw new Error('PostgreSQL did not turn TLS on');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await serveTls(admin, ca, dir);
   } finally {
     await admin.end();
   }

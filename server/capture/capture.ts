@@ -328,15 +328,17 @@ export class Capture {
       const sink = this.options.kafka;
       // Into Kafka the snapshot cannot be one transaction with its note: a crash before the note
       // takes it again from a new slot, and its rows are sent again at that later moment.
-      const rows = sink
-        ? await read((changes) => sink.send(changes)).then(
-            async (count) => (await done(this.pool, count), count),
-          )
-        : await inTransaction(this.pool, async (client) => {
-            const count = await read((changes) => writeChanges(client, changes));
-            await done(client, count);
-            return count;
-          });
+      let rows: number;
+      if (sink) {
+        rows = await read((changes) => sink.send(changes));
+        await done(this.pool, rows);
+      } else {
+        rows = await inTransaction(this.pool, async (client) => {
+          const count = await read((changes) => writeChanges(client, changes));
+          await done(client, count);
+          return count;
+        });
+      }
       this.log.info({ slot: this.config.slot, rows, tables: tables.length }, 'initial snapshot stored');
     } finally {
       await replication.end().catch(() => undefined);

@@ -4,6 +4,11 @@ import type { Logger } from 'pino';
 import type { CapturedChange } from './changes.js';
 import { captureRecord } from './kafka-records.js';
 
+/** Sends of one batch before the failure is the capture's (which then starts over from the slot). */
+const SEND_ATTEMPTS = 6;
+/** Record bytes per produce request. */
+const REQUEST_BYTES = 512 * 1024;
+
 /**
  * Where CAPTURE_TO=kafka sends captured changes: Debezium-format records on one topic per table,
  * acknowledged by every in-sync replica before the slot's position is confirmed (the caller
@@ -11,11 +16,6 @@ import { captureRecord } from './kafka-records.js';
  * duplicate; a change sent again after a crash carries the coordinates that make the ingest
  * store it once. Topics are made when missing (brokers often refuse to make them on first use).
  */
-/** Sends of one batch before the failure is the capture's (which then starts over from the slot). */
-const SEND_ATTEMPTS = 6;
-/** Record bytes per produce request. */
-const REQUEST_BYTES = 512 * 1024;
-
 export class KafkaSink {
   private producer: Producer | undefined;
   private admin: Admin | undefined;

@@ -25,19 +25,18 @@ async function snapshotCapturedSource(config: Config, collections: readonly stri
   }
   const log = createLogger(config.logLevel);
   const source = new pg.Pool({ ...sourceClientConfig(capture), max: 1 });
-  const pool = config.databaseUrl ? createPool(config.databaseUrl, 1, log) : undefined;
-  const sink =
+  // Where the rows go: Kafka with CAPTURE_TO=kafka, else the msr database.
+  const into =
     capture.to === 'kafka'
       ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log)
-      : undefined;
+      : createPool(config.databaseUrl!, 1, log);
   try {
     const chosen = await publishedTables(new SourceCatalog(source), capture.publication, collections);
     if ('refused' in chosen) throw new Error(chosen.refused);
-    const rows = await snapshotAgain(capture, chosen.tables, (sink ?? pool)!);
+    const rows = await snapshotAgain(capture, chosen.tables, into);
     return { source: capture.sourceName, collections, type: 'blocking', via: 'capture', rows };
   } finally {
-    await sink?.stop();
-    await pool?.end();
+    await (into instanceof KafkaSink ? into.stop() : into.end());
     await source.end();
   }
 }

@@ -1,4 +1,4 @@
-import { chown, chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -10,7 +10,8 @@ import { createPool } from '../../server/db/pool.js';
 import { createLogger } from '../../server/logger.js';
 import { backup } from '../../server/maintenance/backup.js';
 import { restore } from '../../server/maintenance/restore.js';
-import { issueCertificate, makeAuthority } from '../support/certificates.js';
+import { makeAuthority } from '../support/certificates.js';
+import { serveTls, stopServingTls } from '../support/postgres-tls.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import {
   generateHistory,
@@ -67,28 +68,15 @@ describe('PostgreSQL over TLS', () => {
   beforeAll(async () => {
     admin = new pg.Client({ connectionString: inject('pgAdminUrl') });
     await admin.connect();
-    const dataDir = (await admin.query<{ data_directory: string }>('show data_directory')).rows[0]!
-      .data_directory;
     hbaFile = (await admin.query<{ hba_file: string }>('show hba_file')).rows[0]!.hba_file;
     hbaBefore = await readFile(hbaFile, 'utf8');
     dir = await mkdtemp(path.join(tmpdir(), 'msr-pg-tls-'));
     const ca = await makeAuthority(dir, 'pg-test-ca');
-    const server = await issueCertificate(ca, dir, 'pg-server', ['DNS:localhost']);
     caFile = ca.certFile;
     otherCaFile = (await makeAuthority(dir, 'other-ca')).certFile;
-    // The server runs as its data directory's owner and refuses a key others can read.
-    const owner = await stat(dataDir);
-    await chmod(dir, 0o755);
-    await chmod(server.certFile, 0o644);
-    await chown(server.keyFile, owner.uid, owner.gid);
-    await chmod(server.keyFile, 0o600);
     await admin.query(`create role ${ROLE} superuser login password '${PASSWORD}'`);
     await writeFile(hbaFile, `hostnossl all ${ROLE} all reject\n${hbaBefore}`);
-    await admin.query('alter system set ssl = on');
-    await admin.query(`alter system set ssl_cert_file = '${server.certFile}'`);
-    await admin.query(`alter system set ssl_key_file = '${server.keyFile}'`);
-    await admin.query('select pg_reload_conf()');
-    await until('the server speaks TLS', async () => (await admin.query('show ssl')).rows[0].ssl === 'on');
+    await serveTls(admin, ca, dir);
 
     db = await createTestDatabase();
     await prepareStorageFor(db.pool, hoursAgo(6), hoursAgo(0));
@@ -99,9 +87,7 @@ describe('PostgreSQL over TLS', () => {
     for (const name of restored) await admin.query(`drop database if exists ${name} with (force)`);
     await db?.drop();
     if (hbaBefore !== undefined) await writeFile(hbaFile, hbaBefore);
-    for (const setting of ['ssl', 'ssl_cert_file', 'ssl_key_file'])
-      await admin.query(`alter system reset ${setting}`);
-    await admin.query('select pg_reload_conf()');
+    await stopServingTls(admin);
     await admin.query(`drop role if exists ${ROLE}`);
     await admin.end();
     await rm(dir, { recursive: true, force: true });
@@ -211,14 +197,17 @@ describe('PostgreSQL over TLS', () => {
       const sourceUrl = new URL(tlsUrl('localhost', new URL(source.url).pathname.slice(1)));
       sourceUrl.searchParams.set('sslmode', 'verify-full');
       sourceUrl.searchParams.set('sslrootcert', caFile);
-      app = await createApp(
-        loadConfig({
-          ...env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
-          CAPTURE_SOURCE_URL: sourceUrl.toString(),
-          CAPTURE_SOURCE_NAME: 'tlssource',
-        }),
-        { log, capture: { retryMs: 200 } },
-      );
+      /** MSR over verify-full TLS, capturing the source of `sourceUrl` as it is now. */
+      const startCapturing = () =>
+        createApp(
+          loadConfig({
+            ...env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
+            CAPTURE_SOURCE_URL: sourceUrl.toString(),
+            CAPTURE_SOURCE_NAME: 'tlssource',
+          }),
+          { log, capture: { retryMs: 200 } },
+        );
+      app = await startCapturing();
       const stored = (n: number) =>
         until(
           `${n} events stored`,
@@ -246,14 +235,7 @@ describe('PostgreSQL over TLS', () => {
       app = undefined;
       // The same source with a CA that did not sign its certificate: named, and retried.
       sourceUrl.searchParams.set('sslrootcert', otherCaFile);
-      app = await createApp(
-        loadConfig({
-          ...env(tlsUrl('localhost'), { DATABASE_SSL_MODE: 'verify-full', DATABASE_SSL_CA_FILE: caFile }),
-          CAPTURE_SOURCE_URL: sourceUrl.toString(),
-          CAPTURE_SOURCE_NAME: 'tlssource',
-        }),
-        { log, capture: { retryMs: 200 } },
-      );
+      app = await startCapturing();
       const check = await until('the capture names the certificate problem', async () => {
         const body = (await getJson(app!.port, '/readyz')).body;
         return body.checks.capture?.code === 'SOURCE_UNREACHABLE' ? body.checks.capture : undefined;
