@@ -73,8 +73,11 @@ export async function startTimescaleServer(
       'wal_level = logical',
       'max_wal_senders = 64',
       'max_replication_slots = 64',
-      'timescaledb.max_background_workers = 16',
-      'max_worker_processes = 32',
+      // Every database with the extension holds a scheduler worker for as long as it exists, and
+      // test files keep tens of databases at once: at 16, later databases got no scheduler and
+      // their jobs never ran (start_background_workers() returned false).
+      'timescaledb.max_background_workers = 128',
+      'max_worker_processes = 140',
       "timescaledb.telemetry_level = 'off'",
       ...extraSettings,
       '',
