@@ -19,6 +19,7 @@ import { decodeRecord, type ChangeEvent } from '../server/ingest/debezium.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
 import { startKafkaCluster } from '../test/support/kafka-cluster.js';
+import { cpuWindow, type CpuShares } from './cpu-usage.js';
 import { debeziumRecords } from './debezium-records.js';
 
 const EVENTS = Number(process.argv[2] ?? 150_000);
@@ -83,13 +84,25 @@ async function main() {
       started = performance.now();
       ingest.start();
       let firstRowAt = 0;
+      // The ingest's own counter, not count(*): a scan of the table every 50 ms would compete with
+      // the writes it measures.
+      const stored = async () =>
+        (await metrics.ingestEvents.get()).values.reduce((sum, v) => sum + v.value, 0);
+      let cpu: (() => Promise<CpuShares>) | undefined;
       for (;;) {
-        const n = await count();
-        if (n > 0 && !firstRowAt) firstRowAt = performance.now();
+        const n = await stored();
+        if (n > 0 && !firstRowAt) {
+          firstRowAt = performance.now();
+          const { rows } = await pool.query<{ pid: number }>(
+            `select pid from pg_stat_activity where backend_type = 'client backend'`,
+          );
+          cpu = await cpuWindow(rows.map((r) => r.pid));
+        }
         if (n >= decoded.length) break;
         await new Promise((r) => setTimeout(r, 50));
       }
       const doneAt = performance.now();
+      const shares = await cpu!();
       await ingest.stop();
       const batches = (await metrics.ingestBatchSeconds.get()).values.find((v) =>
         v.metricName?.endsWith('_count'),
@@ -101,6 +114,8 @@ async function main() {
         eventsPerSecond: Math.round(decoded.length / (steadyMs / 1000)),
         batches,
         eventsPerBatch: Math.round(decoded.length / batches),
+        nodeCpuPct: shares.serverPct,
+        postgresCpuPct: shares.databasePct,
       });
       process.stdout.write(`batch ${maxBatchBytes} B: ${JSON.stringify(runs.at(-1))}\n`);
     }
@@ -170,11 +185,11 @@ async function main() {
       `| decoding alone (decodeRecord, one core) | ${result.decodeOnly.eventsPerSecond} events/s |`,
       `| COPY of the same decoded rows into msr.cdc_event | ${copyRate} rows/s |`,
       '',
-      '| KAFKA_MAX_BATCH_BYTES | events per batch | Kafka to cdc_event | vs COPY | total incl. group join |',
-      '| --- | --- | --- | --- | --- |',
+      '| KAFKA_MAX_BATCH_BYTES | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL (% of a core) |',
+      '| --- | --- | --- | --- | --- | --- |',
       ...runs.map(
         (r) =>
-          `| ${r.maxBatchBytes} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copyRate) * 100)} % | ${r.totalMs} ms |`,
+          `| ${r.maxBatchBytes} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copyRate) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} |`,
       ),
       '',
     ].join('\n');

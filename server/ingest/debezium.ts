@@ -2,6 +2,7 @@ import { decodeStruct, decodeValue, EncodingError, isUnavailable, type ConnectSc
 import { entityIdOf, scalarText } from './entity-id.js';
 import { jsonText, type JsonValue } from './json-text.js';
 import { rowDigest } from './keyless.js';
+import { isWrapped, SchemaPrefixes } from './schema-prefix.js';
 
 /**
  * Decodes one Kafka record of Debezium's PostgreSQL connector (JSON converter, with or without
@@ -90,7 +91,7 @@ export function isHeartbeatTopic(topic: string): boolean {
 export function decodeRecord(record: KafkaRecord): Decoded {
   if (isHeartbeatTopic(record.topic)) return { kind: 'skip', why: 'heartbeat' };
   if (record.value === null || record.value.length === 0) return { kind: 'skip', why: 'tombstone' };
-  const { schema, payload } = unwrap(parseJson(record.value, 'value'));
+  const { schema, payload } = unwrap(parseJson(record.topic, record.value, 'value'));
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
     throw new DecodeError('NOT_A_CHANGE_EVENT', 'the value is not a Debezium change event object');
   }
@@ -110,7 +111,7 @@ export function decodeRecord(record: KafkaRecord): Decoded {
   const tableSchema = text(source.schema, 'source.schema');
   const table = text(source.table, 'source.table');
 
-  const fields = new Map((schema?.fields ?? []).map((f) => [f.field, f]));
+  const fields = fieldsOf(schema);
   try {
     const after = op === 'd' || op === 't' ? null : image(fields.get('after'), envelope.after);
     const before = image(fields.get('before'), envelope.before);
@@ -124,7 +125,7 @@ export function decodeRecord(record: KafkaRecord): Decoded {
         source: name,
         schema: tableSchema,
         table,
-        entityId: op === 't' || keyless ? '' : entityId(record.key),
+        entityId: op === 't' || keyless ? '' : entityId(record.key, record.topic),
         ...(keyless ? { keyless: keylessImages(op, before?.row ?? null, after?.row ?? null) } : {}),
         op,
         before: before?.text ?? null,
@@ -149,9 +150,12 @@ function captureCoordinates(source: Record<string, unknown>): Coordinates | unde
   return { partition: seq, offset: lsn };
 }
 
-function parseJson(bytes: Buffer, what: string): unknown {
+// Per record stream (a topic's keys, a topic's values): the schema each repeats (schema-prefix.ts).
+const prefixes = new SchemaPrefixes();
+
+function parseJson(topic: string, bytes: Buffer, what: 'key' | 'value'): unknown {
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    return prefixes.parse(`${what} ${topic}`, bytes);
   } catch {
     throw new DecodeError('NOT_JSON', `the record ${what} is not JSON`);
   }
@@ -159,17 +163,22 @@ function parseJson(bytes: Buffer, what: string): unknown {
 
 /** The JSON converter with schemas.enable=true wraps every value as {schema, payload}. */
 function unwrap(json: unknown): { schema: ConnectSchema | undefined; payload: unknown } {
-  if (
-    typeof json === 'object' &&
-    json !== null &&
-    'payload' in json &&
-    'schema' in json &&
-    Object.keys(json).length === 2
-  ) {
-    const { schema, payload } = json as { schema: ConnectSchema | null; payload: unknown };
-    return { schema: schema ?? undefined, payload };
+  if (!isWrapped(json)) return { schema: undefined, payload: json };
+  return { schema: (json.schema as ConnectSchema | null) ?? undefined, payload: json.payload };
+}
+
+// Records of a topic share their parsed schema object (schema-prefix.ts), so its fields by name
+// are worked out once per schema.
+const fieldsBySchema = new WeakMap<ConnectSchema, ReadonlyMap<string | undefined, ConnectSchema>>();
+
+function fieldsOf(schema: ConnectSchema | undefined): ReadonlyMap<string | undefined, ConnectSchema> {
+  if (!schema) return new Map();
+  let fields = fieldsBySchema.get(schema);
+  if (!fields) {
+    fields = new Map((schema.fields ?? []).map((f) => [f.field, f]));
+    fieldsBySchema.set(schema, fields);
   }
-  return { schema: undefined, payload: json };
+  return fields;
 }
 
 function text(value: unknown, what: string): string {
@@ -224,10 +233,10 @@ function keylessImages(
 }
 
 /** The record key is the primary key: its canonical text (entity-id.ts). */
-export function entityId(key: Buffer | null): string {
+export function entityId(key: Buffer | null, topic = ''): string {
   if (key === null || key.length === 0)
     throw new DecodeError('MISSING_KEY', 'the record has no key (a table without a primary key?)');
-  const { schema, payload } = unwrap(parseJson(key, 'key'));
+  const { schema, payload } = unwrap(parseJson(topic, key, 'key'));
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
     return scalarText(decodeValue(schema, payload));
   }

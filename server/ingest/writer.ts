@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { inTransaction } from '../db/transaction.js';
 import type { ChangeEvent, DecodeReason } from './debezium.js';
 import { assignKeylessEntities } from './keyless.js';
+import { insertChanges } from './staging.js';
 
 /** Why a record is in msr.ingest_error. */
 export type IngestErrorReason = DecodeReason | 'DECODER_FAILED' | 'REJECTED_BY_DATABASE';
@@ -30,17 +31,6 @@ export interface FailedRecord {
   readonly reason: IngestErrorReason;
   readonly detail: string;
 }
-
-const INSERT_CHANGES = `
-insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
-                           lsn, tx_id, kafka_topic, kafka_partition, kafka_offset)
-select timestamptz 'epoch' + r.us * interval '1 microsecond', r.source, r.table_schema, r.table_name,
-       r.entity_id, r.op, r.before, r.after, r.lsn, r.tx_id, r.topic, r.kafka_partition, r.kafka_offset
-  from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[],
-              $8::jsonb[], $9::bigint[], $10::bigint[], $11::text[], $12::int[], $13::bigint[])
-       as r(us, source, table_schema, table_name, entity_id, op, before, after, lsn, tx_id, topic,
-            kafka_partition, kafka_offset)
-on conflict (kafka_topic, kafka_partition, kafka_offset, event_timestamp) do nothing`;
 
 // Columns Debezium could not read take their value from the entity's previous event (in replay
 // order), so an unchanged TOAST value never overwrites what is known. Idempotent: a stored row
@@ -109,8 +99,6 @@ export async function writeBatch(
  */
 export async function writeChanges(client: PoolClient, changes: readonly StoredChange[]): Promise<void> {
   if (changes.length === 0) return;
-  // This insert says ON CONFLICT on the coordinates: the per-row redelivery trigger can stand aside.
-  await client.query(`set local msr.writer = 'ingest'`);
   changes = await assignKeylessEntities(client, changes);
   await insertChanges(client, changes);
   for (const c of changes) {
@@ -123,23 +111,4 @@ export async function writeChanges(client: PoolClient, changes: readonly StoredC
       c.event.unavailable,
     ]);
   }
-}
-
-function insertChanges(client: PoolClient, changes: readonly StoredChange[]) {
-  const e = changes.map((c) => c.event);
-  return client.query(INSERT_CHANGES, [
-    e.map((x) => x.eventTimeUs.toString()),
-    e.map((x) => x.source),
-    e.map((x) => x.schema),
-    e.map((x) => x.table),
-    e.map((x) => x.entityId),
-    e.map((x) => x.op),
-    e.map((x) => x.before),
-    e.map((x) => x.after),
-    e.map((x) => x.lsn),
-    e.map((x) => x.txId),
-    changes.map((c) => c.topic),
-    changes.map((c) => c.partition),
-    changes.map((c) => c.offset),
-  ]);
 }

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent } from '../../../server/ingest/debezium.js';
 import { storeBatch } from '../../../server/ingest/store.js';
-import type { StoredChange } from '../../../server/ingest/writer.js';
+import { writeChanges, type StoredChange } from '../../../server/ingest/writer.js';
+import { inTransaction } from '../../../server/db/transaction.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { hoursAgo, prepareStorageFor } from '../../support/history.js';
 
@@ -99,6 +100,40 @@ describe('ingest batch writes', () => {
     ]);
   });
 
+  it('keeps every character of every column through COPY, stores only the new part of a partial redelivery, in batch order', async () => {
+    const awkward = 'tab\there, new\nline, cr\r, back\\slash \\N, quote " and \u00e9\u{1F6B2}';
+    const batch = [
+      change(10, `id\t${awkward}`, { id: 10, body: awkward, path: 'C:\\x\\N' }, { op: 'c', source: 'w' }),
+      change(
+        11,
+        '11',
+        { id: 11, body: '\\.' },
+        { op: 'c', before: JSON.stringify({ id: 11, body: awkward }) },
+      ),
+    ];
+    await storeBatch(db.pool, batch.slice(0, 1), []);
+    // Redelivered with a new record after it, then written twice in one transaction (as the
+    // capture may): each stored once.
+    await storeBatch(db.pool, batch, []);
+    await inTransaction(db.pool, async (client) => {
+      await writeChanges(client, batch);
+      await writeChanges(client, [...batch].reverse());
+    });
+    const { rows: stored } = await db.pool.query(
+      `select kafka_offset::int as offset, entity_id, after, before from msr.cdc_event
+        where source = 'w' and kafka_offset >= 10 order by id`,
+    );
+    expect(stored).toEqual([
+      {
+        offset: 10,
+        entity_id: `id\t${awkward}`,
+        after: { id: 10, body: awkward, path: 'C:\\x\\N' },
+        before: null,
+      },
+      { offset: 11, entity_id: '11', after: { id: 11, body: '\\.' }, before: { id: 11, body: awkward } },
+    ]);
+  });
+
   it('moves a record the database refuses to msr.ingest_error and stores the rest', async () => {
     const refused = change(5, '3', null, { op: 'c', after: '{"text": "a\\u0000b"}' });
     const result = await storeBatch(
@@ -120,7 +155,7 @@ describe('ingest batch writes', () => {
       ['7', 'NOT_JSON'],
       ['5', 'REJECTED_BY_DATABASE'],
     ]);
-    expect((await rows()).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4, 6]);
+    expect((await rows()).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4, 6, 10, 11]);
     const { rows: errors } = await db.pool.query(
       `select kafka_offset::int as offset, reason, record_value from msr.ingest_error order by kafka_offset`,
     );
