@@ -114,7 +114,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     if (config.capture || demoCapture) {
       const kafka =
         config.capture?.to === 'kafka'
-          ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log)
+          ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log, pool)
           : undefined;
       capture = config.capture
         ? new Capture(config.capture, pool, log, metrics, { ...options.capture, ...(kafka ? { kafka } : {}) })

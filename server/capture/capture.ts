@@ -330,7 +330,7 @@ export class Capture {
       // takes it again from a new slot, and its rows are sent again at that later moment.
       let rows: number;
       if (sink) {
-        rows = await read((changes) => sink.send(changes));
+        rows = await read(async (changes) => void (await sink.send(changes)));
         await done(this.pool, rows);
       } else {
         rows = await inTransaction(this.pool, async (client) => {
@@ -357,9 +357,9 @@ export class Capture {
       log: this.log,
       store: async (changes, refused) => {
         const sink = this.options.kafka;
-        if (sink) await sink.send(changes);
+        const tooLarge = sink ? await sink.send(changes) : [];
         const { failures } = await storeBatch(this.pool, sink ? [] : changes, refused);
-        this.refusals.note(failures);
+        this.refusals.note([...failures, ...tooLarge]);
         await this.options.afterStore?.();
       },
       onStored: (changes, commitUs) => {

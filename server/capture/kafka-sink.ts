@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Admin, Kafka, Producer } from 'kafkajs';
+import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { CapturedChange } from './changes.js';
+import { writeBatch, type FailedRecord } from '../ingest/writer.js';
 import { captureRecord } from './kafka-records.js';
 
 /** Sends of one batch before the failure is the capture's (which then starts over from the slot). */
@@ -21,15 +23,25 @@ export class KafkaSink {
   private admin: Admin | undefined;
   private readonly topics = new Set<string>();
 
+  /** `errors`: the msr database, where changes Kafka refuses are kept (msr.ingest_error). */
   constructor(
     private readonly kafka: Kafka,
     private readonly log: Logger,
+    private readonly errors: Pool | undefined,
   ) {}
 
-  async send(changes: readonly CapturedChange[]): Promise<void> {
-    if (changes.length === 0) return;
-    const records = changes.map(captureRecord);
+  /**
+   * Sends the changes in commit order and resolves once every broker in sync has them, with the
+   * changes Kafka refused for good: a record over the broker's message.max.bytes can never be
+   * sent, so it is kept in msr.ingest_error (REJECTED_BY_KAFKA, with its bytes) and the rest go
+   * on, rather than the capture retrying it forever. Throws when Kafka cannot be reached, or a
+   * refused change has nowhere to be kept: nothing may be confirmed to the slot then.
+   */
+  async send(changes: readonly CapturedChange[]): Promise<FailedRecord[]> {
+    if (changes.length === 0) return [];
+    const records = changes.map((change) => ({ change, ...captureRecord(change) }));
     await this.retried(() => this.ensureTopics([...new Set(records.map((r) => r.topic))]));
+    const refused: FailedRecord[] = [];
     // A broker refuses a record batch over its message.max.bytes (1 MiB by default), and one
     // request carries one batch per partition: requests stay well under that, in commit order.
     for (let start = 0; start < records.length;) {
@@ -37,19 +49,62 @@ export class KafkaSink {
       for (let bytes = 0; end < records.length && (end === start || bytes < REQUEST_BYTES); end++) {
         bytes += records[end]!.value.length + (records[end]!.key?.length ?? 0);
       }
-      const byTopic = new Map<string, { key: Buffer | null; value: Buffer }[]>();
-      for (const { topic, key, value } of records.slice(start, end)) {
-        let messages = byTopic.get(topic);
-        if (!messages) byTopic.set(topic, (messages = []));
-        messages.push({ key, value });
+      const chunk = records.slice(start, end);
+      try {
+        await this.sendInOrder(chunk);
+      } catch (err) {
+        if (!tooLarge(err)) throw err;
+        // Find the record(s) over the limit: one by one, the others still in commit order.
+        for (const record of chunk) {
+          try {
+            await this.sendInOrder([record]);
+          } catch (one) {
+            if (!tooLarge(one)) throw one;
+            const { topic, partition, offset } = record.change;
+            const detail = `${record.value.length} bytes: over the broker's message.max.bytes (${(one as Error).message})`;
+            this.log.error(
+              { topic, partition, offset, bytes: record.value.length },
+              'Kafka refused a captured change as too large; kept in msr.ingest_error',
+            );
+            refused.push({
+              topic,
+              partition,
+              offset,
+              key: record.key,
+              value: record.value,
+              reason: 'REJECTED_BY_KAFKA',
+              detail,
+            });
+          }
+        }
       }
-      const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
-      await this.retried(async () => {
-        const producer = await this.connectedProducer();
-        await producer.sendBatch({ acks: -1, topicMessages });
-      });
       start = end;
     }
+    if (refused.length > 0) {
+      if (!this.errors) {
+        throw new Error(
+          `Kafka refused ${refused.length} change(s) as too large and there is no msr database to keep them in (set DATABASE_URL)`,
+        );
+      }
+      await writeBatch(this.errors, [], refused);
+    }
+    return refused;
+  }
+
+  private sendInOrder(
+    records: readonly { topic: string; key: Buffer | null; value: Buffer }[],
+  ): Promise<void> {
+    const byTopic = new Map<string, { key: Buffer | null; value: Buffer }[]>();
+    for (const { topic, key, value } of records) {
+      let messages = byTopic.get(topic);
+      if (!messages) byTopic.set(topic, (messages = []));
+      messages.push({ key, value });
+    }
+    const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
+    return this.retried(async () => {
+      const producer = await this.connectedProducer();
+      await producer.sendBatch({ acks: -1, topicMessages });
+    });
   }
 
   /**
@@ -102,6 +157,17 @@ export class KafkaSink {
     }
     for (const t of missing) this.topics.add(t);
   }
+}
+
+/** The broker's refusal of a record over its size limit, however kafkajs wraps it. */
+function tooLarge(err: unknown): boolean {
+  const e = err as { type?: string; cause?: unknown; errors?: unknown[] } | null;
+  if (!e || typeof e !== 'object') return false;
+  return (
+    e.type === 'MESSAGE_TOO_LARGE' ||
+    tooLarge(e.cause) ||
+    (Array.isArray(e.errors) && e.errors.some(tooLarge))
+  );
 }
 
 /** kafkajs marks errors that may pass as retriable, also once its own retries ran out. */

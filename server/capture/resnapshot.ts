@@ -36,6 +36,6 @@ export async function snapshotAgain(
   const read = (write: (changes: CapturedChange[]) => Promise<void>) =>
     readTablesNow(sourceClientConfig(config), tables, config.sourceName, write);
   return into instanceof KafkaSink
-    ? read((changes) => into.send(changes))
+    ? read(async (changes) => void (await into.send(changes)))
     : inTransaction(into, (client) => read((changes) => writeChanges(client, changes)));
 }

@@ -25,18 +25,21 @@ async function snapshotCapturedSource(config: Config, collections: readonly stri
   }
   const log = createLogger(config.logLevel);
   const source = new pg.Pool({ ...sourceClientConfig(capture), max: 1 });
-  // Where the rows go: Kafka with CAPTURE_TO=kafka, else the msr database.
+  // Where the rows go: Kafka with CAPTURE_TO=kafka (rows it refuses to the msr database when
+  // DATABASE_URL names it), else the msr database.
+  const database = config.databaseUrl ? createPool(config.databaseUrl, 1, log) : undefined;
   const into =
     capture.to === 'kafka'
-      ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log)
-      : createPool(config.databaseUrl!, 1, log);
+      ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log, database)
+      : database!;
   try {
     const chosen = await publishedTables(new SourceCatalog(source), capture.publication, collections);
     if ('refused' in chosen) throw new Error(chosen.refused);
     const rows = await snapshotAgain(capture, chosen.tables, into);
     return { source: capture.sourceName, collections, type: 'blocking', via: 'capture', rows };
   } finally {
-    await (into instanceof KafkaSink ? into.stop() : into.end());
+    if (into instanceof KafkaSink) await into.stop();
+    await database?.end();
     await source.end();
   }
 }

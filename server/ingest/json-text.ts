@@ -10,14 +10,31 @@ export class JsonLiteral {
 export type JsonValue =
   null | boolean | number | string | JsonLiteral | JsonValue[] | { [key: string]: JsonValue };
 
+// Written as loops over the members rather than with Object.entries and map: every row image of
+// every change passes through here, and the intermediate arrays were a tenth of decoding.
 export function jsonText(value: JsonValue): string {
-  if (value instanceof JsonLiteral) return value.text;
-  if (Array.isArray(value)) return `[${value.map(jsonText).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const members = Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${jsonText(v)}`);
-    return `{${members.join(',')}}`;
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value);
+    case 'number':
+      // JSON has no NaN or Infinity; Debezium sends them for special float values.
+      return Number.isFinite(value) ? JSON.stringify(value) : 'null';
+    case 'boolean':
+      return value ? 'true' : 'false';
   }
-  // JSON has no NaN or Infinity; Debezium sends them for special float values.
-  if (typeof value === 'number' && !Number.isFinite(value)) return 'null';
-  return JSON.stringify(value);
+  if (value instanceof JsonLiteral) return value.text;
+  if (Array.isArray(value)) {
+    let text = '[';
+    for (let i = 0; i < value.length; i++) text += (i > 0 ? ',' : '') + jsonText(value[i]!);
+    return `${text}]`;
+  }
+  let text = '{';
+  let first = true;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key)) continue;
+    text += `${first ? '' : ','}${JSON.stringify(key)}:${jsonText(value[key]!)}`;
+    first = false;
+  }
+  return `${text}}`;
 }

@@ -263,4 +263,42 @@ describe('built-in capture into Kafka (CAPTURE_TO=kafka)', () => {
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(/not in publication msr: gis\.nothing/);
   });
+
+  it('keeps a change Kafka refuses as too large in msr.ingest_error, with its bytes, and streams on', async () => {
+    // About 2 MB in one row: over the broker's message.max.bytes (1 MiB) however it is batched.
+    await source.pool.query(
+      `insert into gis.bookmark (id, name) select 50, string_agg(md5(i::text), '') from generate_series(1, 64000) i`,
+    );
+    await source.pool.query(`insert into gis.bookmark (id, name) values (51, 'after the big one')`);
+    const entities = (name: string) =>
+      db.pool
+        .query<{ id: string }>(
+          `select entity_id as id from msr.cdc_event
+            where source = $1 and table_name = 'bookmark' and entity_id in ('50', '51') order by 1`,
+          [name],
+        )
+        .then((r) => r.rows.map((row) => row.id));
+    await until(
+      'row 51 stored both ways',
+      async () => (await entities(viaKafka)).includes('51') && (await entities(direct)).includes('51'),
+    );
+    expect(await entities(direct)).toEqual(['50', '51']);
+    expect(await entities(viaKafka)).toEqual(['51']);
+    const { rows: kept } = await db.pool.query<{ reason: string; detail: string; value: Buffer }>(
+      `select reason, detail, record_value as value from msr.ingest_error where kafka_topic = $1`,
+      [`${viaKafka}.gis.bookmark`],
+    );
+    expect(kept).toHaveLength(1);
+    expect(kept[0]!.reason).toBe('REJECTED_BY_KAFKA');
+    expect(kept[0]!.detail).toMatch(/bytes: over the broker's message.max.bytes/);
+    // The whole Debezium-format record (its bigint key as io.debezium.data.Json text) and the 2 MB name.
+    const record = JSON.parse(kept[0]!.value.toString()) as {
+      payload: { after: { id: string; name: string } };
+    };
+    expect(record.payload.after.id).toBe('50');
+    expect(record.payload.after.name).toHaveLength(64000 * 32);
+    const status = apps[1]!.capture!.status;
+    expect(status.state).toBe('streaming');
+    expect(status.warnings.join('\n')).toMatch(/REJECTED_BY_KAFKA/);
+  });
 });
