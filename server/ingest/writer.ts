@@ -5,7 +5,8 @@ import { assignKeylessEntities } from './keyless.js';
 import { insertChanges } from './staging.js';
 
 /** Why a record is in msr.ingest_error. */
-export type IngestErrorReason = DecodeReason | 'DECODER_FAILED' | 'REJECTED_BY_DATABASE' | 'REJECTED_BY_KAFKA';
+export type IngestErrorReason =
+  DecodeReason | 'DECODER_FAILED' | 'REJECTED_BY_DATABASE' | 'REJECTED_BY_KAFKA';
 
 /**
  * A decoded change with the coordinates that make storing it idempotent: the Kafka record it came
