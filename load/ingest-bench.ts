@@ -1,7 +1,8 @@
 // Ingest benchmark: Debezium change events (JSON converter with schemas, as Debezium's default
 // setup writes them) from a real Kafka broker into msr.cdc_event, at several batch sizes
 // (KAFKA_MAX_BATCH_BYTES), next to the same rows loaded with COPY into the same table and to the
-// decoding alone, all in one run on a fresh embedded PostgreSQL 15.
+// decoding alone, all in one run, on a fresh embedded PostgreSQL 15 and a fresh TimescaleDB 2.22.1
+// server (the same records from the same broker).
 // Usage: npm run bench:ingest [-- <events>]   (writes load/results/ingest.{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -11,7 +12,7 @@ import { pipeline } from 'node:stream/promises';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
 import { from as copyFrom } from 'pg-copy-streams';
 import { loadConfig } from '../server/config.js';
-import { startEmbeddedDatabase } from '../server/db/embedded.js';
+import type { Dialect } from '../server/db/dialect.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { Ingest } from '../server/ingest/consumer.js';
@@ -19,6 +20,7 @@ import { decodeRecord, type ChangeEvent } from '../server/ingest/debezium.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
 import { startKafkaCluster } from '../test/support/kafka-cluster.js';
+import { startBenchDatabase } from './bench-database.js';
 import { cpuWindow, type CpuShares } from './cpu-usage.js';
 import { debeziumRecords } from './debezium-records.js';
 
@@ -36,12 +38,8 @@ const isoFromUs = (us: bigint) =>
 
 async function main() {
   const dir = await mkdtemp(path.join(tmpdir(), 'msr-ingest-bench-'));
-  const dbDir = await mkdtemp(path.join(tmpdir(), 'msr-ingest-bench-db-'));
-  const database = await startEmbeddedDatabase(dbDir, 0, log);
-  const pool = createPool(database.url, 4, log);
   const cluster = await startKafkaCluster(dir, { connect: false });
   try {
-    await migrate(pool, log);
     const data = debeziumRecords(EVENTS, ENTITIES);
     const bytes = data.reduce((n, r) => n + r.key.length + r.value.length, 0);
 
@@ -66,22 +64,96 @@ async function main() {
     }
     const decodeMs = performance.now() - started;
 
+    const dialects: Record<string, DialectResult> = {};
+    for (const dialect of ['postgres', 'timescaledb'] as const) {
+      dialects[dialect] = await runDialect(dialect, cluster.brokers, decoded);
+    }
+    const result = {
+      machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15 and TimescaleDB 2.22.1 on PostgreSQL 15, Kafka 3.9.2 (one KRaft broker)`,
+      events: decoded.length,
+      megabytes: Math.round(bytes / 2 ** 20),
+      produce: { ms: Math.round(produceMs), eventsPerSecond: Math.round(data.length / (produceMs / 1000)) },
+      decodeOnly: { ms: Math.round(decodeMs), eventsPerSecond: Math.round(data.length / (decodeMs / 1000)) },
+      dialects,
+    };
+    const md = [
+      '# MSR ingest benchmark',
+      '',
+      `Machine: ${result.machine}. ${result.events} Debezium change events (JSON converter with schemas, ${result.megabytes} MiB) on ${PARTITIONS} partitions; the consumer and PostgreSQL share the machine with the broker.`,
+      '',
+      '| measure | value |',
+      '| --- | --- |',
+      `| produce to Kafka (kafkajs, 500 per send) | ${result.produce.eventsPerSecond} events/s |`,
+      `| decoding alone (decodeRecord, one core) | ${result.decodeOnly.eventsPerSecond} events/s |`,
+      '',
+      ...Object.entries(dialects).flatMap(([dialect, { copy, ingest, peakRssMb }]) => [
+        `## ${dialect}`,
+        '',
+        `COPY of the same decoded rows into msr.cdc_event: ${copy.rowsPerSecond} rows/s. Peak RSS of the benchmark process: ${peakRssMb} MB (it also holds every record and decoded row of the run).`,
+        '',
+        '| KAFKA_MAX_BATCH_BYTES | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL (% of a core) |',
+        '| --- | --- | --- | --- | --- | --- |',
+        ...ingest.map(
+          (r) =>
+            `| ${r.maxBatchBytes} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} |`,
+        ),
+        '',
+      ]),
+    ].join('\n');
+    await mkdir(RESULTS, { recursive: true });
+    await writeFile(new URL('ingest.json', RESULTS), `${JSON.stringify(result, null, 2)}\n`);
+    await writeFile(new URL('ingest.md', RESULTS), md);
+    process.stdout.write(`${md}\n`);
+  } finally {
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+interface DialectResult {
+  readonly ingest: IngestRun[];
+  readonly copy: { ms: number; rows: number; rowsPerSecond: number };
+  readonly peakRssMb: number;
+}
+
+interface IngestRun {
+  readonly maxBatchBytes: number;
+  readonly totalMs: number;
+  readonly eventsPerSecond: number;
+  readonly batches: number;
+  readonly eventsPerBatch: number;
+  readonly nodeCpuPct: number;
+  readonly postgresCpuPct: number;
+}
+
+async function runDialect(
+  dialect: Dialect,
+  brokers: string[],
+  decoded: readonly ChangeEvent[],
+): Promise<DialectResult> {
+  const dbDir = await mkdtemp(path.join(tmpdir(), `msr-ingest-bench-${dialect}-`));
+  const database = await startBenchDatabase(dialect, dbDir);
+  const pool = createPool(database.url, 4, log);
+  try {
+    await migrate(pool, log);
     const count = async () =>
       (await pool.query<{ n: number }>('select count(*)::int as n from msr.cdc_event')).rows[0]!.n;
-    const runs = [];
+    let peakRss = 0;
+    const rss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 100);
+    const runs: IngestRun[] = [];
     for (const maxBatchBytes of BATCH_BYTES) {
       await pool.query('truncate msr.cdc_event');
       const metrics = new Metrics();
       const config = loadConfig({
         DATABASE_URL: database.url,
         AUTH_MODE: 'none',
-        KAFKA_BROKERS: cluster.brokers.join(','),
-        KAFKA_GROUP_ID: `bench-${maxBatchBytes}`,
+        KAFKA_BROKERS: brokers.join(','),
+        KAFKA_GROUP_ID: `bench-${dialect}-${maxBatchBytes}`,
         KAFKA_TOPICS: TOPIC,
         KAFKA_MAX_BATCH_BYTES: String(maxBatchBytes),
       });
-      const ingest = new Ingest(pool, { ...config.kafka, brokers: cluster.brokers }, log, metrics);
-      started = performance.now();
+      const ingest = new Ingest(pool, { ...config.kafka, brokers }, log, metrics);
+      const started = performance.now();
       ingest.start();
       let firstRowAt = 0;
       // The ingest's own counter, not count(*): a scan of the table every 50 ms would compete with
@@ -117,14 +189,14 @@ async function main() {
         nodeCpuPct: shares.serverPct,
         postgresCpuPct: shares.databasePct,
       });
-      process.stdout.write(`batch ${maxBatchBytes} B: ${JSON.stringify(runs.at(-1))}\n`);
+      process.stdout.write(`${dialect} batch ${maxBatchBytes} B: ${JSON.stringify(runs.at(-1))}\n`);
     }
 
     await pool.query('truncate msr.cdc_event');
     const client = await pool.connect();
     // As for the ingest: the per-row redelivery check is for writers without ON CONFLICT.
     await client.query(`set msr.writer = 'ingest'`);
-    started = performance.now();
+    const started = performance.now();
     try {
       const lines = function* () {
         for (let i = 0; i < decoded.length; i++) {
@@ -162,46 +234,16 @@ async function main() {
     const copyMs = performance.now() - started;
     const copied = await count();
 
-    const best = runs.reduce((a, b) => (b.eventsPerSecond > a.eventsPerSecond ? b : a));
+    clearInterval(rss);
     const copyRate = Math.round(copied / (copyMs / 1000));
-    const result = {
-      machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15, Kafka 3.9.2 (one KRaft broker)`,
-      events: decoded.length,
-      megabytes: Math.round(bytes / 2 ** 20),
-      produce: { ms: Math.round(produceMs), eventsPerSecond: Math.round(data.length / (produceMs / 1000)) },
-      decodeOnly: { ms: Math.round(decodeMs), eventsPerSecond: Math.round(data.length / (decodeMs / 1000)) },
+    return {
       ingest: runs,
       copy: { ms: Math.round(copyMs), rows: copied, rowsPerSecond: copyRate },
-      bestIngestVsCopy: Math.round((best.eventsPerSecond / copyRate) * 100) / 100,
+      peakRssMb: Math.round(peakRss / 2 ** 20),
     };
-    const md = [
-      '# MSR ingest benchmark',
-      '',
-      `Machine: ${result.machine}. ${result.events} Debezium change events (JSON converter with schemas, ${result.megabytes} MiB) on ${PARTITIONS} partitions; the consumer and PostgreSQL share the machine with the broker.`,
-      '',
-      '| measure | value |',
-      '| --- | --- |',
-      `| produce to Kafka (kafkajs, 500 per send) | ${result.produce.eventsPerSecond} events/s |`,
-      `| decoding alone (decodeRecord, one core) | ${result.decodeOnly.eventsPerSecond} events/s |`,
-      `| COPY of the same decoded rows into msr.cdc_event | ${copyRate} rows/s |`,
-      '',
-      '| KAFKA_MAX_BATCH_BYTES | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL (% of a core) |',
-      '| --- | --- | --- | --- | --- | --- |',
-      ...runs.map(
-        (r) =>
-          `| ${r.maxBatchBytes} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copyRate) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} |`,
-      ),
-      '',
-    ].join('\n');
-    await mkdir(RESULTS, { recursive: true });
-    await writeFile(new URL('ingest.json', RESULTS), `${JSON.stringify(result, null, 2)}\n`);
-    await writeFile(new URL('ingest.md', RESULTS), md);
-    process.stdout.write(`${md}\n`);
   } finally {
     await pool.end();
-    await cluster.stop();
     await database.stop();
-    await rm(dir, { recursive: true, force: true });
     await rm(dbDir, { recursive: true, force: true });
   }
 }
