@@ -14,6 +14,8 @@ import { metricsRoutes } from './http/metrics.js';
 import { sessionRoutes } from './http/sessions.js';
 import { snapshotRoutes } from './http/snapshots.js';
 import { stateRoutes } from './http/state.js';
+import { activityRoutes } from './http/activity.js';
+import { entityHistoryRoutes } from './http/entity-history.js';
 import { viewerRoutes } from './http/viewer.js';
 import { Ingest, type IngestOptions } from './ingest/consumer.js';
 import { SnapshotSignals } from './ingest/signals.js';
@@ -177,6 +179,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
           ...metricsRoutes(metrics),
           ...availabilityRoutes(pool, config),
           ...stateRoutes(pool, config),
+          ...activityRoutes(pool, config),
+          ...entityHistoryRoutes(pool, config),
           ...sessionRoutes(sessions),
           ...snapshotRoutes(signals, capture),
           ...viewerRoutes(),

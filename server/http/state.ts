@@ -5,6 +5,8 @@ import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
 import { msToUs } from '../replay/deltas.js';
 import { readKeyframe, type KeyframeEntity } from '../replay/keyframe.js';
+import { tablesParam } from './query-params.js';
+import { RequestLimit } from './request-limit.js';
 import { json, type Route } from './route.js';
 
 /**
@@ -34,9 +36,7 @@ async function* stateDocument(
 
 /** GET /api/v1/state?t=<epoch ms>&tables=<schema.table,...>: the keyframe at t as JSON, streamed. */
 export function stateRoutes(pool: Pool, config: Config): Route[] {
-  // A whole keyframe per call, on the pool every session shares: beyond a few at once, callers
-  // wait their turn with 429 rather than starve the replay sockets of connections.
-  let running = 0;
+  const limit = new RequestLimit(config.maxStateRequests, 'state');
   return [
     {
       method: 'get',
@@ -50,24 +50,10 @@ export function stateRoutes(pool: Pool, config: Config): Route[] {
             message: 't is required: a time in epoch milliseconds',
           });
         }
-        const tables = query
-          .get('tables')
-          ?.split(',')
-          .map((s) => s.trim())
-          .filter(Boolean);
-        if (tables?.some((name) => !/^[^.\s]+\.[^.\s]+$/.test(name))) {
-          return json(400, {
-            code: ErrorCode.BAD_MESSAGE,
-            message: 'tables: expected schema.table names, comma-separated',
-          });
-        }
-        if (running >= config.maxStateRequests) {
-          return json(429, {
-            code: ErrorCode.BUSY,
-            message: `${running} state requests are running, the most this server serves at once; retry shortly`,
-          });
-        }
-        running++;
+        const tables = tablesParam(query);
+        if ('error' in tables) return tables.error;
+        const admitted = limit.enter();
+        if ('error' in admitted) return admitted.error;
         let streaming = false;
         try {
           const availability = await readAvailability(pool, config);
@@ -78,17 +64,17 @@ export function stateRoutes(pool: Pool, config: Config): Route[] {
             });
           }
           // The first chunk is read before answering, so a failing query is still a clean error.
-          const chunks = readKeyframe(pool, msToUs(t), { tables });
+          const chunks = readKeyframe(pool, msToUs(t), { tables: tables.value });
           const first = await chunks.next();
           streaming = true;
           return {
             status: 200,
             headers: { 'content-type': 'application/json' },
             body: undefined,
-            stream: stateDocument(t, first, chunks, () => running--),
+            stream: stateDocument(t, first, chunks, admitted.release),
           };
         } finally {
-          if (!streaming) running--;
+          if (!streaming) admitted.release();
         }
       },
     },

@@ -1,0 +1,137 @@
+import type { Pool } from 'pg';
+import { ErrorCode } from '../../protocol/codes.js';
+import type { Config } from '../config.js';
+import { readAvailability } from '../replay/availability.js';
+import { sqlAt, sqlMicros } from '../replay/micros.js';
+import { countParam, timeParam } from './query-params.js';
+import { RequestLimit } from './request-limit.js';
+import { json, type HttpResponse, type Route } from './route.js';
+
+export const MAX_HISTORY_PAGE = 1000;
+
+/** Where a page ends in replay order: event time (µs), LSN, Kafka offset (-1 when none), event id. */
+type Position = readonly [string, string, string, string];
+
+const ORDER = 'e.event_timestamp, coalesce(e.lsn, -1), coalesce(e.kafka_offset, -1), e.id';
+
+// An entity is a table and an id, whatever source stored it (as in keyframes). The sources are
+// found by a loose scan of cdc_event_entity_time (one probe per source), so the entity's rows come
+// from that index too; the table's truncates, which clear the entity, come from
+// cdc_event_truncates.
+const HISTORY_SQL = `
+with recursive sources (source) as (
+  (select source from msr.cdc_event order by source limit 1)
+  union all
+  select (select e.source from msr.cdc_event e where e.source > s.source order by e.source limit 1)
+    from sources s where s.source is not null
+),
+events as (
+  select e.* from sources s join msr.cdc_event e
+      on e.source = s.source and e.table_schema = $1 and e.table_name = $2 and e.entity_id = $3
+  union all
+  select e.* from sources s join msr.cdc_event e
+      on e.source = s.source and e.table_schema = $1 and e.table_name = $2 and e.op = 't'
+)
+select e.source, ${sqlMicros('e.event_timestamp')} as ts_us, e.op, e.before::text as before, e.after::text as after,
+       coalesce(e.lsn, -1)::text as lsn, coalesce(e.kafka_offset, -1)::text as kafka_offset, e.id::text as event_id
+  from events e
+ where e.event_timestamp >= ${sqlAt('$4')} and e.event_timestamp <= ${sqlAt('$5')}
+   and ($6::bigint is null
+        or (e.event_timestamp, coalesce(e.lsn, -1), coalesce(e.kafka_offset, -1), e.id)
+           > (${sqlAt('$6')}, $7::bigint, $8::bigint, $9::bigint))
+ order by ${ORDER}
+ limit $10`;
+
+interface Row {
+  source: string;
+  ts_us: string;
+  op: string;
+  before: string | null;
+  after: string | null;
+  lsn: string;
+  kafka_offset: string;
+  event_id: string;
+}
+
+const bad = (message: string): HttpResponse => json(400, { code: ErrorCode.BAD_MESSAGE, message });
+
+function decodeCursor(raw: string | null): Position | null | undefined {
+  if (raw === null || raw === '') return null;
+  const parts = Buffer.from(raw, 'base64url').toString('utf8').split(' ');
+  return parts.length === 4 && parts.every((p) => /^-?\d{1,19}$/.test(p))
+    ? (parts as unknown as Position)
+    : undefined;
+}
+
+const encodeCursor = (r: Row) =>
+  Buffer.from([r.ts_us, r.lsn, r.kafka_offset, r.event_id].join(' ')).toString('base64url');
+
+/**
+ * GET /api/v1/entities/{schema.table}/{id}/history?from=&to=&limit=&after=: one entity's changes
+ * in [from, to] (epoch ms; by default the available range) in replay order, `limit` at a time;
+ * `next` is the `after` of the following page, null on the last. Truncates of its table are in
+ * it: they clear the entity.
+ */
+export function entityHistoryRoutes(pool: Pool, config: Config): Route[] {
+  const limit = new RequestLimit(config.maxStateRequests, 'entity history');
+  return [
+    {
+      method: 'get',
+      path: '/api/v1/entities/:table/:id/history',
+      handler: async ({ params, query }) => {
+        let table: string;
+        let id: string;
+        try {
+          table = decodeURIComponent(params[0] ?? '');
+          id = decodeURIComponent(params[1] ?? '');
+        } catch {
+          return bad('the table and id in the path must be URL-encoded');
+        }
+        const dot = table.indexOf('.');
+        if (!/^[^.\s]+\.[^.\s]+$/.test(table)) return bad('table: expected schema.table');
+        if (id === '') return bad('id: expected an entity id');
+        const pageSize = countParam(query, 'limit', 100, 1, MAX_HISTORY_PAGE);
+        if ('error' in pageSize) return pageSize.error;
+        const after = decodeCursor(query.get('after'));
+        if (after === undefined) return bad('after: expected the next value of a previous page');
+        const admitted = limit.enter();
+        if ('error' in admitted) return admitted.error;
+        try {
+          const availability = await readAvailability(pool, config);
+          const from = timeParam(query, 'from', availability.earliest ?? 0);
+          if ('error' in from) return from.error;
+          const to = timeParam(query, 'to', Date.now());
+          if ('error' in to) return to.error;
+          if (to.value < from.value) return bad('to must not be before from');
+          const { rows } = await pool.query<Row>(HISTORY_SQL, [
+            table.slice(0, dot),
+            table.slice(dot + 1),
+            id,
+            Math.round(from.value * 1000),
+            Math.round(to.value * 1000),
+            ...(after ?? [null, null, null, null]),
+            pageSize.value + 1,
+          ]);
+          const page = rows.slice(0, pageSize.value);
+          return json(200, {
+            table,
+            id,
+            from: from.value,
+            to: to.value,
+            changes: page.map((r) => ({
+              ts: Number(r.ts_us) / 1000,
+              op: r.op,
+              source: r.source,
+              eventId: r.event_id,
+              state: r.after === null ? null : (JSON.parse(r.after) as unknown),
+              before: r.before === null ? null : (JSON.parse(r.before) as unknown),
+            })),
+            next: rows.length > pageSize.value ? encodeCursor(page.at(-1)!) : null,
+          });
+        } finally {
+          admitted.release();
+        }
+      },
+    },
+  ];
+}

@@ -1,0 +1,46 @@
+import { ErrorCode } from '../../protocol/codes.js';
+import { json, type HttpResponse } from './route.js';
+
+/** A query parameter read, or the 400 BAD_MESSAGE answer that says what is wrong with it. */
+export type Param<T> = { value: T } | { error: HttpResponse };
+
+const bad = (message: string): { error: HttpResponse } => ({
+  error: json(400, { code: ErrorCode.BAD_MESSAGE, message }),
+});
+
+/** An epoch-milliseconds time, or `fallback` when absent. */
+export function timeParam(query: URLSearchParams, name: string, fallback: number): Param<number> {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return { value: fallback };
+  const value = Number(raw);
+  return Number.isFinite(value) ? { value } : bad(`${name}: expected a time in epoch milliseconds`);
+}
+
+/** A whole number in [min, max], or `fallback` when absent. */
+export function countParam(
+  query: URLSearchParams,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): Param<number> {
+  const raw = query.get(name);
+  if (raw === null || raw === '') return { value: fallback };
+  const value = Number(raw);
+  return Number.isInteger(value) && value >= min && value <= max
+    ? { value }
+    : bad(`${name}: expected a whole number from ${min} to ${max}`);
+}
+
+/** `schema.table` names, comma-separated; undefined when absent (every table). */
+export function tablesParam(query: URLSearchParams): Param<string[] | undefined> {
+  const tables = query
+    .get('tables')
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (tables?.some((name) => !/^[^.\s]+\.[^.\s]+$/.test(name))) {
+    return bad('tables: expected schema.table names, comma-separated');
+  }
+  return { value: tables && tables.length > 0 ? tables : undefined };
+}
