@@ -132,7 +132,9 @@ export class ReplayClient {
     return opened;
   }
 
-  play = () => this.request({ type: 'play' }).then(() => undefined);
+  /** Plays on; with `until` (epoch ms) the session pauses exactly there. */
+  play = (until?: number) =>
+    this.request(until === undefined ? { type: 'play' } : { type: 'play', until }).then(() => undefined);
   pause = () => this.request({ type: 'pause' }).then(() => undefined);
   seek = (t: number) => this.request({ type: 'seek', t }).then(() => undefined);
   speed = (speed: Speed) => this.request({ type: 'speed', speed }).then(() => undefined);

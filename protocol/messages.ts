@@ -56,7 +56,8 @@ export const AttachMessage = z.strictObject({
   session: z.string().uuid(),
   resume: z.string().max(2000).optional(),
 });
-export const PlayMessage = z.strictObject({ type: z.literal('play'), rid });
+/** `until`: pause exactly there (epoch ms), the last frame ending at it. */
+export const PlayMessage = z.strictObject({ type: z.literal('play'), rid, until: time.optional() });
 export const PauseMessage = z.strictObject({ type: z.literal('pause'), rid });
 export const SeekMessage = z.strictObject({ type: z.literal('seek'), rid, t: time });
 export const SpeedMessage = z.strictObject({ type: z.literal('speed'), rid, speed: Speed });

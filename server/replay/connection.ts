@@ -111,7 +111,9 @@ export class ReplayConnection {
     if (!session) throw new ReplayError(ErrorCode.NOT_OPEN, `${message.type} before open or attach`);
     switch (message.type) {
       case 'play':
-        session.player.play();
+        session.player.play(
+          message.until === undefined ? undefined : this.manager.checkUntil(session, message.until),
+        );
         break;
       case 'pause':
         session.player.pause();

@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { Change, Speed } from '../../protocol/messages.js';
 import { readDeltas, usToMs, type DeltaWindow, type Micros } from './deltas.js';
+import { ReplayError } from './errors.js';
 import type { EntityFilter, KeyframeEntity } from './keyframe.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import { LiveEdge } from './live.js';
@@ -63,6 +64,8 @@ export interface PlayerState {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+const isForward = (speed: Speed) => speed === 'max' || (typeof speed === 'number' && speed > 0);
+
 /**
  * One session's replay clock and its reads. Each seek starts an epoch with its own abort signal:
  * the old epoch's reads stop and none of its messages is sent once the new epoch has begun.
@@ -82,6 +85,10 @@ export class Player {
   /** When the current epoch's seek began (performance.now()), for the seek latency metric. */
   seekStartedAt = performance.now();
   private loopEpoch: number | undefined;
+  /** Where a `play {until}` pauses; cleared by a pause, a seek or a turn of direction. */
+  private until: Micros | undefined;
+  /** The replay time of the last frame sent in this epoch. */
+  private lastFrameAt: Micros | undefined;
   private readonly live: LiveEdge;
   private lateCheckedAt = 0;
 
@@ -120,6 +127,8 @@ export class Player {
     this.seekStartedAt = performance.now();
     this.seq = 0;
     this.position = t;
+    this.until = undefined;
+    this.lastFrameAt = undefined;
     this.keyframeSent = false;
     this.pending.clear();
     this.keyframe(controller.signal).then(
@@ -140,7 +149,21 @@ export class Player {
     );
   }
 
-  play(): void {
+  /**
+   * Plays on; with `until` (inside the range, ahead in the direction of the speed) it pauses there
+   * exactly, the last frame ending at `until`. Throws OUT_OF_RANGE for an `until` behind.
+   */
+  play(until?: Micros): void {
+    if (until !== undefined) {
+      const forward = isForward(this.speed);
+      if (forward ? until < this.position : until > this.position) {
+        throw new ReplayError(
+          ErrorCode.OUT_OF_RANGE,
+          `until ${usToMs(until)} is behind the position ${usToMs(this.position)} for a ${forward ? 'forward' : 'reverse'} speed`,
+        );
+      }
+    }
+    this.until = until;
     this.playing = true;
     this.sendClock();
     this.ensureLoop();
@@ -148,10 +171,13 @@ export class Player {
 
   pause(): void {
     this.playing = false;
+    this.until = undefined;
     this.sendClock();
   }
 
   setSpeed(speed: Speed): void {
+    // A stop ahead in one direction is behind in the other.
+    if (isForward(speed) !== isForward(this.speed)) this.until = undefined;
     this.speed = speed;
     // The achieved speed of the old setting says nothing about the new one.
     this.achieved = 0;
@@ -212,7 +238,7 @@ export class Player {
     let ahead: ReadAhead | undefined;
     while (!signal.aborted && this.playing && !this.closed) {
       const max = this.speed === 'max' || this.speed === '-max';
-      const forward = this.speed === 'max' || (typeof this.speed === 'number' && this.speed > 0);
+      const forward = isForward(this.speed);
       if (max) await this.drained(signal);
       // Ticks keep their cadence: the time a read took comes off the wait.
       else await sleep(Math.max(0, lastWall + this.limits.tickMs - Date.now()));
@@ -225,7 +251,10 @@ export class Player {
       const behind = this.watchBackpressure(wall);
       if (behind && this.pending.size >= this.limits.maxPendingEntities) continue; // the clock waits
       const liveEdge = (Date.now() - LIVE_DELAY_MS) * 1000;
-      const end = forward ? Math.min(this.range.to, liveEdge) : this.range.from;
+      const until = this.until;
+      const end = forward
+        ? Math.min(this.range.to, liveEdge, until ?? Infinity)
+        : Math.max(this.range.from, until ?? -Infinity);
       const step = max ? Infinity : elapsed * 1000 * Math.abs(this.speed as number);
       const target = forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
       // At the live edge there is nothing to read yet; at full speed, do not spin.
@@ -281,6 +310,15 @@ export class Player {
         clockWall = wall;
         clockPosition = this.position;
         this.sendClock();
+      }
+      if (until !== undefined && this.position === until) {
+        this.flushPending();
+        // The state is exact at `until`: say so with a frame at it, even one without changes.
+        if (this.lastFrameAt !== until) this.sendFrame([], false);
+        this.playing = false;
+        this.until = undefined;
+        this.sendClock();
+        return;
       }
       const atEnd = forward ? this.position >= this.range.to : this.position <= this.range.from;
       if (atEnd) {
@@ -378,6 +416,7 @@ export class Player {
   }
 
   private sendFrame(changes: Change[], coalesced: boolean): void {
+    this.lastFrameAt = this.position;
     const frame = {
       type: 'frame' as const,
       epoch: this.epoch,

@@ -242,6 +242,18 @@ export class SessionManager {
     return msToUs(t);
   }
 
+  /** A `play {until}` time as a position, if it lies in the session's range (it may be ahead of now). */
+  checkUntil(session: ReplaySession, until: number): Micros {
+    const [from, to] = [usToMs(session.spec.from), usToMs(session.spec.to)];
+    if (until < from || until > to) {
+      throw new ReplayError(
+        ErrorCode.OUT_OF_RANGE,
+        `until must lie in the session's range, ${from} to ${to}`,
+      );
+    }
+    return msToUs(until);
+  }
+
   async activeCount(): Promise<number> {
     return this.registry.activeCount();
   }

@@ -225,6 +225,46 @@ describe('replay over WebSocket', () => {
     expect(mismatches).toEqual([]);
   });
 
+  it('pauses exactly at `play {until}`, forward and reverse, at full and paced speed', async () => {
+    const c = await client();
+    await c.open({ from: start, to: end, at: start + 10 * 60_000 });
+    await keyframeDone(c);
+    const mismatches: number[] = [];
+    c.on((m) => {
+      if (m.type === 'frame' && !isDeepStrictEqual(new Map(c.state), expected(m.t))) mismatches.push(m.t);
+    });
+    // Stops between events and on an event's own time (events at the stop are applied), both ways.
+    const onEvent = events.find((e) => e.ts > start + 30 * 60_000 && e.op !== 't')!.ts;
+    const stops: [number | 'max' | '-max', number][] = [
+      ['max', start + 25 * 60_000 + 0.5],
+      [-600, start + 20 * 60_000 + 123.456],
+      ['max', onEvent],
+      ['-max', start + 12 * 60_000],
+      [900, start + 50 * 60_000],
+    ];
+    for (const [speed, until] of stops) {
+      await c.speed(speed);
+      const frames: number[] = [];
+      const off = c.on((m) => m.type === 'frame' && frames.push(m.t));
+      const paused = c.waitFor((m) => m.type === 'clock' && !m.playing && m.t === until, 30_000);
+      await c.play(until);
+      await paused;
+      await new Promise((r) => setTimeout(r, 150));
+      off();
+      // The last frame ends at `until`, nothing follows the pause, and the state is the state there.
+      expect(frames.at(-1)).toBe(until);
+      expect(c.t).toBe(until);
+      expect(c.playing).toBe(false);
+      expect(c.state).toEqual(expected(until));
+    }
+    expect(mismatches).toEqual([]);
+    // Behind the position for the speed's direction, or outside the session: refused.
+    await c.speed(10);
+    await expect(c.play(start + 11 * 60_000)).rejects.toThrow(/OUT_OF_RANGE/);
+    await expect(c.play(end + HOUR)).rejects.toThrow(/OUT_OF_RANGE/);
+    expect(c.playing).toBe(false);
+  });
+
   it('reads ahead at a paced speed: a few window queries, not one per tick; exact across a turn', async () => {
     const c = await client();
     const t = start + 20 * 60_000;
