@@ -7,9 +7,11 @@ import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
 import { demoLive } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import { getJson } from '../support/http.js';
 
 // The viewer in a real browser (Debian's Chromium, driven by playwright-core): it shows the demo
-// world, plays, seeks and goes live. A screenshot is kept in test-artifacts/.
+// world with its activity strip, plays, seeks, plays until a typed time, inspects a clicked entity,
+// opens a shared link at the same state and goes live. Screenshots are kept in test-artifacts/.
 
 const CHROMIUM = '/usr/bin/chromium';
 const available = existsSync(CHROMIUM);
@@ -50,23 +52,26 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     await db?.drop();
   });
 
-  it('draws the demo city, plays, seeks and goes live', async () => {
+  it('draws the demo city, plays, seeks, plays until a typed time, inspects an entity, opens a shared link and goes live', async () => {
     const page = await browser.newPage({ viewport: { width: 1300, height: 800 } });
     const problems: string[] = [];
     page.on('pageerror', (err) => problems.push(err.message));
     await page.goto(`http://127.0.0.1:${app.port}/`);
-    await page.waitForFunction(
-      () => Number(document.getElementById('count')!.textContent) > 1000,
-      undefined,
-      {
+    await page
+      .waitForFunction(() => Number(document.getElementById('count')!.textContent) > 1000, undefined, {
         timeout: 20_000,
-      },
-    );
+      })
+      .catch(async (err: Error) => {
+        throw new Error(
+          `${err.message}; status: ${await page.textContent('#status')}; page errors: ${problems.join(' | ')}`,
+        );
+      });
     expect(await page.textContent('#status')).toBe('connected');
     const timeAt = async () => Date.parse(`${(await page.textContent('#time'))!.replace(' ', 'T')}Z`);
 
     // Seek 15 minutes back through the timeline, then play at 600x.
     const target = Date.now() - 15 * 60_000;
+    const scrubbed = Date.now();
     await page.$eval(
       '#timeline',
       (el, t) => {
@@ -80,6 +85,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
       const text = document.getElementById('time')!.textContent!;
       return Math.abs(Date.parse(`${text.replace(' ', 'T')}Z`) - t) < 1000;
     }, target);
+    console.log(`viewer: scrub release to the new time drawn in ${Date.now() - scrubbed} ms`);
     await page.selectOption('#speed-choice', '600');
     await page.click('#play');
     await page.waitForFunction(() => document.getElementById('play')!.textContent === 'Pause');
@@ -87,6 +93,113 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     const played = await timeAt();
     expect(played - target).toBeGreaterThan(60_000);
     expect(await page.textContent('#achieved')).toMatch(/×$/);
+
+    // Play until a typed time: it stops there, showing the state the server has for that time.
+    await page.click('#play');
+    await page.waitForFunction(() => document.getElementById('play')!.textContent === 'Play');
+    // From ten minutes back (the 600x play above ran into the live edge).
+    const from = Math.round((Date.now() - 10 * 60_000) / 1000) * 1000;
+    await page.$eval(
+      '#timeline',
+      (el, t) => {
+        const input = el as HTMLInputElement;
+        input.value = String(t);
+        input.dispatchEvent(new Event('change'));
+      },
+      from,
+    );
+    // The range input snaps to its 1 s steps from its minimum.
+    await page.waitForFunction((t) => {
+      const text = document.getElementById('time')!.textContent!;
+      return Math.abs(Date.parse(`${text.replace(' ', 'T')}Z`) - t) < 1000;
+    }, from);
+    const until = Math.ceil((await timeAt()) / 1000) * 1000 + 90_000;
+    await page.fill('#until', new Date(until).toISOString().slice(11, 19));
+    await page.click('#play-until');
+    await page
+      .waitForFunction(
+        (t) => {
+          const text = document.getElementById('time')!.textContent!;
+          return (
+            document.getElementById('play')!.textContent === 'Play' &&
+            Date.parse(`${text.replace(' ', 'T')}Z`) === t
+          );
+        },
+        until,
+        { timeout: 20_000 },
+      )
+      .catch(async (err: Error) => {
+        throw new Error(
+          `${err.message}; until ${until}; status: ${await page.textContent('#status')}; time: ${await page.textContent('#time')}; ${await page.textContent('#play')}`,
+        );
+      });
+    const atUntil = await getJson(app.port, `/api/v1/state?t=${until}`);
+    expect(Number(await page.textContent('#count'))).toBe(atUntil.body.entities.length);
+
+    // The activity strip has bars.
+    const painted = await page.$eval('#activity', (el) => {
+      const c = el as HTMLCanvasElement;
+      const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++;
+      return n;
+    });
+    expect(painted).toBeGreaterThan(100);
+
+    // Click a drawn entity: the inspector shows it and its changes around the replay time.
+    const spot = await page.$eval('#map', (el) => {
+      const c = el as HTMLCanvasElement;
+      const data = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      const box = c.getBoundingClientRect();
+      for (let i = 3; i < data.length; i += 4) {
+        if (data[i] === 255) {
+          const p = (i - 3) / 4;
+          return {
+            x: box.left + ((p % c.width) + 0.5) * (box.width / c.width),
+            y: box.top + (Math.floor(p / c.width) + 0.5) * (box.height / c.height),
+          };
+        }
+      }
+      return undefined;
+    });
+    expect(spot).toBeDefined();
+    await page.mouse.click(spot!.x, spot!.y);
+    await page.waitForFunction(() => document.querySelectorAll('#entity-history li').length > 0, undefined, {
+      timeout: 10_000,
+    });
+    const inspected = (await page.textContent('#entity-name'))!;
+    expect(inspected).toMatch(/^city\.(vehicle|incident) \S+$/);
+    expect(JSON.parse((await page.textContent('#entity-state'))!)).toEqual(
+      atUntil.body.entities.find((e: { table: string; id: string }) => `${e.table} ${e.id}` === inspected)
+        .state,
+    );
+
+    // The link opens a new page at the same time, with the same entity inspected.
+    await page.click('#share');
+    const link = page.url();
+    expect(new URL(link).searchParams.get('t')).toBe(String(until));
+    const shared = await browser.newPage({ viewport: { width: 1300, height: 800 } });
+    shared.on('pageerror', (err) => problems.push(err.message));
+    await shared.goto(link);
+    await shared.waitForFunction(
+      (t) => {
+        const text = document.getElementById('time')!.textContent!;
+        return (
+          Date.parse(`${text.replace(' ', 'T')}Z`) === t &&
+          Number(document.getElementById('count')!.textContent) > 0
+        );
+      },
+      until,
+      { timeout: 20_000 },
+    );
+    expect(Number(await shared.textContent('#count'))).toBe(atUntil.body.entities.length);
+    await shared.waitForFunction(
+      (name) => document.getElementById('entity-name')!.textContent === name,
+      inspected,
+    );
+    await mkdir('test-artifacts', { recursive: true });
+    await shared.screenshot({ path: 'test-artifacts/viewer-shared.png' });
+    await shared.close();
 
     // Live: back to the present at 1x.
     await page.click('#live');
