@@ -68,23 +68,27 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
       });
     expect(await page.textContent('#status')).toBe('connected');
     const timeAt = async () => Date.parse(`${(await page.textContent('#time'))!.replace(' ', 'T')}Z`);
+    /** Releases the timeline at t and waits for the page to show it (the input snaps to 1 s steps). */
+    const scrubTo = async (target: number) => {
+      await page.$eval(
+        '#timeline',
+        (el, t) => {
+          const input = el as HTMLInputElement;
+          input.value = String(t);
+          input.dispatchEvent(new Event('change'));
+        },
+        target,
+      );
+      await page.waitForFunction((t) => {
+        const text = document.getElementById('time')!.textContent!;
+        return Math.abs(Date.parse(`${text.replace(' ', 'T')}Z`) - t) < 1000;
+      }, target);
+    };
 
     // Seek 15 minutes back through the timeline, then play at 600x.
     const target = Date.now() - 15 * 60_000;
     const scrubbed = Date.now();
-    await page.$eval(
-      '#timeline',
-      (el, t) => {
-        const input = el as HTMLInputElement;
-        input.value = String(t);
-        input.dispatchEvent(new Event('change'));
-      },
-      target,
-    );
-    await page.waitForFunction((t) => {
-      const text = document.getElementById('time')!.textContent!;
-      return Math.abs(Date.parse(`${text.replace(' ', 'T')}Z`) - t) < 1000;
-    }, target);
+    await scrubTo(target);
     console.log(`viewer: scrub release to the new time drawn in ${Date.now() - scrubbed} ms`);
     await page.selectOption('#speed-choice', '600');
     await page.click('#play');
@@ -99,20 +103,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     await page.waitForFunction(() => document.getElementById('play')!.textContent === 'Play');
     // From ten minutes back (the 600x play above ran into the live edge).
     const from = Math.round((Date.now() - 10 * 60_000) / 1000) * 1000;
-    await page.$eval(
-      '#timeline',
-      (el, t) => {
-        const input = el as HTMLInputElement;
-        input.value = String(t);
-        input.dispatchEvent(new Event('change'));
-      },
-      from,
-    );
-    // The range input snaps to its 1 s steps from its minimum.
-    await page.waitForFunction((t) => {
-      const text = document.getElementById('time')!.textContent!;
-      return Math.abs(Date.parse(`${text.replace(' ', 'T')}Z`) - t) < 1000;
-    }, from);
+    await scrubTo(from);
     const until = Math.ceil((await timeAt()) / 1000) * 1000 + 90_000;
     await page.fill('#until', new Date(until).toISOString().slice(11, 19));
     await page.click('#play-until');
