@@ -9,10 +9,12 @@ import { json, type Route } from './route.js';
 /** The most buckets one answer holds: a timeline is at most a few thousand pixels wide. */
 export const MAX_ACTIVITY_BUCKETS = 2000;
 
-// Counted on the replay-order index's leading column: one range scan, no sort (the grouping key is
-// the bucket number). Times travel as whole microseconds so bucket edges are exact.
+// One scan of the range; each row finds its bucket by binary search in the starts (width_bucket),
+// about twice as fast as arithmetic on extract(epoch ...), which is numeric. Starts are whole
+// microseconds, so the answer's bucket times are exactly the edges used.
 const ACTIVITY_SQL = `
-select floor(((extract(epoch from event_timestamp) * 1000000)::bigint - $1::bigint) / $3::float8)::int as bucket,
+select width_bucket(event_timestamp, array(select timestamptz 'epoch' + b * interval '1 microsecond'
+                                              from unnest($3::bigint[]) b)) - 1 as bucket,
        count(*)::int as events
   from msr.cdc_event
  where event_timestamp >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'
@@ -50,22 +52,28 @@ export function activityRoutes(pool: Pool, config: Config): Route[] {
           const fromUs = Math.round(from.value * 1000);
           const toUs = Math.round(to.value * 1000);
           const widthUs = (toUs - fromUs) / buckets.value;
+          if (widthUs < 1) {
+            return json(400, {
+              code: ErrorCode.BAD_MESSAGE,
+              message: 'buckets: more than microseconds in the range',
+            });
+          }
+          const starts = Array.from({ length: buckets.value }, (_, i) => fromUs + Math.round(i * widthUs));
           const { rows } = await pool.query<{ bucket: number; events: number }>(ACTIVITY_SQL, [
             fromUs,
             toUs,
-            widthUs,
+            starts,
             tables.value ?? null,
           ]);
           const counts = new Array<number>(buckets.value).fill(0);
-          // A bucket edge that float division puts one past the end belongs to the last bucket.
-          for (const r of rows) counts[Math.min(r.bucket, buckets.value - 1)]! += r.events;
+          for (const r of rows) counts[r.bucket]! += r.events;
           return json(200, {
             from: from.value,
             to: to.value,
             bucketMs: widthUs / 1000,
             tables: tables.value ?? null,
             total: counts.reduce((a, b) => a + b, 0),
-            buckets: counts.map((events, i) => ({ t: (fromUs + i * widthUs) / 1000, events })),
+            buckets: counts.map((events, i) => ({ t: starts[i]! / 1000, events })),
           });
         } finally {
           admitted.release();

@@ -25,20 +25,28 @@ with recursive sources (source) as (
   select (select e.source from msr.cdc_event e where e.source > s.source order by e.source limit 1)
     from sources s where s.source is not null
 ),
+-- LATERAL with OFFSET 0 (which keeps the planner from flattening it into a join): one index
+-- range per source. As a join, the planner guessed a hundred sources and hashed a parallel scan
+-- of the whole table instead (100 ms on a million rows).
 events as (
-  select e.* from sources s join msr.cdc_event e
-      on e.source = s.source and e.table_schema = $1 and e.table_name = $2 and e.entity_id = $3
+  select e.* from sources s cross join lateral (
+    select * from msr.cdc_event e
+     where e.source = s.source and e.table_schema = $1 and e.table_name = $2 and e.entity_id = $3
+       and e.event_timestamp >= ${sqlAt('$4')} and e.event_timestamp <= ${sqlAt('$5')}
+    offset 0) e
   union all
-  select e.* from sources s join msr.cdc_event e
-      on e.source = s.source and e.table_schema = $1 and e.table_name = $2 and e.op = 't'
+  select e.* from sources s cross join lateral (
+    select * from msr.cdc_event e
+     where e.source = s.source and e.table_schema = $1 and e.table_name = $2 and e.op = 't'
+       and e.event_timestamp >= ${sqlAt('$4')} and e.event_timestamp <= ${sqlAt('$5')}
+    offset 0) e
 )
 select e.source, ${sqlMicros('e.event_timestamp')} as ts_us, e.op, e.before::text as before, e.after::text as after,
        coalesce(e.lsn, -1)::text as lsn, coalesce(e.kafka_offset, -1)::text as kafka_offset, e.id::text as event_id
   from events e
- where e.event_timestamp >= ${sqlAt('$4')} and e.event_timestamp <= ${sqlAt('$5')}
-   and ($6::bigint is null
-        or (e.event_timestamp, coalesce(e.lsn, -1), coalesce(e.kafka_offset, -1), e.id)
-           > (${sqlAt('$6')}, $7::bigint, $8::bigint, $9::bigint))
+ where $6::bigint is null
+    or (e.event_timestamp, coalesce(e.lsn, -1), coalesce(e.kafka_offset, -1), e.id)
+       > (${sqlAt('$6')}, $7::bigint, $8::bigint, $9::bigint)
  order by ${ORDER}
  limit $10`;
 
