@@ -15,6 +15,8 @@ const STATUS_COLOURS: Record<string, string> = {
   on_scene: '#ef5350',
   returning: '#ab47bc',
 };
+/** How far an arrow key steps. */
+const STEP_MS = 10_000;
 /** How often the activity strip is read again (the live edge moves on). */
 const ACTIVITY_EVERY_MS = 30_000;
 
@@ -209,11 +211,25 @@ async function main() {
     }
     if (nearest) attempt(() => inspector.inspect(nearest.key, client.state.get(nearest.key), client.t));
   });
-  // Space plays or pauses when no text field has the keys.
+  // Keys, when no field has them: space plays or pauses, the arrows step 10 s back or ahead
+  // (a seek), + and - pick the next speed in the list.
   document.addEventListener('keydown', (event) => {
-    if (event.key !== ' ' || (event.target as HTMLElement).tagName === 'INPUT') return;
+    const target = event.target as HTMLElement;
+    if (target.tagName === 'INPUT' || target.tagName === 'SELECT') return;
+    // A focused button takes space as its own click.
+    if (event.key === ' ') {
+      if (target.tagName === 'BUTTON') return;
+      togglePlay();
+    } else if (event.key === 'ArrowLeft' || event.key === 'ArrowRight') {
+      const t = client.t + (event.key === 'ArrowLeft' ? -STEP_MS : STEP_MS);
+      attempt(() => client.seek(Math.min(Math.max(t, from), Date.now() - 1000)));
+    } else if (event.key === '+' || event.key === '-') {
+      const next = speedChoice.selectedIndex + (event.key === '+' ? 1 : -1);
+      if (next < 0 || next >= speedChoice.options.length) return;
+      speedChoice.selectedIndex = next;
+      speedChoice.dispatchEvent(new Event('change'));
+    } else return;
     event.preventDefault();
-    togglePlay();
   });
   $('live').addEventListener('click', () => {
     speedChoice.value = '1';

@@ -127,6 +127,23 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     const atUntil = await getJson(app.port, `/api/v1/state?t=${until}`);
     expect(Number(await page.textContent('#count'))).toBe(atUntil.body.entities.length);
 
+    // Keys: an arrow steps 10 s back, + picks the next speed.
+    await page.keyboard.press('ArrowLeft');
+    await page.waitForFunction(
+      (t) => Date.parse(`${document.getElementById('time')!.textContent!.replace(' ', 'T')}Z`) === t,
+      until - 10_000,
+    );
+    const speedBefore = await page.$eval('#speed-choice', (el) => (el as HTMLSelectElement).selectedIndex);
+    await page.keyboard.press('+');
+    expect(await page.$eval('#speed-choice', (el) => (el as HTMLSelectElement).selectedIndex)).toBe(
+      speedBefore + 1,
+    );
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(
+      (t) => Date.parse(`${document.getElementById('time')!.textContent!.replace(' ', 'T')}Z`) === t,
+      until,
+    );
+
     // The activity strip has bars.
     const painted = await page.$eval('#activity', (el) => {
       const c = el as HTMLCanvasElement;
