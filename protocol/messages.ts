@@ -33,8 +33,10 @@ export const Speed = z.union([
 ]);
 export type Speed = z.infer<typeof Speed>;
 
+/** A `schema.table` name, as sessions, REST filters and entity paths take it. */
+export const TABLE_NAME = /^[^.\s]+\.[^.\s]+$/;
 /** `schema.table` names. */
-const tables = z.array(z.string().regex(/^[^.\s]+\.[^.\s]+$/, 'expected schema.table')).max(1000);
+const tables = z.array(z.string().regex(TABLE_NAME, 'expected schema.table')).max(1000);
 
 // Client to server
 

@@ -1,11 +1,11 @@
 import type { Pool } from 'pg';
-import { ErrorCode } from '../../protocol/codes.js';
+import { TABLE_NAME } from '../../protocol/messages.js';
 import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
 import { sqlAt, sqlMicros } from '../replay/micros.js';
-import { countParam, timeParam } from './query-params.js';
+import { badRequest, countParam, timeParam } from './query-params.js';
 import { RequestLimit } from './request-limit.js';
-import { json, type HttpResponse, type Route } from './route.js';
+import { json, type Route } from './route.js';
 
 export const MAX_HISTORY_PAGE = 1000;
 
@@ -61,8 +61,6 @@ interface Row {
   event_id: string;
 }
 
-const bad = (message: string): HttpResponse => json(400, { code: ErrorCode.BAD_MESSAGE, message });
-
 function decodeCursor(raw: string | null): Position | null | undefined {
   if (raw === null || raw === '') return null;
   const parts = Buffer.from(raw, 'base64url').toString('utf8').split(' ');
@@ -93,30 +91,32 @@ export function entityHistoryRoutes(pool: Pool, config: Config): Route[] {
           table = decodeURIComponent(params[0] ?? '');
           id = decodeURIComponent(params[1] ?? '');
         } catch {
-          return bad('the table and id in the path must be URL-encoded');
+          return badRequest('the table and id in the path must be URL-encoded');
         }
         const dot = table.indexOf('.');
-        if (!/^[^.\s]+\.[^.\s]+$/.test(table)) return bad('table: expected schema.table');
-        if (id === '') return bad('id: expected an entity id');
+        if (!TABLE_NAME.test(table)) return badRequest('table: expected schema.table');
+        if (id === '') return badRequest('id: expected an entity id');
         const pageSize = countParam(query, 'limit', 100, 1, MAX_HISTORY_PAGE);
         if ('error' in pageSize) return pageSize.error;
         const after = decodeCursor(query.get('after'));
-        if (after === undefined) return bad('after: expected the next value of a previous page');
+        if (after === undefined) return badRequest('after: expected the next value of a previous page');
+        const fromParam = timeParam(query, 'from');
+        if ('error' in fromParam) return fromParam.error;
+        const toParam = timeParam(query, 'to');
+        if ('error' in toParam) return toParam.error;
         const admitted = limit.enter();
         if ('error' in admitted) return admitted.error;
         try {
-          const availability = await readAvailability(pool, config);
-          const from = timeParam(query, 'from', availability.earliest ?? 0);
-          if ('error' in from) return from.error;
-          const to = timeParam(query, 'to', Date.now());
-          if ('error' in to) return to.error;
-          if (to.value < from.value) return bad('to must not be before from');
+          // The available range is read only when the caller left its start out.
+          const from = fromParam.value ?? (await readAvailability(pool, config)).earliest ?? 0;
+          const to = toParam.value ?? Date.now();
+          if (to < from) return badRequest('to must not be before from');
           const { rows } = await pool.query<Row>(HISTORY_SQL, [
             table.slice(0, dot),
             table.slice(dot + 1),
             id,
-            Math.round(from.value * 1000),
-            Math.round(to.value * 1000),
+            Math.round(from * 1000),
+            Math.round(to * 1000),
             ...(after ?? [null, null, null, null]),
             pageSize.value + 1,
           ]);
@@ -124,8 +124,8 @@ export function entityHistoryRoutes(pool: Pool, config: Config): Route[] {
           return json(200, {
             table,
             id,
-            from: from.value,
-            to: to.value,
+            from,
+            to,
             changes: page.map((r) => ({
               ts: Number(r.ts_us) / 1000,
               op: r.op,

@@ -1,17 +1,20 @@
 import { ErrorCode } from '../../protocol/codes.js';
+import { TABLE_NAME } from '../../protocol/messages.js';
 import { json, type HttpResponse } from './route.js';
 
 /** A query parameter read, or the 400 BAD_MESSAGE answer that says what is wrong with it. */
 export type Param<T> = { value: T } | { error: HttpResponse };
 
-const bad = (message: string): { error: HttpResponse } => ({
-  error: json(400, { code: ErrorCode.BAD_MESSAGE, message }),
-});
+/** The 400 BAD_MESSAGE answer saying what is wrong with the request. */
+export const badRequest = (message: string): HttpResponse =>
+  json(400, { code: ErrorCode.BAD_MESSAGE, message });
 
-/** An epoch-milliseconds time, or `fallback` when absent. */
-export function timeParam(query: URLSearchParams, name: string, fallback: number): Param<number> {
+const bad = (message: string): { error: HttpResponse } => ({ error: badRequest(message) });
+
+/** An epoch-milliseconds time; undefined when absent (the caller knows its default). */
+export function timeParam(query: URLSearchParams, name: string): Param<number | undefined> {
   const raw = query.get(name);
-  if (raw === null || raw === '') return { value: fallback };
+  if (raw === null || raw === '') return { value: undefined };
   const value = Number(raw);
   return Number.isFinite(value) ? { value } : bad(`${name}: expected a time in epoch milliseconds`);
 }
@@ -39,7 +42,7 @@ export function tablesParam(query: URLSearchParams): Param<string[] | undefined>
     ?.split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (tables?.some((name) => !/^[^.\s]+\.[^.\s]+$/.test(name))) {
+  if (tables?.some((name) => !TABLE_NAME.test(name))) {
     return bad('tables: expected schema.table names, comma-separated');
   }
   return { value: tables && tables.length > 0 ? tables : undefined };
