@@ -4,6 +4,7 @@ import type { Config } from './config.js';
 import { startEmbeddedDatabase } from './db/embedded.js';
 import { migrate, type MigrationResult } from './db/migrate.js';
 import { createPool } from './db/pool.js';
+import { ReplayReaders } from './db/replicas.js';
 import { prepareStorage, publishSettings } from './db/settings.js';
 import { DemoWorld } from './demo/world.js';
 import { createAuthenticator } from './auth/authenticator.js';
@@ -147,7 +148,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }
 
     metrics.watchPool(pool);
-    const sessions = new SessionManager(pool, config, log, undefined, { ...options.replay, metrics });
+    const readers = new ReplayReaders(pool, config.replicas, config.dbPoolSize, log, metrics.replicas);
+    lifecycle.started('replicas', () => readers.stop());
+    await readers.start();
+    const sessions = new SessionManager(pool, config, log, undefined, {
+      ...options.replay,
+      metrics,
+      readers,
+    });
     sessions.start();
     lifecycle.started('sessions', () => sessions.stop());
 
@@ -175,10 +183,11 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
             aggregate,
             capture,
             captureMaxRetainedBytes: config.capture?.maxRetainedWalBytes,
+            replicas: readers,
           }),
           ...metricsRoutes(metrics),
           ...availabilityRoutes(pool, config),
-          ...stateRoutes(pool, config),
+          ...stateRoutes(pool, config, readers),
           ...activityRoutes(pool, config),
           ...entityHistoryRoutes(pool, config),
           ...sessionRoutes(sessions),

@@ -71,6 +71,8 @@ const envSchema = z.object({
   DATABASE_SSL_CA_FILE: z.string().min(1).optional(),
   DATABASE_SSL_CERT_FILE: z.string().min(1).optional(),
   DATABASE_SSL_KEY_FILE: z.string().min(1).optional(),
+  DATABASE_REPLICA_URLS: list.optional(),
+  REPLICA_MAX_LAG_SECONDS: int(1, 86_400).default(30),
   DB_POOL_SIZE: int(1, 200).default(10),
   MSR_DATA_DIR: z.string().min(1).default('.msr'),
   EMBEDDED_PG_PORT: int(0, 65535).default(0),
@@ -134,6 +136,7 @@ const envSchema = z.object({
 /** Variables that hold secrets: each may be given as a file (`NAME_FILE`) and is never echoed. */
 export const SECRET_VARIABLES = [
   'DATABASE_URL',
+  'DATABASE_REPLICA_URLS',
   'CAPTURE_SOURCE_URL',
   'KAFKA_SASL_USERNAME',
   'KAFKA_SASL_PASSWORD',
@@ -199,12 +202,20 @@ export interface CaptureConfig extends CaptureTiming {
   readonly to: 'database' | 'kafka';
 }
 
+export interface ReplicaConfig {
+  readonly urls: readonly string[];
+  /** A replica further behind the primary than this is out of rotation until it catches up. */
+  readonly maxLagMs: number;
+}
+
 export interface Config {
   readonly port: number;
   readonly host: string;
   /** Absent: the server runs its own embedded PostgreSQL in `dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly dbPoolSize: number;
+  /** Hot standbys that serve keyframes and window reads; the DATABASE_SSL_* settings apply to each. */
+  readonly replicas: ReplicaConfig;
   readonly dataDir: string;
   readonly embeddedPgPort: number;
   readonly maxPlaybackRangeDays: number;
@@ -278,13 +289,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(...urlTls(e.CAPTURE_SOURCE_URL).problems.map((p) => `CAPTURE_SOURCE_URL: ${p}`));
   if (e.CAPTURE_TO === 'kafka' && !e.KAFKA_BROKERS?.length)
     problems.push('CAPTURE_TO: kafka needs KAFKA_BROKERS (the ingest then stores what the capture sends)');
-  const databaseUrl = e.DATABASE_URL === undefined ? undefined : databaseTls(e, problems);
-  if (problems.length > 0) throw new ConfigError(problems);
+  const databaseUrl =
+    e.DATABASE_URL === undefined ? undefined : databaseTls(e, e.DATABASE_URL, 'DATABASE_URL', problems);
+  const replicaUrls = (e.DATABASE_REPLICA_URLS ?? []).map((url, i) => {
+    const name = `DATABASE_REPLICA_URLS (replica ${i + 1})`;
+    if (!/^postgres(ql)?:\/\//.test(url))
+      problems.push(`${name}: expected a postgres:// or postgresql:// URL`);
+    return databaseTls(e, url, name, problems);
+  });
+  if (replicaUrls.length > 0 && e.DATABASE_URL === undefined)
+    problems.push('DATABASE_REPLICA_URLS: needs DATABASE_URL (the primary the replicas follow)');
+  // A TLS file problem is found once per URL it applies to; say it once.
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return deepFreeze({
     port: e.PORT,
     host: e.HOST,
     databaseUrl,
     dbPoolSize: e.DB_POOL_SIZE,
+    replicas: { urls: replicaUrls, maxLagMs: e.REPLICA_MAX_LAG_SECONDS * 1000 },
     dataDir: e.MSR_DATA_DIR,
     embeddedPgPort: e.EMBEDDED_PG_PORT,
     maxPlaybackRangeDays: e.MAX_PLAYBACK_RANGE,
@@ -407,10 +429,9 @@ function checkKafkaSecurity(e: z.infer<typeof envSchema>): string[] {
  * connection made from the URL (pools, pg_dump, the restore) uses them; a URL that already says
  * otherwise is a problem rather than a silent choice.
  */
-function databaseTls(e: z.infer<typeof envSchema>, problems: string[]): string {
-  const url = e.DATABASE_URL!;
+function databaseTls(e: z.infer<typeof envSchema>, url: string, name: string, problems: string[]): string {
   const inUrl = urlTls(url);
-  problems.push(...inUrl.problems.map((p) => `DATABASE_URL: ${p}`));
+  problems.push(...inUrl.problems.map((p) => `${name}: ${p}`));
   const files = {
     caFile: e.DATABASE_SSL_CA_FILE,
     certFile: e.DATABASE_SSL_CERT_FILE,
@@ -419,9 +440,7 @@ function databaseTls(e: z.infer<typeof envSchema>, problems: string[]): string {
   const anyFile = Object.values(files).some((f) => f !== undefined);
   if (e.DATABASE_SSL_MODE === undefined && !anyFile) return url;
   if (inUrl.tls) {
-    problems.push(
-      'DATABASE_SSL_MODE: TLS is set in DATABASE_URL (sslmode and friends) too; give it in one place',
-    );
+    problems.push(`DATABASE_SSL_MODE: TLS is set in ${name} (sslmode and friends) too; give it in one place`);
     return url;
   }
   const tls: DatabaseTls = {

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import type { ReplicaMetrics } from './db/replicas.js';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /**
@@ -62,6 +63,36 @@ export class Metrics {
     buckets: [0.1, 0.5, 1, 5, 15, 60, 300, 900],
     registers: [this.registry],
   });
+
+  readonly replayReads = new Counter({
+    name: 'msr_replay_reads_total',
+    help: 'Replay reads (keyframes, frame windows) by the server they went to: primary or a replica',
+    labelNames: ['server'] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaLag = new Gauge({
+    name: 'msr_replica_lag_seconds',
+    help: "How far a replica's data is behind the primary, by replica",
+    labelNames: ['replica'] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicaInRotation = new Gauge({
+    name: 'msr_replica_in_rotation',
+    help: '1 while a replica serves replay reads, 0 while it is out (unreachable, not a standby, or too far behind)',
+    labelNames: ['replica'] as const,
+    registers: [this.registry],
+  });
+
+  /** The replica instruments, as the readers report to them. */
+  readonly replicas: ReplicaMetrics = {
+    read: (server) => this.replayReads.inc({ server }),
+    lag: (replica, seconds, inRotation) => {
+      if (seconds !== undefined) this.replicaLag.set({ replica }, seconds);
+      this.replicaInRotation.set({ replica }, inRotation ? 1 : 0);
+    },
+  };
 
   readonly captureEvents = new Counter({
     name: 'msr_capture_events_total',

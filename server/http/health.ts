@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import { describeConnectionFailure } from '../connection-failure.js';
 import { schemaIsCurrent } from '../db/migrate.js';
+import type { ReplayReaders, ReplicaStatus } from '../db/replicas.js';
 import type { DemoWorld } from '../demo/world.js';
 import type { Ingest } from '../ingest/consumer.js';
 import type { AggregateRefresh } from '../maintenance/aggregate-refresh.js';
@@ -23,6 +24,26 @@ export interface ReadinessCheck {
   readonly code?: string;
   readonly warnings?: readonly string[];
   readonly retainedWalBytes?: number;
+  readonly replicas?: readonly { name: string; inRotation: boolean; lagSeconds: number | null }[];
+}
+
+/**
+ * Replicas never make the server unready: the primary serves what they cannot. Each one out of
+ * rotation is a warning naming why; each one's lag is reported.
+ */
+function replicaReadiness(status: readonly ReplicaStatus[]): ReadinessCheck {
+  const warnings = status
+    .filter((r) => !r.inRotation)
+    .map((r) => `${r.name}: ${r.problem ?? 'out of rotation'}`);
+  return {
+    ok: true,
+    replicas: status.map((r) => ({
+      name: r.name,
+      inRotation: r.inRotation,
+      lagSeconds: r.lagMs === undefined ? null : Math.round(r.lagMs / 100) / 10,
+    })),
+    ...(warnings.length > 0 ? { warnings } : {}),
+  };
 }
 
 /** The periodic aggregate refresh is failing when this many runs in a row failed. */
@@ -44,6 +65,7 @@ export interface HealthSources {
   readonly capture?: Capture;
   /** Capture is not ready while its slot keeps more WAL than this on the source. */
   readonly captureMaxRetainedBytes?: number;
+  readonly replicas?: ReplayReaders;
 }
 
 /** /healthz: the process answers. /readyz: each dependency by name, 503 when any fails. */
@@ -57,6 +79,7 @@ export function healthRoutes({
   aggregate,
   capture,
   captureMaxRetainedBytes = Infinity,
+  replicas,
 }: HealthSources): Route[] {
   return [
     { method: 'get', path: '/healthz', access: 'public', handler: () => json(200, { status: 'ok' }) },
@@ -93,6 +116,7 @@ export function healthRoutes({
         if (maintenance) checks.snapshot = await check(() => snapshotFreshness(pool, maintenance));
         if (aggregate) checks.aggregate = aggregateFreshness(aggregate);
         if (capture) checks.capture = captureReadiness(capture, captureMaxRetainedBytes);
+        if (replicas && replicas.status.length > 0) checks.replicas = replicaReadiness(replicas.status);
         const ready = Object.values(checks).every((c) => c.ok);
         return json(ready ? 200 : 503, { ready, checks });
       },

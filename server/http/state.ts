@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
 import { msToUs } from '../replay/deltas.js';
 import { readKeyframe, type KeyframeEntity } from '../replay/keyframe.js';
+import { LIVE_DELAY_MS, type ReaderChoice } from '../replay/player.js';
 import { tablesParam } from './query-params.js';
 import { RequestLimit } from './request-limit.js';
 import { json, type Route } from './route.js';
@@ -35,7 +36,7 @@ async function* stateDocument(
 }
 
 /** GET /api/v1/state?t=<epoch ms>&tables=<schema.table,...>: the keyframe at t as JSON, streamed. */
-export function stateRoutes(pool: Pool, config: Config): Route[] {
+export function stateRoutes(pool: Pool, config: Config, readers?: ReaderChoice): Route[] {
   const limit = new RequestLimit(config.maxStateRequests, 'state');
   return [
     {
@@ -64,8 +65,16 @@ export function stateRoutes(pool: Pool, config: Config): Route[] {
             });
           }
           // The first chunk is read before answering, so a failing query is still a clean error.
-          const chunks = readKeyframe(pool, msToUs(t), { tables: tables.value });
-          const first = await chunks.next();
+          // On a replica that holds t as the primary would (its replay position a live delay past t).
+          const reader = readers?.pick(undefined, t + LIVE_DELAY_MS);
+          const chunks = readKeyframe(reader?.pool ?? pool, msToUs(t), { tables: tables.value });
+          let first: IteratorResult<KeyframeEntity[]>;
+          try {
+            first = await chunks.next();
+          } catch (err) {
+            if (reader) readers?.failed(reader, err);
+            throw err;
+          }
           streaming = true;
           return {
             status: 200,

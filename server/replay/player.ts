@@ -1,5 +1,4 @@
 import type { OutgoingMessage } from '../../protocol/codec.js';
-import type { Pool } from 'pg';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { Change, Speed } from '../../protocol/messages.js';
 import { readDeltas, usToMs, type DeltaWindow, type Micros } from './deltas.js';
@@ -8,6 +7,7 @@ import type { EntityFilter, KeyframeEntity } from './keyframe.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import { LiveEdge } from './live.js';
 import { ReadAhead } from './read-ahead.js';
+import type { ReplayReader } from '../db/replicas.js';
 
 /** A live session trails the wall clock by this much, so rows still being ingested are not outrun. */
 export const LIVE_DELAY_MS = 1_000;
@@ -66,6 +66,28 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const isForward = (speed: Speed) => speed === 'max' || (typeof speed === 'number' && speed > 0);
 
+/** Picks where replay reads go (the primary, or a replica holding data far enough). */
+export interface ReaderChoice {
+  readonly primary: ReplayReader;
+  pick(current?: ReplayReader, needs?: number): ReplayReader;
+  failed(reader: ReplayReader, err: unknown): void;
+}
+
+export interface PlayerOptions {
+  readonly readers: ReaderChoice;
+  readonly keyframes: KeyframeReads;
+  readonly output: SessionOutput;
+  readonly range: { readonly from: Micros; readonly to: Micros };
+  readonly filter: EntityFilter;
+  readonly start: { readonly position: Micros; readonly speed: Speed };
+  readonly limits?: PlayerLimits;
+  readonly onError?: (err: unknown) => void;
+  /** How late each paced frame left against its tick (ms), for the lateness metric. */
+  readonly onLateness?: (ms: number) => void;
+  /** How long a seek took until its keyframe's last part was sent (ms), for the seek metric. */
+  readonly onSeek?: (ms: number) => void;
+}
+
 /**
  * One session's replay clock and its reads. Each seek starts an epoch with its own abort signal:
  * the old epoch's reads stop and none of its messages is sent once the new epoch has begun.
@@ -83,7 +105,7 @@ export class Player {
   private closed = false;
   private keyframeSent = false;
   /** When the current epoch's seek began (performance.now()), for the seek latency metric. */
-  seekStartedAt = performance.now();
+  private seekStartedAt = performance.now();
   private loopEpoch: number | undefined;
   /** Where a `play {until}` pauses; cleared by a pause, a seek or a turn of direction. */
   private until: Micros | undefined;
@@ -92,21 +114,32 @@ export class Player {
   private readonly live: LiveEdge;
   private lateCheckedAt = 0;
 
-  constructor(
-    private readonly pool: Pool,
-    private readonly keyframes: KeyframeReads,
-    private readonly output: SessionOutput,
-    private readonly range: { readonly from: Micros; readonly to: Micros },
-    private readonly filter: EntityFilter,
-    start: { position: Micros; speed: Speed },
-    private readonly limits: PlayerLimits = DEFAULT_LIMITS,
-    private readonly onError: (err: unknown) => void = () => undefined,
-    /** How late each paced frame left against its tick (ms), for the lateness metric. */
-    private readonly onLateness: (ms: number) => void = () => undefined,
-  ) {
-    this.position = start.position;
-    this.speed = start.speed;
-    this.live = new LiveEdge(pool, filter);
+  private readonly readers: ReaderChoice;
+  private readonly keyframes: KeyframeReads;
+  private readonly output: SessionOutput;
+  private readonly range: { readonly from: Micros; readonly to: Micros };
+  private readonly filter: EntityFilter;
+  private readonly limits: PlayerLimits;
+  private readonly onError: (err: unknown) => void;
+  private readonly onLateness: (ms: number) => void;
+  private readonly onSeek: (ms: number) => void;
+  /** Where this session's replay reads go; kept while it stays in rotation. */
+  private reader: ReplayReader | undefined;
+
+  constructor(options: PlayerOptions) {
+    this.readers = options.readers;
+    this.keyframes = options.keyframes;
+    this.output = options.output;
+    this.range = options.range;
+    this.filter = options.filter;
+    this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.onError = options.onError ?? (() => undefined);
+    this.onLateness = options.onLateness ?? (() => undefined);
+    this.onSeek = options.onSeek ?? (() => undefined);
+    this.position = options.start.position;
+    this.speed = options.start.speed;
+    // Late rows are looked for on the primary: a replica may not have them yet.
+    this.live = new LiveEdge(options.readers.primary.pool, options.filter);
   }
 
   /** Whether the range reaches the present, so that playing forward follows new events. */
@@ -216,19 +249,45 @@ export class Player {
     let part = 0;
     let held: KeyframeEntity[] | undefined;
     // Mark where the log stands before reading, so rows committed during the keyframe are caught.
-    if (this.followsLive) await this.live.begin();
+    // A live session reads its keyframe on the primary: late rows are found from that mark on,
+    // and a replica could lack rows committed before it.
+    const live = this.followsLive;
+    if (live) await this.live.begin();
     if (signal.aborted) return;
-    // One chunk is held back so that the last one sent can say last: true.
-    for await (const chunk of this.keyframes.read(this.position, this.filter, {
-      chunkSize: this.limits.keyframeChunk,
-      signal,
-    })) {
-      if (signal.aborted) return;
-      if (held) this.output.send({ type: 'keyframe', epoch, t, part: part++, last: false, entities: held });
-      held = chunk;
+    const reader = live ? this.readers.primary : this.pickReader(t);
+    try {
+      // One chunk is held back so that the last one sent can say last: true.
+      for await (const chunk of this.keyframes.read(this.position, this.filter, {
+        chunkSize: this.limits.keyframeChunk,
+        signal,
+        reader,
+      })) {
+        if (signal.aborted) return;
+        if (held) this.output.send({ type: 'keyframe', epoch, t, part: part++, last: false, entities: held });
+        held = chunk;
+      }
+    } catch (err) {
+      this.readers.failed(reader, err);
+      throw err;
     }
     if (signal.aborted) return;
     this.output.send({ type: 'keyframe', epoch, t, part, last: true, entities: held ?? [] });
+    this.onSeek(performance.now() - this.seekStartedAt);
+  }
+
+  /**
+   * The reader for data up to `t` (epoch ms): the session's own while it has it, another replica
+   * or the primary otherwise. On a replica the live edge trails its replay position as it trails
+   * the clock on the primary.
+   */
+  private pickReader(t: number): ReplayReader {
+    this.reader = this.readers.pick(this.reader, t + LIVE_DELAY_MS);
+    return this.reader;
+  }
+
+  /** Replay time up to which the session's reader holds every row that is on time. */
+  private liveEdge(): Micros {
+    return (Math.min(Date.now(), (this.reader ?? this.readers.primary).asOf()) - LIVE_DELAY_MS) * 1000;
   }
 
   private async frames(signal: AbortSignal): Promise<void> {
@@ -250,10 +309,10 @@ export class Player {
 
       const behind = this.watchBackpressure(wall);
       if (behind && this.pending.size >= this.limits.maxPendingEntities) continue; // the clock waits
-      const liveEdge = (Date.now() - LIVE_DELAY_MS) * 1000;
       const until = this.until;
+      // Never behind the position: a seek may land past the edge, and the clock then waits there.
       const end = forward
-        ? Math.min(this.range.to, liveEdge, until ?? Infinity)
+        ? Math.max(this.position, Math.min(this.range.to, this.liveEdge(), until ?? Infinity))
         : Math.max(this.range.from, until ?? -Infinity);
       const step = max ? Infinity : elapsed * 1000 * Math.abs(this.speed as number);
       const target = forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
@@ -331,9 +390,22 @@ export class Player {
     }
   }
 
-  /** The changes from `from` to `to` (either direction), remembered for live-follow. */
+  /**
+   * The changes from `from` to `to` (either direction), remembered for live-follow. Forward, the
+   * read stops where the reader's data ends (the window then reaches less far).
+   */
   private async read(from: Micros, to: Micros): Promise<DeltaWindow> {
-    const window = await readDeltas(this.pool, from, to, this.filter, this.limits.maxEventsPerRead);
+    // Forward the window starts at `from`; reverse it ends there: either way the data must reach it.
+    const reader = this.pickReader(usToMs(from));
+    const until = to > from ? Math.max(from, Math.min(to, (reader.asOf() - LIVE_DELAY_MS) * 1000)) : to;
+    if (until === from) return { changes: [], reached: from, ids: [] };
+    let window: DeltaWindow;
+    try {
+      window = await readDeltas(reader.pool, from, until, this.filter, this.limits.maxEventsPerRead);
+    } catch (err) {
+      this.readers.failed(reader, err);
+      throw err;
+    }
     if (this.followsLive) this.live.remember(window.ids);
     return window;
   }

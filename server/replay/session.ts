@@ -1,12 +1,11 @@
 import type { OutgoingMessage } from '../../protocol/codec.js';
-import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Speed } from '../../protocol/messages.js';
 import type { Micros } from './deltas.js';
 import type { EntityFilter } from './keyframe.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyframeReads } from './shared-keyframes.js';
-import { Player, type PlayerLimits, type SessionOutput } from './player.js';
+import { Player, type PlayerLimits, type ReaderChoice, type SessionOutput } from './player.js';
 
 /** One attached socket, as the session sees it. */
 export interface SessionSink {
@@ -29,6 +28,17 @@ export interface SessionSpec {
   readonly playing: boolean;
 }
 
+/** What every session of a server shares. */
+export interface SessionContext {
+  readonly readers: ReaderChoice;
+  readonly keyframes: KeyframeReads;
+  readonly limits: PlayerLimits;
+  readonly log: Logger;
+  /** Close code for a socket that does not read its frames. */
+  readonly tooSlowCode: number;
+  readonly metrics?: Metrics | undefined;
+}
+
 /** A replay session: its player and the sockets attached to it. */
 export class ReplaySession implements SessionOutput {
   readonly sinks = new Set<SessionSink>();
@@ -38,26 +48,29 @@ export class ReplaySession implements SessionOutput {
   readonly startedAt = Date.now();
   framesSent = 0;
 
+  private readonly log: Logger;
+  private readonly tooSlowCode: number;
+  private readonly metrics: Metrics | undefined;
+
   constructor(
     readonly spec: SessionSpec,
-    pool: Pool,
-    keyframes: KeyframeReads,
-    limits: PlayerLimits,
-    private readonly log: Logger,
-    private readonly tooSlowCode: number,
-    private readonly metrics?: Metrics,
+    context: SessionContext,
   ) {
-    this.player = new Player(
-      pool,
-      keyframes,
-      this,
-      { from: spec.from, to: spec.to },
-      spec.filter,
-      { position: spec.position, speed: spec.speed },
-      limits,
-      (err) => this.log.error({ err, session: spec.id }, 'replay read failed'),
-      (ms) => this.metrics?.frameLateness.observe(ms / 1000),
-    );
+    this.log = context.log;
+    this.tooSlowCode = context.tooSlowCode;
+    this.metrics = context.metrics;
+    this.player = new Player({
+      readers: context.readers,
+      keyframes: context.keyframes,
+      output: this,
+      range: { from: spec.from, to: spec.to },
+      filter: spec.filter,
+      start: { position: spec.position, speed: spec.speed },
+      limits: context.limits,
+      onError: (err) => this.log.error({ err, session: spec.id }, 'replay read failed'),
+      onLateness: (ms) => this.metrics?.frameLateness.observe(ms / 1000),
+      onSeek: (ms) => this.metrics?.seekSeconds.observe(ms / 1000),
+    });
   }
 
   get id(): string {
@@ -79,8 +92,6 @@ export class ReplaySession implements SessionOutput {
       this.framesSent += 1;
       this.metrics?.framesSent.inc();
       if (message.coalesced) this.metrics?.framesCoalesced.inc();
-    } else if (message.type === 'keyframe' && message.last) {
-      this.metrics?.seekSeconds.observe((performance.now() - this.player.seekStartedAt) / 1000);
     }
     for (const sink of this.sinks) sink.send(message);
   }

@@ -9,8 +9,9 @@ import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { readAvailability, type Availability } from './availability.js';
 import { msToUs, usToMs, type Micros } from './deltas.js';
+import { ReplayReaders } from '../db/replicas.js';
 import { ReplayError } from './errors.js';
-import { DEFAULT_LIMITS, type PlayerLimits } from './player.js';
+import { DEFAULT_LIMITS, type PlayerLimits, type ReaderChoice } from './player.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
 import { decodeResumeToken, resumeReason } from './resume.js';
 import { KeyframeReads } from './shared-keyframes.js';
@@ -22,6 +23,8 @@ export interface SessionManagerOptions {
   readonly idleMs?: number;
   readonly limits?: PlayerLimits;
   readonly metrics?: Metrics;
+  /** Where replay reads go; default: every read on `pool`. */
+  readonly readers?: ReaderChoice;
 }
 
 export type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
@@ -34,6 +37,7 @@ export class SessionManager {
   private readonly limits: PlayerLimits;
   private readonly metrics: Metrics | undefined;
   private readonly keyframes: KeyframeReads;
+  private readonly readers: ReaderChoice;
   private timer: NodeJS.Timeout | undefined;
   private availability: { value: Availability; at: number } | undefined;
 
@@ -53,6 +57,7 @@ export class SessionManager {
     this.idleMs = options.idleMs ?? 60_000;
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.metrics = options.metrics;
+    this.readers = options.readers ?? new ReplayReaders(pool, { urls: [], maxLagMs: 0 }, 0, log);
     this.keyframes = new KeyframeReads(pool, (shared) =>
       this.metrics?.keyframeReads.inc({ shared: String(shared) }),
     );
@@ -149,15 +154,14 @@ export class SessionManager {
 
   /** A session playing here from `record`, registered on this server. */
   private session(record: SessionSpec): ReplaySession {
-    const session = new ReplaySession(
-      record,
-      this.pool,
-      this.keyframes,
-      this.limits,
-      this.log,
-      CloseCode.TOO_SLOW,
-      this.metrics,
-    );
+    const session = new ReplaySession(record, {
+      readers: this.readers,
+      keyframes: this.keyframes,
+      limits: this.limits,
+      log: this.log,
+      tooSlowCode: CloseCode.TOO_SLOW,
+      metrics: this.metrics,
+    });
     this.sessions.set(record.id, session);
     return session;
   }

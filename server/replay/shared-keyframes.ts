@@ -12,6 +12,8 @@ const JOINABLE_CHUNKS = 16;
 export interface KeyframeReadOptions {
   readonly chunkSize?: number;
   readonly signal?: AbortSignal;
+  /** Where to read (a replica); reads on different servers are not shared. Default: the pool given. */
+  readonly reader?: { readonly name: string; readonly pool: Pool };
 }
 
 /** One database read of a keyframe and the callers taking its chunks, each at its own pace. */
@@ -122,6 +124,7 @@ export class KeyframeReads {
 
   read(t: Micros, filter: EntityFilter, options: KeyframeReadOptions = {}): AsyncGenerator<KeyframeEntity[]> {
     const key = JSON.stringify([
+      options.reader?.name ?? null,
       t,
       filter.tables ?? null,
       filter.entities ?? null,
@@ -134,7 +137,8 @@ export class KeyframeReads {
     }
     this.onRead(false);
     const read: SharedRead = new SharedRead(
-      (signal) => readKeyframe(this.pool, t, filter, { chunkSize: options.chunkSize, signal }),
+      (signal) =>
+        readKeyframe(options.reader?.pool ?? this.pool, t, filter, { chunkSize: options.chunkSize, signal }),
       () => {
         if (this.reads.get(key) === read) this.reads.delete(key);
       },

@@ -96,6 +96,36 @@ describe('TLS configuration for PostgreSQL', () => {
     expect(libpqEnvironment(databaseUrl!)).toMatchObject({ PGSSLMODE: 'verify-full', PGSSLROOTCERT: ca });
   });
 
+  it('applies DATABASE_SSL_* to every replica URL too, and refuses replicas that are not PostgreSQL URLs or have no primary', () => {
+    const { replicas } = loadConfig({
+      ...DB,
+      DATABASE_SSL_MODE: 'verify-full',
+      DATABASE_SSL_CA_FILE: ca,
+      DATABASE_REPLICA_URLS: 'postgres://msr:pw@replica-1:5432/msr, postgres://msr:pw@replica-2/msr',
+      REPLICA_MAX_LAG_SECONDS: '12',
+    });
+    expect(replicas.maxLagMs).toBe(12_000);
+    expect(replicas.urls.map((u) => [new URL(u).host, new URL(u).searchParams.get('sslmode')])).toEqual([
+      ['replica-1:5432', 'verify-full'],
+      ['replica-2', 'verify-full'],
+    ]);
+    expect(loadConfig(DB).replicas).toEqual({ urls: [], maxLagMs: 30_000 });
+    expect(
+      problems({
+        ...DB,
+        DATABASE_SSL_MODE: 'verify-full',
+        DATABASE_SSL_CA_FILE: path.join(dir, 'none.crt'),
+        DATABASE_REPLICA_URLS: 'postgres://r1/msr,postgres://r2/msr',
+      }),
+    ).toEqual([`DATABASE_SSL_MODE: cannot read ${path.join(dir, 'none.crt')} (ENOENT)`]);
+    expect(problems({ ...DB, DATABASE_REPLICA_URLS: 'postgres://r1/msr,http://msr:secret@r2/msr' })).toEqual([
+      'DATABASE_REPLICA_URLS (replica 2): expected a postgres:// or postgresql:// URL',
+    ]);
+    expect(problems({ AUTH_MODE: 'none', DATABASE_REPLICA_URLS: 'postgres://r1/msr' })).toEqual([
+      'DATABASE_REPLICA_URLS: needs DATABASE_URL (the primary the replicas follow)',
+    ]);
+  });
+
   it('takes DATABASE_URL from a file, and refuses TLS given twice or incomplete', () => {
     expect(
       loadConfig({ AUTH_MODE: 'none', DATABASE_URL_FILE: file('url', `${DB.DATABASE_URL}\n`) }).databaseUrl,
