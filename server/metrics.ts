@@ -71,6 +71,18 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly liveTailReads = new Counter({
+    name: 'msr_live_tail_reads_total',
+    help: "Reads of the server's live tail, which feeds every live-follow session near the edge",
+    registers: [this.registry],
+  });
+
+  readonly liveEdgeChecks = new Counter({
+    name: 'msr_live_edge_checks_total',
+    help: 'Late-row checks a live session made with its own query (off the live tail)',
+    registers: [this.registry],
+  });
+
   readonly replicaLag = new Gauge({
     name: 'msr_replica_lag_seconds',
     help: "How far a replica's data is behind the primary, by replica",

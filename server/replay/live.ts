@@ -6,7 +6,8 @@ import type { EntityFilter } from './keyframe.js';
 /** How far back (wall time) rows are looked for again, for transactions that commit late. */
 const LATE_WINDOW_MS = 30_000;
 
-interface LateRow {
+/** A row found late, as the exact-state lookup needs it. */
+export interface LateRow {
   event_id: string;
   table: string;
   id: string;
@@ -32,6 +33,8 @@ export class LiveEdge {
   constructor(
     private readonly pool: Pool,
     private readonly filter: EntityFilter,
+    /** Each late-row query (for the metric). */
+    private readonly onCheck: () => void = () => undefined,
   ) {}
 
   /** Call at the start of an epoch: rows written from here on are checked. */
@@ -52,6 +55,11 @@ export class LiveEdge {
     for (const id of ids) if (oldest === undefined || idAfter(id, oldest)) this.sent.set(id, now);
   }
 
+  /** Whether the row was sent in this epoch (and is recent enough to be checked). */
+  hasSent(id: string): boolean {
+    return this.sent.has(id);
+  }
+
   /** Rows kept as sent (for metrics and tests: bounded by the rows written in the late window). */
   get remembered(): number {
     return this.sent.size;
@@ -59,6 +67,7 @@ export class LiveEdge {
 
   /** Corrections for rows at or before `position` that arrived after it was streamed. */
   async corrections(position: Micros): Promise<Change[]> {
+    this.onCheck();
     if (this.marks.length === 0) await this.mark();
     const floor = this.floor();
     await this.mark();
@@ -78,7 +87,8 @@ export class LiveEdge {
     return this.exactStates(position, late);
   }
 
-  private async exactStates(position: Micros, late: LateRow[]): Promise<Change[]> {
+  /** The exact state at `position` of every entity (or truncated table) the late rows touch. */
+  async exactStates(position: Micros, late: readonly LateRow[]): Promise<Change[]> {
     const truncated = [...new Set(late.filter((r) => r.op === 't').map((r) => r.table))];
     const touched = late.filter((r) => r.op !== 't' && !truncated.includes(r.table));
     const tables = [...new Set([...truncated, ...touched.map((r) => r.table)])];

@@ -6,6 +6,7 @@ import { ReplayError } from './errors.js';
 import type { EntityFilter, KeyframeEntity } from './keyframe.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import { LiveEdge } from './live.js';
+import type { LateLookup, LiveTail, TailCorrections } from './live-tail.js';
 import { ReadAhead } from './read-ahead.js';
 import type { ReplayReader } from '../db/replicas.js';
 
@@ -64,6 +65,28 @@ export interface PlayerState {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A playing loop's own state between ticks. */
+interface Loop {
+  lastWall: number;
+  /** Where and when the achieved speed was last measured. */
+  clockWall: number;
+  clockPosition: Micros;
+  ahead?: ReadAhead | undefined;
+}
+
+interface Tick {
+  readonly wall: number;
+  /** Wall time since the previous tick (ms). */
+  readonly elapsed: number;
+  /** When this tick was due (ms), for the lateness metric. */
+  readonly due: number;
+  readonly max: boolean;
+  readonly forward: boolean;
+}
+
+/** A live session this close to the edge (replay ms) asks for the server's live tail. */
+const TAIL_NEAR_MS = 5_000;
+
 const isForward = (speed: Speed) => speed === 'max' || (typeof speed === 'number' && speed > 0);
 
 /** Picks where replay reads go (the primary, or a replica holding data far enough). */
@@ -86,6 +109,10 @@ export interface PlayerOptions {
   readonly onLateness?: (ms: number) => void;
   /** How long a seek took until its keyframe's last part was sent (ms), for the seek metric. */
   readonly onSeek?: (ms: number) => void;
+  /** Each late-row query the session makes itself, for the metric. */
+  readonly onLateCheck?: () => void;
+  /** The server's live tail: live sessions near the edge take their rows from it. */
+  readonly tail?: LiveTail | undefined;
 }
 
 /**
@@ -125,6 +152,10 @@ export class Player {
   private readonly onSeek: (ms: number) => void;
   /** Where this session's replay reads go; kept while it stays in rotation. */
   private reader: ReplayReader | undefined;
+  /** The server's live tail, if it has one. */
+  private readonly tail: LiveTail | undefined;
+  /** On the live tail: the tail's arrival count up to which late rows are settled. */
+  private tailCursor: number | undefined;
 
   constructor(options: PlayerOptions) {
     this.readers = options.readers;
@@ -136,10 +167,11 @@ export class Player {
     this.onError = options.onError ?? (() => undefined);
     this.onLateness = options.onLateness ?? (() => undefined);
     this.onSeek = options.onSeek ?? (() => undefined);
+    this.tail = options.tail;
     this.position = options.start.position;
     this.speed = options.start.speed;
     // Late rows are looked for on the primary: a replica may not have them yet.
-    this.live = new LiveEdge(options.readers.primary.pool, options.filter);
+    this.live = new LiveEdge(options.readers.primary.pool, options.filter, options.onLateCheck);
   }
 
   /** Whether the range reaches the present, so that playing forward follows new events. */
@@ -163,6 +195,7 @@ export class Player {
     this.until = undefined;
     this.lastFrameAt = undefined;
     this.keyframeSent = false;
+    this.tailCursor = undefined;
     this.pending.clear();
     this.keyframe(controller.signal).then(
       () => {
@@ -290,104 +323,220 @@ export class Player {
     return (Math.min(Date.now(), (this.reader ?? this.readers.primary).asOf()) - LIVE_DELAY_MS) * 1000;
   }
 
+  /** Plays tick by tick until paused, superseded, at `until` or at the end of the range. */
   private async frames(signal: AbortSignal): Promise<void> {
-    let lastWall = Date.now();
-    let clockWall = lastWall;
-    let clockPosition = this.position;
-    let ahead: ReadAhead | undefined;
-    while (!signal.aborted && this.playing && !this.closed) {
-      const max = this.speed === 'max' || this.speed === '-max';
-      const forward = isForward(this.speed);
-      if (max) await this.drained(signal);
-      // Ticks keep their cadence: the time a read took comes off the wait.
-      else await sleep(Math.max(0, lastWall + this.limits.tickMs - Date.now()));
-      if (signal.aborted) return;
-      const wall = Date.now();
-      const elapsed = wall - lastWall;
-      const due = lastWall + this.limits.tickMs;
-      lastWall = wall;
-
-      const behind = this.watchBackpressure(wall);
-      if (behind && this.pending.size >= this.limits.maxPendingEntities) continue; // the clock waits
-      const until = this.until;
-      // Never behind the position: a seek may land past the edge, and the clock then waits there.
-      const end = forward
-        ? Math.max(this.position, Math.min(this.range.to, this.liveEdge(), until ?? Infinity))
-        : Math.max(this.range.from, until ?? -Infinity);
-      const step = max ? Infinity : elapsed * 1000 * Math.abs(this.speed as number);
-      const target = forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
-      // At the live edge there is nothing to read yet; at full speed, do not spin.
-      if (max && target === this.position) await sleep(this.limits.tickMs);
-      if (target !== this.position) {
-        let changes: Change[];
-        if (max) {
-          // Full speed reads window after window as the socket drains; nothing is read ahead.
-          ahead = undefined;
-          const window = await this.read(this.position, target);
-          // Paused or superseded while reading: drop the window, the position has not moved.
-          if (signal.aborted || !this.playing) return;
-          this.position = window.reached;
-          changes = window.changes;
-        } else {
-          if (ahead?.forward !== forward) ahead = new ReadAhead(forward, this.position);
-          if (!ahead.covers(target)) {
-            ahead.append(await this.read(ahead.readFrom, this.aheadOf(target, end, forward)));
-            if (signal.aborted || !this.playing) return;
-          }
-          ({ changes, position: this.position } = ahead.take(target));
-        }
-        if (behind) this.coalesce(changes);
-        else {
-          this.flushPending();
-          if (changes.length > 0) {
-            this.sendFrame(changes, false);
-            if (!max) this.onLateness(Math.max(0, Date.now() - due));
-          }
-        }
+    const loop: Loop = { lastWall: Date.now(), clockWall: Date.now(), clockPosition: this.position };
+    const stale = () => signal.aborted || !this.playing;
+    try {
+      while (!signal.aborted && this.playing && !this.closed) {
+        const tick = await this.nextTick(signal, loop);
+        if (signal.aborted) return;
+        const behind = this.watchBackpressure(tick.wall);
+        if (behind && this.pending.size >= this.limits.maxPendingEntities) continue; // the clock waits
+        await this.followTail(loop, tick);
+        if (stale()) return;
+        const end = this.endOf(tick.forward);
+        const changes = await this.advance(loop, tick, end);
+        if (stale()) return;
+        if (changes) this.deliver(changes, behind, tick);
+        if (!behind) this.flushPending();
+        await this.topUp(loop, tick, end);
+        if (stale()) return;
+        await this.correctLate(tick, end, behind);
+        if (stale()) return;
+        this.reportAchieved(loop, tick.wall);
+        if (this.stopsHere(tick.forward)) return;
       }
-      if (!behind) this.flushPending();
-      // Top the read-ahead up after the frame is out, once less than half of it is left.
-      const horizon = !max && ahead ? this.aheadOf(this.position, end, forward) : undefined;
-      if (ahead && horizon !== undefined && !ahead.covers(horizon)) {
-        if (ahead.coveredPast(this.position) < this.readAheadSpan() / 2) {
-          ahead.append(await this.read(ahead.readFrom, horizon));
-          if (signal.aborted || !this.playing) return;
-        }
-      }
-      if (forward && this.followsLive && this.position >= end && wall - this.lateCheckedAt >= LATE_CHECK_MS) {
-        this.lateCheckedAt = wall;
-        const corrections = await this.live.corrections(this.position);
-        if (signal.aborted || !this.playing) return;
-        if (corrections.length > 0) {
-          if (behind) this.coalesce(corrections);
-          else this.sendFrame(corrections, false);
-        }
-      }
-
-      if (wall - clockWall >= 1000) {
-        this.achieved = usToMs(this.position - clockPosition) / (wall - clockWall);
-        clockWall = wall;
-        clockPosition = this.position;
-        this.sendClock();
-      }
-      if (until !== undefined && this.position === until) {
-        this.flushPending();
-        // The state is exact at `until`: say so with a frame at it, even one without changes.
-        if (this.lastFrameAt !== until) this.sendFrame([], false);
-        this.playing = false;
-        this.until = undefined;
-        this.sendClock();
-        return;
-      }
-      const atEnd = forward ? this.position >= this.range.to : this.position <= this.range.from;
-      if (atEnd) {
-        this.flushPending();
-        this.playing = false;
-        this.output.send({ type: 'end', epoch: this.epoch, t: usToMs(this.position) });
-        this.sendClock();
-        return;
-      }
+    } finally {
+      // A seek starts over from its keyframe; a pause or a stop leaves the tail with all settled.
+      if (this.tailCursor !== undefined && !signal.aborted) await this.leaveTail();
     }
+  }
+
+  /** Waits for the next tick (at full speed: for the socket to drain) and says what it is. */
+  private async nextTick(signal: AbortSignal, loop: Loop): Promise<Tick> {
+    const max = this.speed === 'max' || this.speed === '-max';
+    if (max) await this.drained(signal);
+    // Ticks keep their cadence: the time a read took comes off the wait.
+    else await sleep(Math.max(0, loop.lastWall + this.limits.tickMs - Date.now()));
+    const wall = Date.now();
+    const tick = {
+      wall,
+      elapsed: wall - loop.lastWall,
+      due: loop.lastWall + this.limits.tickMs,
+      max,
+      forward: isForward(this.speed),
+    };
+    loop.lastWall = wall;
+    return tick;
+  }
+
+  /** Where this tick may go: the range's end, `until`, and forward the live edge (never behind the position). */
+  private endOf(forward: boolean): Micros {
+    if (!forward) return Math.max(this.range.from, this.until ?? -Infinity);
+    const edge =
+      this.tailCursor !== undefined ? Math.min(this.liveEdge(), this.tail!.reached) : this.liveEdge();
+    // A seek may land past the edge: the clock then waits there.
+    return Math.max(this.position, Math.min(this.range.to, edge, this.until ?? Infinity));
+  }
+
+  /** Moves the position toward `end` by this tick's share; the changes passed, or none when it stays. */
+  private async advance(loop: Loop, tick: Tick, end: Micros): Promise<Change[] | undefined> {
+    const step = tick.max ? Infinity : tick.elapsed * 1000 * Math.abs(this.speed as number);
+    const target = tick.forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
+    // On the tail, late rows are settled every tick, whether the position moves or not.
+    if (this.tailCursor !== undefined) return this.fromTail(target);
+    // At the live edge there is nothing to read yet; at full speed, do not spin.
+    if (tick.max && target === this.position) await sleep(this.limits.tickMs);
+    if (target === this.position) return undefined;
+    if (tick.max) {
+      // Full speed reads window after window as the socket drains; nothing is read ahead.
+      loop.ahead = undefined;
+      const window = await this.read(this.position, target);
+      // Paused or superseded while reading: drop the window, the position has not moved.
+      if (!this.playing) return undefined;
+      this.position = window.reached;
+      return window.changes;
+    }
+    if (loop.ahead?.forward !== tick.forward) loop.ahead = new ReadAhead(tick.forward, this.position);
+    if (!loop.ahead.covers(target)) {
+      loop.ahead.append(await this.read(loop.ahead.readFrom, this.aheadOf(target, end, tick.forward)));
+      if (!this.playing) return undefined;
+    }
+    const taken = loop.ahead.take(target);
+    this.position = taken.position;
+    return taken.changes;
+  }
+
+  /** Sends a tick's changes (a paced tick's lateness is measured), or holds them while the socket is behind. */
+  private deliver(changes: Change[], behind: boolean, tick?: Tick): void {
+    if (behind) return this.coalesce(changes);
+    this.flushPending();
+    if (changes.length === 0) return;
+    this.sendFrame(changes, false);
+    if (tick && !tick.max) this.onLateness(Math.max(0, Date.now() - tick.due));
+  }
+
+  /** Tops the read-ahead up after the frame is out, once less than half of it is left. */
+  private async topUp(loop: Loop, tick: Tick, end: Micros): Promise<void> {
+    const ahead = loop.ahead;
+    if (tick.max || !ahead) return;
+    const horizon = this.aheadOf(this.position, end, tick.forward);
+    if (ahead.covers(horizon) || ahead.coveredPast(this.position) >= this.readAheadSpan() / 2) return;
+    ahead.append(await this.read(ahead.readFrom, horizon));
+  }
+
+  /**
+   * Rows that committed after the session passed their time, sent as the exact state at the
+   * position, found by the session's own query at the live edge (every LATE_CHECK_MS). On the
+   * live tail they come with the tail's rows instead.
+   */
+  private async correctLate(tick: Tick, end: Micros, behind: boolean): Promise<void> {
+    if (this.tailCursor !== undefined || !tick.forward || !this.followsLive || this.position < end) return;
+    if (tick.wall - this.lateCheckedAt < LATE_CHECK_MS) return;
+    this.lateCheckedAt = tick.wall;
+    const corrections = await this.live.corrections(this.position);
+    if (corrections.length === 0 || !this.playing) return;
+    if (behind) this.coalesce(corrections);
+    else this.sendFrame(corrections, false);
+  }
+
+  /** The achieved speed, measured over about a second and sent with the clock. */
+  private reportAchieved(loop: Loop, wall: number): void {
+    if (wall - loop.clockWall < 1000) return;
+    this.achieved = usToMs(this.position - loop.clockPosition) / (wall - loop.clockWall);
+    loop.clockWall = wall;
+    loop.clockPosition = this.position;
+    this.sendClock();
+  }
+
+  /** At `until` the session pauses there; at the end of the range it ends. True when either happened. */
+  private stopsHere(forward: boolean): boolean {
+    const until = this.until;
+    if (until !== undefined && this.position === until) {
+      this.flushPending();
+      // The state is exact at `until`: say so with a frame at it, even one without changes.
+      if (this.lastFrameAt !== until) this.sendFrame([], false);
+      this.playing = false;
+      this.until = undefined;
+      this.sendClock();
+      return true;
+    }
+    const atEnd = forward ? this.position >= this.range.to : this.position <= this.range.from;
+    if (!atEnd) return false;
+    this.flushPending();
+    this.playing = false;
+    this.output.send({ type: 'end', epoch: this.epoch, t: usToMs(this.position) });
+    this.sendClock();
+    return true;
+  }
+
+  /**
+   * A live session near the edge takes its rows from the server's live tail once the tail holds
+   * its position; joining, it first settles what came late for its own reads. It leaves the tail
+   * when it turns back or falls behind what the tail holds (and when it stops playing).
+   */
+  private async followTail(loop: Loop, tick: Tick): Promise<void> {
+    const tail = this.tail;
+    if (!tail) return;
+    const live = tick.forward && this.followsLive;
+    if (live && this.position >= this.liveEdge() - TAIL_NEAR_MS * 1000) tail.want();
+    const held = live && tail.start <= this.position;
+    if (this.tailCursor === undefined && held) {
+      this.tailCursor = tail.arrival;
+      loop.ahead = undefined;
+      const corrections = await this.live.corrections(this.position);
+      if (corrections.length > 0 && this.playing)
+        this.deliver(corrections, this.watchBackpressure(Date.now()));
+    } else if (this.tailCursor !== undefined && !held) {
+      await this.leaveTail();
+    }
+  }
+
+  /**
+   * From here the session's own queries look for late rows again, from a new mark; whatever came
+   * late before the mark is taken from the tail's next look, so nothing falls between the two.
+   */
+  private async leaveTail(): Promise<void> {
+    const epoch = this.epoch;
+    await this.live.begin();
+    this.tail!.want();
+    await this.tail!.nextLateCheck();
+    if (this.epoch !== epoch || this.tailCursor === undefined) return;
+    const settled = this.settleTail();
+    this.tailCursor = undefined;
+    const corrections = [...settled.changes, ...(await this.lookUp(settled.lookups))];
+    if (corrections.length > 0 && this.epoch === epoch)
+      this.deliver(corrections, this.watchBackpressure(Date.now()));
+  }
+
+  /**
+   * One tick on the tail: the late rows since the cursor settled at the position, then the rows
+   * up to `target`, both from one look at the tail (nothing can arrive between the two).
+   */
+  private async fromTail(target: Micros): Promise<Change[]> {
+    const settled = this.settleTail();
+    const { changes } = this.tail!.changes(this.position, target, this.filter);
+    this.position = target;
+    // What the tail cannot settle from memory is looked up at the new position, after the frame's rows.
+    return [...settled.changes, ...changes, ...(await this.lookUp(settled.lookups))];
+  }
+
+  private settleTail(): TailCorrections {
+    const tail = this.tail!;
+    const since = this.tailCursor!;
+    this.tailCursor = tail.arrival;
+    if (this.tailCursor === since) return { changes: [], lookups: [] };
+    // Rows the session read itself before it joined the tail are not sent again.
+    return tail.corrections(since, this.position, this.filter, (id) => this.live.hasSent(id));
+  }
+
+  private async lookUp(lookups: readonly LateLookup[]): Promise<Change[]> {
+    if (lookups.length === 0) return [];
+    return this.live.exactStates(
+      this.position,
+      lookups.map((l) => ({ event_id: l.id, table: l.table, id: l.entity, op: l.op })),
+    );
   }
 
   /**

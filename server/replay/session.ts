@@ -5,6 +5,7 @@ import type { Micros } from './deltas.js';
 import type { EntityFilter } from './keyframe.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyframeReads } from './shared-keyframes.js';
+import type { LiveTail } from './live-tail.js';
 import { Player, type PlayerLimits, type ReaderChoice, type SessionOutput } from './player.js';
 
 /** One attached socket, as the session sees it. */
@@ -32,6 +33,8 @@ export interface SessionSpec {
 export interface SessionContext {
   readonly readers: ReaderChoice;
   readonly keyframes: KeyframeReads;
+  /** The server's live tail. */
+  readonly tail?: LiveTail | undefined;
   readonly limits: PlayerLimits;
   readonly log: Logger;
   /** Close code for a socket that does not read its frames. */
@@ -70,6 +73,8 @@ export class ReplaySession implements SessionOutput {
       onError: (err) => this.log.error({ err, session: spec.id }, 'replay read failed'),
       onLateness: (ms) => this.metrics?.frameLateness.observe(ms / 1000),
       onSeek: (ms) => this.metrics?.seekSeconds.observe(ms / 1000),
+      onLateCheck: () => this.metrics?.liveEdgeChecks.inc(),
+      tail: context.tail,
     });
   }
 

@@ -11,7 +11,8 @@ import { readAvailability, type Availability } from './availability.js';
 import { msToUs, usToMs, type Micros } from './deltas.js';
 import { ReplayReaders } from '../db/replicas.js';
 import { ReplayError } from './errors.js';
-import { DEFAULT_LIMITS, type PlayerLimits, type ReaderChoice } from './player.js';
+import { DEFAULT_LIMITS, LIVE_DELAY_MS, type PlayerLimits, type ReaderChoice } from './player.js';
+import { LiveTail } from './live-tail.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
 import { decodeResumeToken, resumeReason } from './resume.js';
 import { KeyframeReads } from './shared-keyframes.js';
@@ -25,6 +26,11 @@ export interface SessionManagerOptions {
   readonly metrics?: Metrics;
   /** Where replay reads go; default: every read on `pool`. */
   readonly readers?: ReaderChoice;
+  /**
+   * Whether live sessions near the edge are fed by the server's live tail (default); without it
+   * each reads for itself, as sessions further back always do (tests of that path turn it off).
+   */
+  readonly liveTail?: boolean;
 }
 
 export type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
@@ -38,6 +44,8 @@ export class SessionManager {
   private readonly metrics: Metrics | undefined;
   private readonly keyframes: KeyframeReads;
   private readonly readers: ReaderChoice;
+  /** Feeds every live-follow session of this server near the edge, with one read per interval. */
+  readonly tail: LiveTail | undefined;
   private timer: NodeJS.Timeout | undefined;
   private availability: { value: Availability; at: number } | undefined;
 
@@ -58,6 +66,15 @@ export class SessionManager {
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.metrics = options.metrics;
     this.readers = options.readers ?? new ReplayReaders(pool, { urls: [], maxLagMs: 0 }, 0, log);
+    this.tail =
+      options.liveTail === false
+        ? undefined
+        : new LiveTail(
+            pool,
+            LIVE_DELAY_MS,
+            (err) => log.warn({ err }, 'live tail read failed; retrying'),
+            () => options.metrics?.liveTailReads.inc(),
+          );
     this.keyframes = new KeyframeReads(pool, (shared) =>
       this.metrics?.keyframeReads.inc({ shared: String(shared) }),
     );
@@ -78,6 +95,7 @@ export class SessionManager {
   /** Shutdown: clients are told to go elsewhere (1001) and their sessions are left to be resumed there. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    await this.tail?.stop();
     const sessions = this.list();
     this.sessions.clear();
     for (const session of sessions) {
@@ -157,6 +175,7 @@ export class SessionManager {
     const session = new ReplaySession(record, {
       readers: this.readers,
       keyframes: this.keyframes,
+      tail: this.tail,
       limits: this.limits,
       log: this.log,
       tooSlowCode: CloseCode.TOO_SLOW,

@@ -4,7 +4,9 @@ import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import type { ReplayClient } from '../../protocol/client.js';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
+import { until } from '../support/wait.js';
 import { referenceState, type HistoryEvent } from '../support/history.js';
 
 // Live-follow: a session whose range reaches past now keeps streaming new rows, each exactly once,
@@ -12,7 +14,10 @@ import { referenceState, type HistoryEvent } from '../support/history.js';
 
 const log = createLogger('silent');
 
-describe('live-follow', () => {
+describe.each([
+  { feed: 'the live tail', liveTail: true },
+  { feed: 'its own reads', liveTail: false },
+])('live-follow, each session fed by $feed', ({ liveTail }) => {
   let db: TestDatabase;
   let app: App;
   const events: HistoryEvent[] = [];
@@ -48,8 +53,14 @@ describe('live-follow', () => {
     const start = Date.now() - 60_000;
     for (let i = 0; i < 20; i++) await write(start + i * 1000, String(i % 5), 'u', { v: nextId++ });
     app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '3' }),
-      { log },
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DB_POOL_SIZE: '3',
+        MAX_ACTIVE_SESSIONS: '40',
+      }),
+      { log, replay: { liveTail } },
     );
   });
   afterAll(async () => {
@@ -94,4 +105,95 @@ describe('live-follow', () => {
     expect(c.state.get('ops.unit|2')).toEqual({ v: 'late' });
     c.disconnect();
   });
+
+  it.runIf(liveTail)(
+    'feeds 20 live sessions from one read of the tail per interval, each row once, late rows corrected',
+    async () => {
+      const sessions = await Promise.all(
+        Array.from({ length: 20 }, async (_, i) => {
+          const c = await connect(app.port);
+          const keyframe = keyframeDone(c);
+          await c.open({
+            from: Date.now() - 30_000,
+            to: Date.now() + 3_600_000,
+            at: Date.now() - 1_500,
+            speed: 1,
+            // Half of them follow one entity: the tail filters for each session.
+            ...(i % 2 === 1 ? { entities: ['3'] } : {}),
+          });
+          await keyframe;
+          await c.play();
+          return c;
+        }),
+      );
+      const counter = async (name: 'liveTailReads' | 'liveEdgeChecks' | 'replayReads') =>
+        (await app.metrics[name].get()).values.reduce((n, v) => n + v.value, 0);
+      // Every session settles on the tail: its own window reads and late-row queries stop.
+      await until(
+        'the sessions are on the tail',
+        async () => {
+          const [reads, checks] = [await counter('replayReads'), await counter('liveEdgeChecks')];
+          await new Promise((r) => setTimeout(r, 1_000));
+          return reads === (await counter('replayReads')) && checks === (await counter('liveEdgeChecks'))
+            ? true
+            : undefined;
+        },
+        20_000,
+      );
+      const before = {
+        tail: await counter('liveTailReads'),
+        reads: await counter('replayReads'),
+        checks: await counter('liveEdgeChecks'),
+      };
+      const sent = sessions.map(() => [] as string[]);
+      sessions.forEach((c, i) =>
+        c.on(
+          (m) =>
+            m.type === 'frame' &&
+            sent[i]!.push(...m.changes.map((ch) => `${ch.id}=${JSON.stringify(ch.state ?? null)}`)),
+        ),
+      );
+      const started = Date.now();
+      for (let i = 0; i < 5; i++) {
+        await write(Date.now(), `tail-${i}`, 'c', { v: `tail-${i}` });
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      // Late for every session: its time is already behind all of them.
+      await write(Math.min(...sessions.map((c) => c.t)) - 1_000, '3', 'u', { v: 'late-3' });
+      await new Promise((r) => setTimeout(r, 3_000));
+      const seconds = (Date.now() - started) / 1000;
+      const tailReads = (await counter('liveTailReads')) - before.tail;
+      // One window read per 100 ms and a late check per 500 ms, whatever the number of sessions.
+      expect(tailReads).toBeGreaterThan(seconds * 5);
+      expect(tailReads).toBeLessThanOrEqual(Math.ceil(seconds * 12) + 2);
+      expect((await counter('replayReads')) - before.reads).toBe(0);
+      expect((await counter('liveEdgeChecks')) - before.checks).toBe(0);
+
+      const reference = (c: ReplayClient, i: number) => {
+        const all = referenceState(events, c.t);
+        return asClientKeys(i % 2 === 1 ? new Map([...all].filter(([k]) => k.endsWith('|3'))) : all);
+      };
+      sessions.forEach((c, i) => {
+        const mine = sent[i]!;
+        if (i % 2 === 0) {
+          for (const n of [0, 1, 2, 3, 4])
+            expect(
+              mine.filter((x) => x.startsWith(`tail-${n}=`)),
+              `session ${i}`,
+            ).toHaveLength(1);
+        } else
+          expect(
+            mine.filter((x) => x.startsWith('tail-')),
+            `session ${i}`,
+          ).toEqual([]);
+        expect(
+          mine.filter((x) => x === '3={"v":"late-3"}'),
+          `session ${i}`,
+        ).toHaveLength(1);
+        expect(c.state, `session ${i}`).toEqual(reference(c, i));
+        expect(c.state.get('ops.unit|3')).toEqual({ v: 'late-3' });
+      });
+      for (const c of sessions) c.disconnect();
+    },
+  );
 });

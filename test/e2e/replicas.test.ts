@@ -79,7 +79,15 @@ describe('replay reads on a hot standby', () => {
         CLEANUP_SERVICE_ENABLED: 'false',
         AGGREGATE_REFRESH_SECONDS: '0',
       }),
-      { log, replay: { limits: { ...DEFAULT_LIMITS, maxEventsPerRead: 40, keyframeChunk: 25, tickMs: 20 } } },
+      {
+        log,
+        replay: {
+          limits: { ...DEFAULT_LIMITS, maxEventsPerRead: 40, keyframeChunk: 25, tickMs: 20 },
+          // The live session here reads for itself, as one further behind the edge would: the live
+          // tail reads the primary (test/e2e/live.test.ts covers it).
+          liveTail: false,
+        },
+      },
     );
     pool = app.pool;
     events = generateHistory(11, start, HOUR - 1000, 1500);
