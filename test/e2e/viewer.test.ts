@@ -189,18 +189,24 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     const shared = await browser.newPage({ viewport: { width: 1300, height: 800 } });
     shared.on('pageerror', (err) => problems.push(err.message));
     await shared.goto(link);
-    await shared.waitForFunction(
-      (t) => {
-        const text = document.getElementById('time')!.textContent!;
-        return (
-          Date.parse(`${text.replace(' ', 'T')}Z`) === t &&
-          Number(document.getElementById('count')!.textContent) > 0
+    // The keyframe comes in parts: wait for the whole of it (the count the server gives at that time).
+    await shared
+      .waitForFunction(
+        ([t, count]) => {
+          const text = document.getElementById('time')!.textContent!;
+          return (
+            Date.parse(`${text.replace(' ', 'T')}Z`) === t &&
+            Number(document.getElementById('count')!.textContent) === count
+          );
+        },
+        [until, atUntil.body.entities.length],
+        { timeout: 20_000 },
+      )
+      .catch(async (err: Error) => {
+        throw new Error(
+          `${err.message}; want ${atUntil.body.entities.length} entities at ${until}; shows ${await shared.textContent('#count')} at ${await shared.textContent('#time')}`,
         );
-      },
-      until,
-      { timeout: 20_000 },
-    );
-    expect(Number(await shared.textContent('#count'))).toBe(atUntil.body.entities.length);
+      });
     await shared.waitForFunction(
       (name) => document.getElementById('entity-name')!.textContent === name,
       inspected,
