@@ -30,9 +30,16 @@ export interface SessionOutput {
 export interface PlayerLimits {
   /** Wall time between two frames at a finite speed. */
   readonly tickMs: number;
-  /** Wall time of replay a paced session reads ahead of its clock (read again at half). */
+  /** Wall time of replay a paced session keeps read ahead of its clock (read again at half). */
   readonly readAheadMs: number;
-  /** Events read ahead at most per window (bounded read-ahead). */
+  /**
+   * Wall time of replay one paced read may cover where the history is sparse: a 1x session of a
+   * quiet history then queries every half minute instead of every second.
+   */
+  readonly readAheadMaxMs: number;
+  /** Events one paced read takes at most (what a session holds read ahead stays bounded). */
+  readonly readAheadEvents: number;
+  /** Events one read at full speed takes at most. */
   readonly maxEventsPerRead: number;
   /** Buffered bytes over which frames are coalesced. */
   readonly highWaterBytes: number;
@@ -48,6 +55,8 @@ export interface PlayerLimits {
 export const DEFAULT_LIMITS: PlayerLimits = {
   tickMs: 100,
   readAheadMs: 2000,
+  readAheadMaxMs: 30_000,
+  readAheadEvents: 300,
   maxEventsPerRead: 2000,
   highWaterBytes: 1024 * 1024,
   lowWaterBytes: 256 * 1024,
@@ -392,7 +401,7 @@ export class Player {
     if (tick.max) {
       // Full speed reads window after window as the socket drains; nothing is read ahead.
       loop.ahead = undefined;
-      const window = await this.read(this.position, target);
+      const window = await this.read(this.position, target, this.limits.maxEventsPerRead);
       // Paused or superseded while reading: drop the window, the position has not moved.
       if (!this.playing) return undefined;
       this.position = window.reached;
@@ -400,7 +409,13 @@ export class Player {
     }
     if (loop.ahead?.forward !== tick.forward) loop.ahead = new ReadAhead(tick.forward, this.position);
     if (!loop.ahead.covers(target)) {
-      loop.ahead.append(await this.read(loop.ahead.readFrom, this.aheadOf(target, end, tick.forward)));
+      loop.ahead.append(
+        await this.read(
+          loop.ahead.readFrom,
+          this.aheadOf(target, end, tick.forward),
+          this.limits.readAheadEvents,
+        ),
+      );
       if (!this.playing) return undefined;
     }
     const taken = loop.ahead.take(target);
@@ -423,7 +438,7 @@ export class Player {
     if (tick.max || !ahead) return;
     const horizon = this.aheadOf(this.position, end, tick.forward);
     if (ahead.covers(horizon) || ahead.coveredPast(this.position) >= this.readAheadSpan() / 2) return;
-    ahead.append(await this.read(ahead.readFrom, horizon));
+    ahead.append(await this.read(ahead.readFrom, horizon, this.limits.readAheadEvents));
   }
 
   /**
@@ -543,14 +558,14 @@ export class Player {
    * The changes from `from` to `to` (either direction), remembered for live-follow. Forward, the
    * read stops where the reader's data ends (the window then reaches less far).
    */
-  private async read(from: Micros, to: Micros): Promise<DeltaWindow> {
+  private async read(from: Micros, to: Micros, limit: number): Promise<DeltaWindow> {
     // Forward the window starts at `from`; reverse it ends there: either way the data must reach it.
     const reader = this.pickReader(usToMs(from));
     const until = to > from ? Math.max(from, Math.min(to, (reader.asOf() - LIVE_DELAY_MS) * 1000)) : to;
     if (until === from) return { changes: [], reached: from, ids: [] };
     let window: DeltaWindow;
     try {
-      window = await readDeltas(reader.pool, from, until, this.filter, this.limits.maxEventsPerRead);
+      window = await readDeltas(reader.pool, from, until, this.filter, limit);
     } catch (err) {
       this.readers.failed(reader, err);
       throw err;
@@ -560,15 +575,15 @@ export class Player {
   }
 
   /**
-   * How far a paced read goes: readAheadMs of replay past `target`, not beyond `end`. A live
-   * session keeps its reads a read-ahead span short of the live edge (never behind the clock):
-   * rows may still commit there, and a read past the clock would miss them (late-row
-   * corrections only run at the edge itself).
+   * How far a paced read may go: readAheadMaxMs of replay past `target` (the events limit cuts a
+   * dense stretch shorter), not beyond `end`. A live session keeps its reads a read-ahead span
+   * short of the live edge (never behind the clock): rows may still commit there, and a read past
+   * the clock would miss them (late-row corrections only run at the edge itself).
    */
   private aheadOf(target: Micros, end: Micros, forward: boolean): Micros {
-    const span = this.readAheadSpan();
+    const span = this.limits.readAheadMaxMs * 1000 * Math.abs(this.speed as number);
     if (!forward) return Math.max(end, target - span);
-    if (this.followsLive) return Math.min(end, target + span, Math.max(target, end - span));
+    if (this.followsLive) return Math.min(end, target + span, Math.max(target, end - this.readAheadSpan()));
     return Math.min(end, target + span);
   }
 

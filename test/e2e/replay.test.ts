@@ -54,7 +54,18 @@ describe('replay over WebSocket', () => {
         DB_POOL_SIZE: '3',
         MAX_ACTIVE_SESSIONS: '60',
       }),
-      { log, replay: { limits: { ...DEFAULT_LIMITS, maxEventsPerRead: 37, keyframeChunk: 25, tickMs: 20 } } },
+      {
+        log,
+        replay: {
+          limits: {
+            ...DEFAULT_LIMITS,
+            maxEventsPerRead: 37,
+            readAheadEvents: 37,
+            keyframeChunk: 25,
+            tickMs: 20,
+          },
+        },
+      },
     );
   });
   afterAll(async () => {

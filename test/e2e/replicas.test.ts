@@ -82,7 +82,13 @@ describe('replay reads on a hot standby', () => {
       {
         log,
         replay: {
-          limits: { ...DEFAULT_LIMITS, maxEventsPerRead: 40, keyframeChunk: 25, tickMs: 20 },
+          limits: {
+            ...DEFAULT_LIMITS,
+            maxEventsPerRead: 40,
+            readAheadEvents: 40,
+            keyframeChunk: 25,
+            tickMs: 20,
+          },
           // The live session here reads for itself, as one further behind the edge would: the live
           // tail reads the primary (test/e2e/live.test.ts covers it).
           liveTail: false,
