@@ -6,18 +6,19 @@ import { z } from 'zod';
  * `error` that answers them.
  */
 
-export const PROTOCOL_VERSION = 1;
-export const SUBPROTOCOL_JSON = 'msr.v1.json';
-export const SUBPROTOCOL_MSGPACK = 'msr.v1.msgpack';
-export const SUBPROTOCOLS = [SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK] as const;
-export type Subprotocol = (typeof SUBPROTOCOLS)[number];
-
-export const MIN_SPEED = 0.1;
-export const MAX_SPEED = 1000;
+export {
+  MAX_RID_LENGTH,
+  MAX_SPEED,
+  MIN_SPEED,
+  PROTOCOL_VERSION,
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOL_MSGPACK,
+  SUBPROTOCOLS,
+  type Subprotocol,
+} from './wire.js';
+import { MAX_RID_LENGTH, MAX_SPEED, MIN_SPEED } from './wire.js';
 
 const time = z.number().finite();
-/** The longest string rid a client may send (and the server echoes). */
-export const MAX_RID_LENGTH = 64;
 const rid = z.union([z.string().max(MAX_RID_LENGTH), z.number().finite()]).optional();
 
 /** A playback speed: a factor with MIN_SPEED <= |speed| <= MAX_SPEED (negative plays backwards), or as fast as possible. */

@@ -1,8 +1,9 @@
-// The REST reads the viewer makes, with the token the platform gave the page.
+// The REST reads the player makes, with the token the platform gave the page.
 
 export interface Availability {
   earliest: number | null;
   latest: number | null;
+  maxPlaybackRangeDays: number;
 }
 
 export interface Activity {
@@ -19,10 +20,14 @@ export interface EntityChange {
 }
 
 export class Api {
-  constructor(private readonly token: string | undefined) {}
+  constructor(
+    /** The server's base URL (`https://msr.example`); '' for the page's own server. */
+    private readonly base: string,
+    private readonly token: string | undefined,
+  ) {}
 
   private async get<T>(path: string): Promise<T> {
-    const response = await fetch(path, {
+    const response = await fetch(`${this.base}${path}`, {
       headers: this.token ? { authorization: `Bearer ${this.token}` } : {},
     });
     const body = (await response.json()) as T & { code?: string; message?: string };

@@ -3,7 +3,6 @@
 import type { Api } from './api.js';
 import { timeText } from './time-text.js';
 
-const $ = (id: string) => document.getElementById(id)!;
 const AROUND_MS = 15 * 60_000;
 
 export class Inspector {
@@ -11,17 +10,25 @@ export class Inspector {
   key: string | undefined;
   private asked = 0;
 
-  constructor(private readonly api: Api) {}
+  constructor(
+    private readonly api: Api,
+    /** Where its elements are (the player's shadow root). */
+    private readonly root: DocumentFragment & { getElementById(id: string): HTMLElement | null },
+  ) {}
+
+  private $(id: string): HTMLElement {
+    return this.root.getElementById(id)!;
+  }
 
   /** Shows the entity's state (from the replayed map) and asks for its history around `t`. */
   async inspect(key: string, state: Record<string, unknown> | undefined, t: number): Promise<void> {
     this.key = key;
     const [table, id] = [key.slice(0, key.indexOf('|')), key.slice(key.indexOf('|') + 1)];
-    $('entity-hint').hidden = true;
-    $('entity-name').textContent = `${table} ${id}`;
+    this.$('entity-hint').hidden = true;
+    this.$('entity-name').textContent = `${table} ${id}`;
     this.showState(state);
     const asked = ++this.asked;
-    const list = $('entity-history');
+    const list = this.$('entity-history');
     list.textContent = 'loading…';
     try {
       const { changes } = await this.api.history(
@@ -48,6 +55,8 @@ export class Inspector {
 
   /** The inspected entity's state as the replay moves on. */
   showState(state: Record<string, unknown> | undefined): void {
-    $('entity-state').textContent = state ? JSON.stringify(state, null, 1) : '(not present at this time)';
+    this.$('entity-state').textContent = state
+      ? JSON.stringify(state, null, 1)
+      : '(not present at this time)';
   }
 }

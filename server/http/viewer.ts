@@ -4,15 +4,12 @@ import type { Route } from './route.js';
 
 const WEB_DIR = new URL('../../web/', import.meta.url);
 
-/**
- * The viewer page at /: static HTML and CSS, and the TypeScript (with the protocol client)
- * bundled by esbuild on first request, then served from memory.
- */
-export function viewerRoutes(): Route[] {
+/** A module of web/ bundled by esbuild (with the protocol client) on first request, then kept. */
+function bundled(entry: string): () => Promise<string> {
   let bundle: Promise<string> | undefined;
-  const script = () =>
+  return () =>
     (bundle ??= build({
-      entryPoints: [new URL('viewer.ts', WEB_DIR).pathname],
+      entryPoints: [new URL(entry, WEB_DIR).pathname],
       bundle: true,
       format: 'esm',
       platform: 'browser',
@@ -21,8 +18,22 @@ export function viewerRoutes(): Route[] {
       target: 'es2022',
       write: false,
       minify: true,
-      sourcemap: 'inline',
     }).then((result) => result.outputFiles[0]!.text));
+}
+
+/**
+ * The viewer page at /: static HTML and CSS and its script; and `/msr-player.js`, the
+ * <msr-player> element alone, for other pages to embed.
+ */
+export function viewerRoutes(): Route[] {
+  const script = (entry: string): Route['handler'] => {
+    const code = bundled(entry);
+    return async () => ({
+      status: 200,
+      body: await code(),
+      headers: { 'content-type': 'text/javascript; charset=utf-8' },
+    });
+  };
   const file = (name: string, type: string): Route['handler'] => {
     let cached: Promise<Buffer> | undefined;
     return async () => ({
@@ -39,15 +50,7 @@ export function viewerRoutes(): Route[] {
       access: 'public',
       handler: file('viewer.css', 'text/css; charset=utf-8'),
     },
-    {
-      method: 'get',
-      path: '/viewer.js',
-      access: 'public',
-      handler: async () => ({
-        status: 200,
-        body: await script(),
-        headers: { 'content-type': 'text/javascript; charset=utf-8' },
-      }),
-    },
+    { method: 'get', path: '/viewer.js', access: 'public', handler: script('viewer.ts') },
+    { method: 'get', path: '/msr-player.js', access: 'public', handler: script('msr-player.ts') },
   ];
 }

@@ -1,10 +1,6 @@
 import type { Logger } from 'pino';
-import {
-  decodeClientMessage,
-  encode,
-  MAX_CLIENT_MESSAGE_BYTES,
-  type OutgoingMessage,
-} from '../../protocol/codec.js';
+import { encode, MAX_CLIENT_MESSAGE_BYTES, type OutgoingMessage } from '../../protocol/codec.js';
+import { decodeClientMessage } from '../../protocol/decode-client.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOLS, type Subprotocol } from '../../protocol/messages.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
 import { AuthError, tokenOf, type Authenticator, type Principal } from '../auth/authenticator.js';

@@ -12,6 +12,7 @@ import { until } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../support/history.js';
 import { startServerProcess } from '../support/process.js';
+import type { ConnectionEvent } from '../../protocol/client.js';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 
 const log = createLogger('silent');
@@ -117,7 +118,10 @@ describe('sessions under load, slow clients and across servers', () => {
     await keyframe;
     expect(b.state).toEqual(expected(start + HOUR));
 
-    // The server drops a's socket as it would when shutting down: a reconnects and attaches.
+    // The server drops a's socket as it would when shutting down: a reconnects and attaches, and
+    // says so as it goes.
+    const events: ConnectionEvent[] = [];
+    a.onConnection((event) => events.push(event));
     const resumed = keyframeDone(a, 10_000);
     const live = app.sessions.local(session)!;
     const [sink] = [...live.sinks];
@@ -125,7 +129,15 @@ describe('sessions under load, slow clients and across servers', () => {
     await resumed;
     expect(a.session).toBe(session);
     expect(a.state).toEqual(expected(start + HOUR));
+    expect(events).toEqual([
+      { state: 'reconnecting', code: CloseCode.GOING_AWAY, attempt: 1 },
+      { state: 'open' },
+    ]);
+    // The session closed by its other socket: b's close is one the client does not resume from,
+    // and it says so once.
+    const closed = new Promise<ConnectionEvent>((resolve) => b.onConnection(resolve));
     await a.close();
+    expect(await closed).toEqual({ state: 'closed', code: CloseCode.NORMAL, reason: 'session closed' });
   });
 
   it('expires a session nobody is attached to and frees its slot', async () => {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../server/app.js';
@@ -8,12 +8,19 @@ import { createLogger } from '../../server/logger.js';
 import { demoLive } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { getJson } from '../support/http.js';
+import { connect } from '../support/replay.js';
+import type { ReplayClient } from '../../protocol/client.js';
+import { gzipSync } from 'node:zlib';
 
 // The viewer in a real browser (Debian's Chromium, driven by playwright-core): it shows the demo
 // world with its activity strip, plays, seeks, plays until a typed time, inspects a clicked entity,
 // opens a shared link at the same state and goes live. Screenshots are kept in test-artifacts/.
 
 const CHROMIUM = '/usr/bin/chromium';
+
+// Defined in each page by playerPage(): the player's elements live in its shadow root.
+declare const msr: (id: string) => HTMLElement | null;
+declare const msrAll: (selector: string) => NodeListOf<Element>;
 const available = existsSync(CHROMIUM);
 const log = createLogger('silent');
 
@@ -25,7 +32,14 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
+      loadConfig({
+        DATABASE_URL: db.url,
+        AUTH_MODE: 'none',
+        PORT: '0',
+        DEMO: 'true',
+        DB_POOL_SIZE: '4',
+        MAX_ACTIVE_SESSIONS: '12',
+      }),
       {
         log,
         demoHistoryMs: 20 * 60_000,
@@ -43,6 +57,9 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        // A page the test serves by route (the README's embedding example) counts as a public
+        // origin to Chromium's local-network checks, which would block its socket to 127.0.0.1.
+        '--disable-features=LocalNetworkAccessChecks',
       ],
     });
   });
@@ -52,13 +69,36 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     await db?.drop();
   });
 
-  it('draws the demo city, plays, seeks, plays until a typed time, inspects an entity, opens a shared link and goes live', async () => {
+  /** A page where `msr(id)` finds an element of the <msr-player> (in its shadow root) by id. */
+  const playerPage = async () => {
     const page = await browser.newPage({ viewport: { width: 1300, height: 800 } });
+    await page.addInitScript(() => {
+      const root = () => document.querySelector('msr-player')?.shadowRoot;
+      // Main-thread tasks over 50 ms, for the report: the page must stay responsive while a keyframe arrives.
+      const longTasks: number[] = [];
+      new PerformanceObserver((list) => list.getEntries().forEach((e) => longTasks.push(e.duration))).observe(
+        {
+          type: 'longtask',
+          buffered: true,
+        },
+      );
+      Object.assign(window, {
+        longTasks,
+        msr: (id: string) => root()?.getElementById(id) ?? document.getElementById(id),
+        msrAll: (selector: string) =>
+          root()?.querySelectorAll(selector) ?? document.querySelectorAll(selector),
+      });
+    });
+    return page;
+  };
+
+  it('draws the demo city, plays, seeks, plays until a typed time, inspects an entity, opens a shared link and goes live', async () => {
+    const page = await playerPage();
     const problems: string[] = [];
     page.on('pageerror', (err) => problems.push(err.message));
     await page.goto(`http://127.0.0.1:${app.port}/`);
     await page
-      .waitForFunction(() => Number(document.getElementById('count')!.textContent) > 1000, undefined, {
+      .waitForFunction(() => Number(msr('count')!.textContent) > 1000, undefined, {
         timeout: 20_000,
       })
       .catch(async (err: Error) => {
@@ -67,6 +107,12 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
         );
       });
     expect(await page.textContent('#status')).toBe('connected');
+    const longest = await page.evaluate(() =>
+      Math.max(0, ...(window as unknown as { longTasks: number[] }).longTasks),
+    );
+    console.log(
+      `viewer: longest main-thread task while the first keyframe came in: ${Math.round(longest)} ms`,
+    );
     const timeAt = async () => Date.parse(`${(await page.textContent('#time'))!.replace(' ', 'T')}Z`);
     /** Releases the timeline at t and waits for the page to show it (the input snaps to 1 s steps). */
     const scrubTo = async (target: number) => {
@@ -80,7 +126,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
         target,
       );
       await page.waitForFunction((t) => {
-        const text = document.getElementById('time')!.textContent!;
+        const text = msr('time')!.textContent!;
         return Math.abs(Date.parse(`${text.replace(' ', 'T')}Z`) - t) < 1000;
       }, target);
     };
@@ -92,7 +138,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     console.log(`viewer: scrub release to the new time drawn in ${Date.now() - scrubbed} ms`);
     await page.selectOption('#speed-choice', '600');
     await page.click('#play');
-    await page.waitForFunction(() => document.getElementById('play')!.textContent === 'Pause');
+    await page.waitForFunction(() => msr('play')!.textContent === 'Pause');
     await page.waitForTimeout(1_500);
     const played = await timeAt();
     expect(played - target).toBeGreaterThan(60_000);
@@ -100,7 +146,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
 
     // Play until a typed time: it stops there, showing the state the server has for that time.
     await page.click('#play');
-    await page.waitForFunction(() => document.getElementById('play')!.textContent === 'Play');
+    await page.waitForFunction(() => msr('play')!.textContent === 'Play');
     // From ten minutes back (the 600x play above ran into the live edge).
     const from = Math.round((Date.now() - 10 * 60_000) / 1000) * 1000;
     await scrubTo(from);
@@ -110,11 +156,8 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     await page
       .waitForFunction(
         (t) => {
-          const text = document.getElementById('time')!.textContent!;
-          return (
-            document.getElementById('play')!.textContent === 'Play' &&
-            Date.parse(`${text.replace(' ', 'T')}Z`) === t
-          );
+          const text = msr('time')!.textContent!;
+          return msr('play')!.textContent === 'Play' && Date.parse(`${text.replace(' ', 'T')}Z`) === t;
         },
         until,
         { timeout: 20_000 },
@@ -130,7 +173,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     // Keys: an arrow steps 10 s back, + picks the next speed.
     await page.keyboard.press('ArrowLeft');
     await page.waitForFunction(
-      (t) => Date.parse(`${document.getElementById('time')!.textContent!.replace(' ', 'T')}Z`) === t,
+      (t) => Date.parse(`${msr('time')!.textContent!.replace(' ', 'T')}Z`) === t,
       until - 10_000,
     );
     const speedBefore = await page.$eval('#speed-choice', (el) => (el as HTMLSelectElement).selectedIndex);
@@ -140,7 +183,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     );
     await page.keyboard.press('ArrowRight');
     await page.waitForFunction(
-      (t) => Date.parse(`${document.getElementById('time')!.textContent!.replace(' ', 'T')}Z`) === t,
+      (t) => Date.parse(`${msr('time')!.textContent!.replace(' ', 'T')}Z`) === t,
       until,
     );
 
@@ -172,7 +215,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     });
     expect(spot).toBeDefined();
     await page.mouse.click(spot!.x, spot!.y);
-    await page.waitForFunction(() => document.querySelectorAll('#entity-history li').length > 0, undefined, {
+    await page.waitForFunction(() => msrAll('#entity-history li').length > 0, undefined, {
       timeout: 10_000,
     });
     const inspected = (await page.textContent('#entity-name'))!;
@@ -186,17 +229,16 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     await page.click('#share');
     const link = page.url();
     expect(new URL(link).searchParams.get('t')).toBe(String(until));
-    const shared = await browser.newPage({ viewport: { width: 1300, height: 800 } });
+    const shared = await playerPage();
     shared.on('pageerror', (err) => problems.push(err.message));
     await shared.goto(link);
     // The keyframe comes in parts: wait for the whole of it (the count the server gives at that time).
     await shared
       .waitForFunction(
         ([t, count]) => {
-          const text = document.getElementById('time')!.textContent!;
+          const text = msr('time')!.textContent!;
           return (
-            Date.parse(`${text.replace(' ', 'T')}Z`) === t &&
-            Number(document.getElementById('count')!.textContent) === count
+            Date.parse(`${text.replace(' ', 'T')}Z`) === t && Number(msr('count')!.textContent) === count
           );
         },
         [until, atUntil.body.entities.length],
@@ -207,10 +249,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
           `${err.message}; want ${atUntil.body.entities.length} entities at ${until}; shows ${await shared.textContent('#count')} at ${await shared.textContent('#time')}`,
         );
       });
-    await shared.waitForFunction(
-      (name) => document.getElementById('entity-name')!.textContent === name,
-      inspected,
-    );
+    await shared.waitForFunction((name) => msr('entity-name')!.textContent === name, inspected);
     await mkdir('test-artifacts', { recursive: true });
     await shared.screenshot({ path: 'test-artifacts/viewer-shared.png' });
     await shared.close();
@@ -218,11 +257,175 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
     // Live: back to the present at 1x.
     await page.click('#live');
     await page.waitForFunction(() => {
-      const text = document.getElementById('time')!.textContent!;
+      const text = msr('time')!.textContent!;
       return Date.now() - Date.parse(`${text.replace(' ', 'T')}Z`) < 10_000;
     });
     await mkdir('test-artifacts', { recursive: true });
     await page.screenshot({ path: 'test-artifacts/viewer.png' });
+    expect(problems).toEqual([]);
+  });
+
+  it('runs a reverse speed, filters tables, loops a range, keeps bookmarks, and says when every session is taken', async () => {
+    const page = await playerPage();
+    const problems: string[] = [];
+    page.on('pageerror', (err) => problems.push(err.message));
+    await page.goto(`http://127.0.0.1:${app.port}/`);
+    await page.waitForFunction(() => Number(msr('count')!.textContent) > 1000, undefined, {
+      timeout: 20_000,
+    });
+    const timeAt = async () => Date.parse(`${(await page.textContent('#time'))!.replace(' ', 'T')}Z`);
+    const waitTime = (t: number) =>
+      page.waitForFunction(
+        (want) => Date.parse(`${msr('time')!.textContent!.replace(' ', 'T')}Z`) === want,
+        t,
+      );
+
+    // Every control has a name a screen reader can say.
+    const unnamed = await page.evaluate(() =>
+      [...document.querySelector('msr-player')!.shadowRoot!.querySelectorAll('button, select, input')]
+        .filter((el) => {
+          const label =
+            el.closest('label')?.textContent?.trim() ||
+            el.getAttribute('aria-label') ||
+            el.textContent?.trim();
+          return !label;
+        })
+        .map((el) => el.id),
+    );
+    expect(unnamed).toEqual([]);
+
+    // Go to a typed time, then play backwards at 60x: the time goes down.
+    const start = Math.round((Date.now() - 8 * 60_000) / 1000) * 1000;
+    await page.fill('#goto', new Date(start).toISOString().slice(11, 19));
+    await page.click('#go');
+    await waitTime(start);
+    await page.selectOption('#speed-choice', '-60');
+    await page.click('#play');
+    await page.waitForFunction(
+      (t) => Date.parse(`${msr('time')!.textContent!.replace(' ', 'T')}Z`) < t - 30_000,
+      start,
+    );
+    await page.click('#play');
+    await page.waitForFunction(() => msr('play')!.textContent === 'Play');
+    const reversed = await timeAt();
+    const atReversed = await getJson(app.port, `/api/v1/state?t=${reversed}`);
+    await page.waitForFunction(
+      (n) => Number(msr('count')!.textContent) === n,
+      atReversed.body.entities.length,
+    );
+
+    // Only the vehicles: the session opens again on that table, at the same time.
+    await page.waitForFunction(() => msrAll('#tables input').length >= 2);
+    await page.click('#tables input[value="city.incident"]');
+    const vehicles = await getJson(app.port, `/api/v1/state?t=${reversed}&tables=city.vehicle`);
+    await page
+      .waitForFunction((n) => Number(msr('count')!.textContent) === n, vehicles.body.entities.length, {
+        timeout: 15_000,
+      })
+      .catch(async (err: Error) => {
+        throw new Error(
+          `${err.message}; shows ${await page.textContent('#count')}, want ${vehicles.body.entities.length}`,
+        );
+      });
+    expect(vehicles.body.entities.length).toBeLessThan(atReversed.body.entities.length);
+    await mkdir('test-artifacts', { recursive: true });
+    await page.screenshot({ path: 'test-artifacts/player-vehicles-only.png' });
+
+    // Loop a minute at 60x: after its end the time is back near its start, playing on.
+    await page.selectOption('#speed-choice', '60');
+    await page.click('#mark-in');
+    // Typed times are whole seconds.
+    const loopEnd = Math.ceil((reversed + 60_000) / 1000) * 1000;
+    await page.fill('#goto', new Date(loopEnd).toISOString().slice(11, 19));
+    await page.click('#go');
+    await waitTime(loopEnd);
+    await page.click('#mark-out');
+    await page.check('#loop');
+    await page.click('#play');
+    const seen: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      seen.push(await timeAt());
+      await page.waitForTimeout(100);
+    }
+    const wrapped = seen.some((t, i) => i > 0 && t < seen[i - 1]! - 20_000);
+    expect(wrapped, `times seen: ${seen.join(',')}`).toBe(true);
+    expect(seen.every((t) => t >= reversed && t <= loopEnd)).toBe(true);
+    await page.uncheck('#loop');
+    await page.click('#play');
+    await page.waitForFunction(() => msr('play')!.textContent === 'Play');
+
+    // A bookmark outlives the page, and opens its time.
+    const marked = await timeAt();
+    await page.click('#bookmark');
+    await page.reload();
+    await page.waitForFunction(() => Number(msr('count')!.textContent) > 0, undefined, { timeout: 20_000 });
+    await page.waitForFunction(() => msrAll('#bookmarks li').length === 1);
+    await page.click('#bookmarks li button');
+    await waitTime(marked);
+
+    // The component alone, for other pages: small.
+    const bundle = await fetch(`http://127.0.0.1:${app.port}/msr-player.js`);
+    const gzipped = gzipSync(Buffer.from(await bundle.arrayBuffer())).length;
+    console.log(`viewer: /msr-player.js is ${Math.round(gzipped / 1024)} KB gzipped`);
+    expect(gzipped).toBeLessThanOrEqual(50 * 1024);
+    await page.close();
+
+    // The README's embedding example, as written but for the server's address, on a page of that origin.
+    const origin = `http://127.0.0.1:${app.port}`;
+    const readme = await readFile('README.md', 'utf8');
+    const example = /```html\n([\s\S]*?)```/.exec(readme)![1]!.replaceAll('https://msr.example.com', origin);
+    const embedding = await playerPage();
+    const logged: string[] = [];
+    embedding.on('console', (m) => logged.push(m.text()));
+    await embedding.route(`${origin}/embed.html`, (route) =>
+      route.fulfill({
+        contentType: 'text/html',
+        body: `<!doctype html><html><body>${example}</body></html>`,
+      }),
+    );
+    await embedding.goto(`${origin}/embed.html`);
+    const embedProblems: string[] = [];
+    embedding.on('pageerror', (err) => embedProblems.push(err.message));
+    await embedding
+      .waitForFunction(() => Number(msr('count')!.textContent) > 0, undefined, { timeout: 20_000 })
+      .catch(async (err: Error) => {
+        throw new Error(
+          `${err.message}; status: ${await embedding.textContent('#status').catch(() => '(none)')}; ${embedProblems.join(' | ')}; ${logged.join(' | ')}`,
+        );
+      });
+    expect(await embedding.textContent('#speed')).toBe('8×');
+    expect(logged.some((line) => /^\d+ \d+$/.test(line))).toBe(true);
+    await embedding.close();
+
+    // Every session taken: the player says so, and its Retry opens one once a slot is free.
+    const holders: ReplayClient[] = [];
+    try {
+      for (;;) {
+        const c = await connect(app.port);
+        holders.push(c);
+        const opened = await c
+          .open({ from: Date.now() - 60_000, to: Date.now(), at: Date.now() - 30_000 })
+          .catch((err: Error) => err);
+        if (opened instanceof Error) {
+          expect(opened.message).toMatch(/^SESSION_LIMIT/);
+          break;
+        }
+      }
+      const blocked = await playerPage();
+      await blocked.goto(`http://127.0.0.1:${app.port}/`);
+      await blocked.waitForFunction(() =>
+        msr('status')!.textContent!.includes('all replay sessions are in use'),
+      );
+      expect(await blocked.isVisible('#retry')).toBe(true);
+      await holders[0]!.close();
+      await blocked.click('#retry');
+      await blocked.waitForFunction(() => msr('status')!.textContent === 'connected', undefined, {
+        timeout: 15_000,
+      });
+      await blocked.close();
+    } finally {
+      for (const c of holders) c.disconnect();
+    }
     expect(problems).toEqual([]);
   });
 });

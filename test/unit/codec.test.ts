@@ -1,12 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
-import {
-  decodeClientMessage,
-  encode,
-  JsonText,
-  MAX_CLIENT_MESSAGE_BYTES,
-  parse,
-} from '../../protocol/codec.js';
+import { encode, JsonText, MAX_CLIENT_MESSAGE_BYTES, parse } from '../../protocol/codec.js';
+import { decodeClientMessage } from '../../protocol/decode-client.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, ServerMessage } from '../../protocol/messages.js';
 
 const json = (v: unknown) => JSON.stringify(v);
