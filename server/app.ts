@@ -62,162 +62,211 @@ export interface AppOptions {
   readonly capture?: CaptureOptions;
 }
 
+/** What the start-up steps share: the settings, the log, and the stops of what has started. */
+interface Start {
+  readonly config: Config;
+  readonly options: AppOptions;
+  readonly log: Logger;
+  readonly lifecycle: Lifecycle;
+}
+
+/** What the writers and readers of the history are built on. */
+interface Storage {
+  readonly pool: Pool;
+  readonly databaseUrl: string;
+  readonly schema: MigrationResult;
+  readonly demo: DemoWorld | undefined;
+  readonly metrics: Metrics;
+}
+
 /**
  * Starts every part in dependency order (database, schema, demo data, ingest, sessions, HTTP) and returns a handle
  * whose stop() undoes them in reverse. A failure part-way stops what had started, then throws.
  */
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? createLogger(config.logLevel);
-  const lifecycle = new Lifecycle(log);
+  const start: Start = { config, options, log, lifecycle: new Lifecycle(log) };
   try {
-    let databaseUrl = config.databaseUrl;
-    if (databaseUrl === undefined) {
-      const embedded = await startEmbeddedDatabase(config.dataDir, config.embeddedPgPort, log);
-      lifecycle.started('embedded database', () => embedded.stop());
-      databaseUrl = embedded.url;
-    }
-
-    const pool = createPool(databaseUrl, config.dbPoolSize, log);
-    lifecycle.started('database pool', () => pool.end());
-
-    const schema = await migrate(pool, log);
-    log.info(
-      { dialect: schema.dialect, version: schema.version, applied: schema.applied.length },
-      'schema ready',
+    const storage = await startStorage(start);
+    const writers = startWriters(start, storage);
+    const readers = new ReplayReaders(
+      storage.pool,
+      config.replicas,
+      config.dbPoolSize,
+      log,
+      storage.metrics.replicas,
     );
-    await publishSettings(pool, config);
-    await prepareStorage(pool, config);
-
-    let demo: DemoWorld | undefined;
-    if (config.demo) {
-      demo = new DemoWorld(pool, log, {
-        ...(options.demoHistoryMs === undefined ? {} : { historyMs: options.demoHistoryMs }),
-        // One capture per process: a configured source takes it, and the demo writes events itself.
-        mayCapture: !config.capture,
-      });
-      await demo.start();
-      lifecycle.started('demo', () => demo!.stop());
-    }
-
-    const metrics = new Metrics();
-    let ingest: Ingest | undefined;
-    if (config.kafka.brokers) {
-      ingest = new Ingest(
-        pool,
-        { ...config.kafka, brokers: config.kafka.brokers },
-        log,
-        metrics,
-        options.ingest,
-      );
-      ingest.start();
-      lifecycle.started('ingest', () => ingest!.stop());
-    }
-    let capture: Capture | undefined;
-    const demoCapture = demo?.captureConfig(databaseUrl, config.captureTiming);
-    if (config.capture || demoCapture) {
-      const kafka =
-        config.capture?.to === 'kafka'
-          ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log, pool)
-          : undefined;
-      capture = config.capture
-        ? new Capture(config.capture, pool, log, metrics, { ...options.capture, ...(kafka ? { kafka } : {}) })
-        : new Capture(demoCapture!, pool, log, metrics, { ...options.capture, after: demo!.sourceReady });
-      if (!config.capture) demo!.watch(capture);
-      capture.start();
-      lifecycle.started('capture', () => capture!.stop());
-    }
-    const signals = config.kafka.brokers
-      ? new SnapshotSignals({ ...config.kafka, brokers: config.kafka.brokers }, config.kafka.signalTopic)
-      : undefined;
-    if (signals) lifecycle.started('snapshot signals', () => signals.stop());
-
-    let maintenance: Maintenance | undefined;
-    if (config.cleanupEnabled) {
-      maintenance = new Maintenance(pool, config, log, metrics, {
-        ...options.maintenance,
-        after: demo?.seeded,
-      });
-      maintenance.start();
-      lifecycle.started('maintenance', () => maintenance!.stop());
-    }
-    let aggregate: AggregateRefresh | undefined;
-    if (config.aggregateRefreshMs > 0) {
-      aggregate = new AggregateRefresh(pool, schema.dialect, log, metrics, config.aggregateRefreshMs);
-      aggregate.start();
-      lifecycle.started('aggregate refresh', () => aggregate!.stop());
-    }
-
-    metrics.watchPool(pool);
-    const readers = new ReplayReaders(pool, config.replicas, config.dbPoolSize, log, metrics.replicas);
-    lifecycle.started('replicas', () => readers.stop());
+    start.lifecycle.started('replicas', () => readers.stop());
     await readers.start();
-    const sessions = new SessionManager(pool, config, log, undefined, {
+    const sessions = new SessionManager(storage.pool, config, log, undefined, {
       ...options.replay,
-      metrics,
+      metrics: storage.metrics,
       readers,
     });
     sessions.start();
-    lifecycle.started('sessions', () => sessions.stop());
-
-    const authenticator = createAuthenticator(config.auth);
-    if (config.auth.mode === 'none') {
-      log.warn('AUTH_MODE=none: no authentication; every client may see and control every session');
-    }
-    const transport = new Transport(log);
-    transport.addReplaySocket(
-      sessions,
-      authenticator,
-      { maxSockets: config.maxSockets, unboundBufferBytes: config.unboundSocketBufferBytes },
-      metrics,
-    );
-    transport.addRoutes(
-      guard(
-        [
-          ...healthRoutes({
-            pool,
-            schemaVersion: schema.version,
-            demo,
-            ingest,
-            ingestLagThreshold: config.kafka.lagThreshold,
-            maintenance,
-            aggregate,
-            capture,
-            captureMaxRetainedBytes: config.capture?.maxRetainedWalBytes,
-            replicas: readers,
-          }),
-          ...metricsRoutes(metrics),
-          ...availabilityRoutes(pool, config),
-          ...stateRoutes(pool, config, readers),
-          ...activityRoutes(pool, config),
-          ...entityHistoryRoutes(pool, config),
-          ...sessionRoutes(sessions),
-          ...snapshotRoutes(signals, capture),
-          ...viewerRoutes(),
-        ],
-        authenticator,
-      ),
-    );
-    const port = await transport.listen(config.host, config.port);
-    lifecycle.started('http', () => transport.close());
-    log.info({ host: config.host, port }, `MSR listening on http://${config.host}:${port}`);
-
+    start.lifecycle.started('sessions', () => sessions.stop());
+    const port = await startHttp(start, storage, writers, readers, sessions);
     return {
       config,
       log,
-      pool,
-      databaseUrl,
-      schema,
-      demo,
+      pool: storage.pool,
+      databaseUrl: storage.databaseUrl,
+      schema: storage.schema,
+      demo: storage.demo,
       sessions,
-      ingest,
-      maintenance,
-      capture,
-      metrics,
+      ingest: writers.ingest,
+      maintenance: writers.maintenance,
+      capture: writers.capture,
+      metrics: storage.metrics,
       port,
-      stop: () => lifecycle.stopAll(),
+      stop: () => start.lifecycle.stopAll(),
     };
   } catch (err) {
-    await lifecycle.stopAll();
+    await start.lifecycle.stopAll();
     throw err;
   }
+}
+
+/** The database (embedded without DATABASE_URL), its pool and schema, and the demo world. */
+async function startStorage({ config, options, log, lifecycle }: Start): Promise<Storage> {
+  let databaseUrl = config.databaseUrl;
+  if (databaseUrl === undefined) {
+    const embedded = await startEmbeddedDatabase(config.dataDir, config.embeddedPgPort, log);
+    lifecycle.started('embedded database', () => embedded.stop());
+    databaseUrl = embedded.url;
+  }
+  const pool = createPool(databaseUrl, config.dbPoolSize, log);
+  lifecycle.started('database pool', () => pool.end());
+  const schema = await migrate(pool, log);
+  log.info(
+    { dialect: schema.dialect, version: schema.version, applied: schema.applied.length },
+    'schema ready',
+  );
+  await publishSettings(pool, config);
+  await prepareStorage(pool, config);
+  let demo: DemoWorld | undefined;
+  if (config.demo) {
+    demo = new DemoWorld(pool, log, {
+      ...(options.demoHistoryMs === undefined ? {} : { historyMs: options.demoHistoryMs }),
+      // One capture per process: a configured source takes it, and the demo writes events itself.
+      mayCapture: !config.capture,
+    });
+    await demo.start();
+    lifecycle.started('demo', () => demo!.stop());
+  }
+  const metrics = new Metrics();
+  metrics.watchPool(pool);
+  return { pool, databaseUrl, schema, demo, metrics };
+}
+
+interface Writers {
+  readonly ingest: Ingest | undefined;
+  readonly capture: Capture | undefined;
+  readonly signals: SnapshotSignals | undefined;
+  readonly maintenance: Maintenance | undefined;
+  readonly aggregate: AggregateRefresh | undefined;
+}
+
+/** What writes and keeps the history: ingest, capture, snapshot signals, maintenance, aggregate refresh. */
+function startWriters(start: Start, storage: Storage): Writers {
+  const { config, options, log, lifecycle } = start;
+  const { pool, metrics, demo, schema } = storage;
+  const brokers = config.kafka.brokers;
+  const ingest = brokers
+    ? new Ingest(pool, { ...config.kafka, brokers }, log, metrics, options.ingest)
+    : undefined;
+  if (ingest) {
+    ingest.start();
+    lifecycle.started('ingest', () => ingest.stop());
+  }
+  const capture = startCapture(start, storage);
+  const signals = brokers
+    ? new SnapshotSignals({ ...config.kafka, brokers }, config.kafka.signalTopic)
+    : undefined;
+  if (signals) lifecycle.started('snapshot signals', () => signals.stop());
+  const maintenance = config.cleanupEnabled
+    ? new Maintenance(pool, config, log, metrics, { ...options.maintenance, after: demo?.seeded })
+    : undefined;
+  if (maintenance) {
+    maintenance.start();
+    lifecycle.started('maintenance', () => maintenance.stop());
+  }
+  const aggregate =
+    config.aggregateRefreshMs > 0
+      ? new AggregateRefresh(pool, schema.dialect, log, metrics, config.aggregateRefreshMs)
+      : undefined;
+  if (aggregate) {
+    aggregate.start();
+    lifecycle.started('aggregate refresh', () => aggregate.stop());
+  }
+  return { ingest, capture, signals, maintenance, aggregate };
+}
+
+/** The configured capture, or the live demo's own (one capture per process). */
+function startCapture(
+  { config, options, log, lifecycle }: Start,
+  { pool, metrics, demo, databaseUrl }: Storage,
+) {
+  const demoCapture = demo?.captureConfig(databaseUrl, config.captureTiming);
+  if (!config.capture && !demoCapture) return undefined;
+  const kafka =
+    config.capture?.to === 'kafka'
+      ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log, pool)
+      : undefined;
+  const capture = config.capture
+    ? new Capture(config.capture, pool, log, metrics, { ...options.capture, ...(kafka ? { kafka } : {}) })
+    : new Capture(demoCapture!, pool, log, metrics, { ...options.capture, after: demo!.sourceReady });
+  if (!config.capture) demo!.watch(capture);
+  capture.start();
+  lifecycle.started('capture', () => capture.stop());
+  return capture;
+}
+
+/** HTTP and WebSocket: the replay socket and every route behind the authenticator; the port bound. */
+async function startHttp(
+  { config, log, lifecycle }: Start,
+  { pool, schema, demo, metrics }: Storage,
+  { ingest, capture, signals, maintenance, aggregate }: Writers,
+  readers: ReplayReaders,
+  sessions: SessionManager,
+): Promise<number> {
+  const authenticator = createAuthenticator(config.auth);
+  if (config.auth.mode === 'none') {
+    log.warn('AUTH_MODE=none: no authentication; every client may see and control every session');
+  }
+  const transport = new Transport(log);
+  transport.addReplaySocket(
+    sessions,
+    authenticator,
+    { maxSockets: config.maxSockets, unboundBufferBytes: config.unboundSocketBufferBytes },
+    metrics,
+  );
+  const health = healthRoutes({
+    pool,
+    schemaVersion: schema.version,
+    demo,
+    ingest,
+    ingestLagThreshold: config.kafka.lagThreshold,
+    maintenance,
+    aggregate,
+    capture,
+    captureMaxRetainedBytes: config.capture?.maxRetainedWalBytes,
+    replicas: readers,
+  });
+  const routes = [
+    ...health,
+    ...metricsRoutes(metrics),
+    ...availabilityRoutes(pool, config),
+    ...stateRoutes(pool, config, readers),
+    ...activityRoutes(pool, config),
+    ...entityHistoryRoutes(pool, config),
+    ...sessionRoutes(sessions),
+    ...snapshotRoutes(signals, capture),
+    ...viewerRoutes(),
+  ];
+  transport.addRoutes(guard(routes, authenticator));
+  const port = await transport.listen(config.host, config.port);
+  lifecycle.started('http', () => transport.close());
+  log.info({ host: config.host, port }, `MSR listening on http://${config.host}:${port}`);
+  return port;
 }

@@ -1,17 +1,7 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { ErrorCode } from '../../protocol/codes.js';
 import type { AuthConfig } from '../config.js';
-
-/** Who is asking. Without authentication everyone is an anonymous administrator. */
-export interface Principal {
-  /** The token's subject; null when authentication is off (sessions then belong to nobody). */
-  readonly subject: string | null;
-  readonly admin: boolean;
-  /** When the token stops being accepted (its exp plus the clock tolerance, epoch ms); none without one. */
-  readonly expiresAt?: number;
-}
-
-export const ANONYMOUS: Principal = Object.freeze({ subject: null, admin: true });
+import { ANONYMOUS, type Principal } from '../principal.js';
 
 export class AuthError extends Error {
   constructor(

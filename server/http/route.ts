@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { ErrorCode } from '../../protocol/codes.js';
-import type { Principal } from '../auth/authenticator.js';
+import type { Principal } from '../principal.js';
 
 /** What an HTTP handler sees and returns; the transport (server/ws) adapts uWebSockets.js to it. */
 export interface HttpRequest {

@@ -4,8 +4,8 @@ import { usToMs } from '../replay/deltas.js';
 import { ReplayError } from '../replay/errors.js';
 import type { ReplaySession } from '../replay/session.js';
 import type { SessionManager } from '../replay/sessions.js';
-import { mayUse } from '../auth/access.js';
-import { ANONYMOUS } from '../auth/authenticator.js';
+import { mayUse } from '../replay/access.js';
+import { ANONYMOUS } from '../principal.js';
 import { json, parseJsonBody, type HttpResponse, type Route } from './route.js';
 
 const STATUS: Partial<Record<ErrorCode, number>> = {

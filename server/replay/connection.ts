@@ -4,7 +4,7 @@ import type { ClientMessage, ServerMessage } from '../../protocol/messages.js';
 import { usToMs } from './deltas.js';
 import { ReplayError } from './errors.js';
 import type { ReplaySession, SessionSink } from './session.js';
-import { ANONYMOUS, type Principal } from '../auth/authenticator.js';
+import { ANONYMOUS, type Principal } from '../principal.js';
 import type { SessionManager } from './sessions.js';
 
 /**

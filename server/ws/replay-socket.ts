@@ -3,7 +3,8 @@ import { encode, MAX_CLIENT_MESSAGE_BYTES, type OutgoingMessage } from '../../pr
 import { decodeClientMessage } from '../../protocol/decode-client.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOLS, type Subprotocol } from '../../protocol/messages.js';
 import { CloseCode, ErrorCode } from '../../protocol/codes.js';
-import { AuthError, tokenOf, type Authenticator, type Principal } from '../auth/authenticator.js';
+import { AuthError, tokenOf, type Authenticator } from '../auth/authenticator.js';
+import type { Principal } from '../principal.js';
 import type { Metrics } from '../metrics.js';
 import { ReplayConnection } from '../replay/connection.js';
 import type { SessionSink } from '../replay/session.js';

@@ -1,7 +1,7 @@
-import type { SessionSpec } from '../replay/session.js';
-import type { Principal } from './authenticator.js';
+import type { Principal } from '../principal.js';
+import type { SessionSpec } from './session.js';
 
-/** Whether a principal may attach to, control, see or close a session. */
+/** Session access, a rule of replay: whether a principal may attach to, control, see or close a session. */
 export function mayUse(principal: Principal, spec: Pick<SessionSpec, 'owner' | 'sharedWith'>): boolean {
   return (
     principal.admin ||
