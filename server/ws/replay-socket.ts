@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics.js';
 import { ReplayConnection } from '../replay/connection.js';
 import type { SessionSink } from '../replay/session.js';
 import type { SessionManager } from '../replay/sessions.js';
-import type { TemplatedApp, WebSocket } from './uws.js';
+import type { TemplatedApp, WebSocket, WebSocketBehavior } from './uws.js';
 
 export const REPLAY_PATH = '/v1/replay';
 const FORCE_CLOSE_AFTER_MS = 5_000;
@@ -79,6 +79,19 @@ export interface SocketLimits {
   readonly unboundBufferBytes: number;
 }
 
+/** uWebSockets.js's limits for the replay socket. */
+const SOCKET_SETTINGS = {
+  // Up to 4x the message limit is read and answered with MESSAGE_TOO_LARGE; beyond it uWebSockets.js
+  // drops the connection without reading further.
+  maxPayloadLength: 4 * MAX_CLIENT_MESSAGE_BYTES,
+  // The session layer watches buffered bytes itself (coalescing, then 4008) and a socket without
+  // a session is closed past UNBOUND_SOCKET_BUFFER_BYTES; this is only the last resort.
+  maxBackpressure: 64 * 1024 * 1024,
+  closeOnBackpressureLimit: 1,
+  idleTimeout: 120,
+  sendPingsAutomatically: true,
+} as const;
+
 export function registerReplaySocket(
   app: TemplatedApp,
   manager: SessionManager,
@@ -89,61 +102,18 @@ export function registerReplaySocket(
 ): void {
   let sockets = 0;
   app.ws<SocketData>(REPLAY_PATH, {
-    // Up to 4x the message limit is read and answered with MESSAGE_TOO_LARGE; beyond it uWebSockets.js
-    // drops the connection without reading further.
-    maxPayloadLength: 4 * MAX_CLIENT_MESSAGE_BYTES,
-    // The session layer watches buffered bytes itself (coalescing, then 4008) and a socket without
-    // a session is closed past UNBOUND_SOCKET_BUFFER_BYTES; this is only the last resort.
-    maxBackpressure: 64 * 1024 * 1024,
-    closeOnBackpressureLimit: 1,
-    idleTimeout: 120,
-    sendPingsAutomatically: true,
-    upgrade: (res, req, context) => {
-      const subprotocol = chooseSubprotocol(req.getHeader('sec-websocket-protocol'));
-      if (!subprotocol) {
-        res
-          .writeStatus('400 Bad Request')
-          .end(`unsupported subprotocol; use one of ${SUBPROTOCOLS.join(', ')}`);
-        return;
-      }
-      // The request object dies with this callback; the token is checked asynchronously.
-      const key = req.getHeader('sec-websocket-key');
-      const extensions = req.getHeader('sec-websocket-extensions');
-      const token = tokenOf(
-        { authorization: req.getHeader('authorization') },
-        new URLSearchParams(req.getQuery() ?? ''),
-      );
-      let aborted = false;
-      res.onAborted(() => {
-        aborted = true;
-      });
-      const upgrade = (data: SocketData) => {
-        if (!aborted) res.cork(() => res.upgrade<SocketData>(data, key, subprotocol, extensions, context));
-      };
-      authenticator.authenticate(token).then(
-        (principal) => upgrade({ subprotocol, principal }),
-        (err: unknown) => {
-          // Upgraded, then closed with the reason: browsers cannot read a refused upgrade's status.
-          const refused =
-            err instanceof AuthError
-              ? err
-              : new AuthError(ErrorCode.AUTH_UNAVAILABLE, (err as Error).message, 503);
-          upgrade({ subprotocol, refused });
-        },
-      );
-    },
+    ...SOCKET_SETTINGS,
+    upgrade: authenticatedUpgrade(authenticator),
     open: (ws) => {
       const data = ws.getUserData();
       sockets++;
       data.sink = new UwsSink(ws, data.subprotocol, metrics);
-      if (data.refused) {
-        data.sink.close(CloseCode.UNAUTHORIZED, data.refused.code);
-        return;
-      }
-      if (sockets > limits.maxSockets) {
-        data.sink.close(CloseCode.TRY_AGAIN_LATER, ErrorCode.SOCKET_LIMIT);
-        return;
-      }
+      const refusal: [number, string] | undefined = data.refused
+        ? [CloseCode.UNAUTHORIZED, data.refused.code]
+        : sockets > limits.maxSockets
+          ? [CloseCode.TRY_AGAIN_LATER, ErrorCode.SOCKET_LIMIT]
+          : undefined;
+      if (refusal) return data.sink.close(...refusal);
       data.connection = new ReplayConnection(
         manager,
         data.sink,
@@ -151,22 +121,7 @@ export function registerReplaySocket(
         data.principal,
         limits.unboundBufferBytes,
       );
-      // A socket lives no longer than the token it was opened with: at expiry it is closed with
-      // 4001 TOKEN_EXPIRED, and the client reconnects with a fresh token (ReplayClient's token
-      // function) and attaches to its session again.
-      const expiresAt = data.principal?.expiresAt;
-      if (expiresAt !== undefined) {
-        const expire = () => data.sink?.close(CloseCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED);
-        // Node timers take at most ~24.8 days: a longer-lived token re-arms.
-        const arm = () => {
-          const wait = expiresAt - Date.now();
-          data.expiry = setTimeout(
-            wait < MAX_TIMER_MS ? expire : arm,
-            Math.max(0, Math.min(wait, MAX_TIMER_MS)),
-          );
-        };
-        arm();
-      }
+      closeAtTokenExpiry(data);
     },
     message: (ws, raw) => {
       const data = ws.getUserData();
@@ -190,4 +145,62 @@ export function registerReplaySocket(
       data.connection?.closed();
     },
   });
+}
+
+/**
+ * The upgrade: a subprotocol we speak, then the token checked (asynchronously: the request object
+ * dies with the callback). A refused token still upgrades, to be closed with its reason.
+ */
+function authenticatedUpgrade(authenticator: Authenticator): WebSocketBehavior<SocketData>['upgrade'] {
+  return (res, req, context) => {
+    const subprotocol = chooseSubprotocol(req.getHeader('sec-websocket-protocol'));
+    if (!subprotocol) {
+      res
+        .writeStatus('400 Bad Request')
+        .end(`unsupported subprotocol; use one of ${SUBPROTOCOLS.join(', ')}`);
+      return;
+    }
+    // The request object dies with this callback; the token is checked asynchronously.
+    const key = req.getHeader('sec-websocket-key');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const token = tokenOf(
+      { authorization: req.getHeader('authorization') },
+      new URLSearchParams(req.getQuery() ?? ''),
+    );
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const upgrade = (data: SocketData) => {
+      if (!aborted) res.cork(() => res.upgrade<SocketData>(data, key, subprotocol, extensions, context));
+    };
+    authenticator.authenticate(token).then(
+      (principal) => upgrade({ subprotocol, principal }),
+      (err: unknown) => {
+        // Upgraded, then closed with the reason: browsers cannot read a refused upgrade's status.
+        const refused =
+          err instanceof AuthError
+            ? err
+            : new AuthError(ErrorCode.AUTH_UNAVAILABLE, (err as Error).message, 503);
+        upgrade({ subprotocol, refused });
+      },
+    );
+  };
+}
+
+/**
+ * A socket lives no longer than the token it was opened with: at expiry it is closed with 4001
+ * TOKEN_EXPIRED, and the client reconnects with a fresh token (ReplayClient's token function) and
+ * attaches to its session again.
+ */
+function closeAtTokenExpiry(data: SocketData): void {
+  const expiresAt = data.principal?.expiresAt;
+  if (expiresAt === undefined) return;
+  const expire = () => data.sink?.close(CloseCode.UNAUTHORIZED, ErrorCode.TOKEN_EXPIRED);
+  // Node timers take at most ~24.8 days: a longer-lived token re-arms.
+  const arm = () => {
+    const wait = expiresAt - Date.now();
+    data.expiry = setTimeout(wait < MAX_TIMER_MS ? expire : arm, Math.max(0, Math.min(wait, MAX_TIMER_MS)));
+  };
+  arm();
 }
