@@ -78,6 +78,18 @@ const encodeCursor = (r: Row) =>
  * `next` is the `after` of the following page, null on the last. Truncates of its table are in
  * it: they clear the entity.
  */
+/** One stored change as the history answers it. */
+function change(r: Row) {
+  return {
+    ts: Number(r.ts_us) / 1000,
+    op: r.op,
+    source: r.source,
+    eventId: r.event_id,
+    state: r.after === null ? null : (JSON.parse(r.after) as unknown),
+    before: r.before === null ? null : (JSON.parse(r.before) as unknown),
+  };
+}
+
 export function entityHistoryRoutes(pool: Pool, config: Config): Route[] {
   const limit = new RequestLimit(config.maxStateRequests, 'entity history');
   return [
@@ -121,21 +133,8 @@ export function entityHistoryRoutes(pool: Pool, config: Config): Route[] {
             pageSize.value + 1,
           ]);
           const page = rows.slice(0, pageSize.value);
-          return json(200, {
-            table,
-            id,
-            from,
-            to,
-            changes: page.map((r) => ({
-              ts: Number(r.ts_us) / 1000,
-              op: r.op,
-              source: r.source,
-              eventId: r.event_id,
-              state: r.after === null ? null : (JSON.parse(r.after) as unknown),
-              before: r.before === null ? null : (JSON.parse(r.before) as unknown),
-            })),
-            next: rows.length > pageSize.value ? encodeCursor(page.at(-1)!) : null,
-          });
+          const next = rows.length > pageSize.value ? encodeCursor(page.at(-1)!) : null;
+          return json(200, { table, id, from, to, changes: page.map(change), next });
         } finally {
           admitted.release();
         }

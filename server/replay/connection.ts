@@ -69,44 +69,46 @@ export class ReplayConnection {
     if (message.rid !== undefined) this.sink.send({ type: 'ok', rid: message.rid });
   }
 
-  private async dispatch(message: ClientMessage): Promise<void> {
-    if (message.type === 'open' || message.type === 'attach') {
-      if (this.session)
-        throw new ReplayError(ErrorCode.ALREADY_OPEN, `this socket already has session ${this.session.id}`);
-      const session =
-        message.type === 'open'
-          ? await this.manager.open(message, this.principal.subject, this.principal.admin)
-          : await this.manager.find(message.session, this.principal, message.resume);
-      if (this.socketClosed) {
-        // The socket went away while the session was being made: nobody else knows a session
-        // opened for it, so it is closed now (its slot freed); an attached one stays as it was.
-        if (message.type === 'open') await this.manager.close(session.id);
-        return;
-      }
-      if (session.sinks.size >= this.manager.maxSocketsPerSession) {
-        throw new ReplayError(
-          ErrorCode.SOCKET_LIMIT,
-          `session ${session.id} already has ${session.sinks.size} sockets, the most one session may have`,
-        );
-      }
-      this.session = session;
-      session.attach(this.sink);
-      const window = await this.manager.window();
-      const opened: ServerMessage = {
-        type: 'opened',
-        session: session.id,
-        from: usToMs(session.spec.from),
-        to: usToMs(session.spec.to),
-        earliest: window.earliest ?? usToMs(session.spec.from),
-        latest: window.latest ?? usToMs(session.spec.from),
-      };
-      this.sink.send(message.rid === undefined ? opened : { ...opened, rid: message.rid });
-      // A fresh epoch at the session's position: the keyframe for this socket, then frames.
-      session.player.seek(session.player.state.position);
-      if (message.type === 'attach' && session.spec.playing && !session.player.state.playing)
-        session.player.play();
+  /** `open` or `attach`: the socket joins a session, hears `opened`, then gets a keyframe at its position. */
+  private async join(message: Extract<ClientMessage, { type: 'open' | 'attach' }>): Promise<void> {
+    if (this.session)
+      throw new ReplayError(ErrorCode.ALREADY_OPEN, `this socket already has session ${this.session.id}`);
+    const session =
+      message.type === 'open'
+        ? await this.manager.open(message, this.principal.subject, this.principal.admin)
+        : await this.manager.find(message.session, this.principal, message.resume);
+    if (this.socketClosed) {
+      // The socket went away while the session was being made: nobody else knows a session
+      // opened for it, so it is closed now (its slot freed); an attached one stays as it was.
+      if (message.type === 'open') await this.manager.close(session.id);
       return;
     }
+    if (session.sinks.size >= this.manager.maxSocketsPerSession) {
+      throw new ReplayError(
+        ErrorCode.SOCKET_LIMIT,
+        `session ${session.id} already has ${session.sinks.size} sockets, the most one session may have`,
+      );
+    }
+    this.session = session;
+    session.attach(this.sink);
+    const window = await this.manager.window();
+    const opened: ServerMessage = {
+      type: 'opened',
+      session: session.id,
+      from: usToMs(session.spec.from),
+      to: usToMs(session.spec.to),
+      earliest: window.earliest ?? usToMs(session.spec.from),
+      latest: window.latest ?? usToMs(session.spec.from),
+    };
+    this.sink.send(message.rid === undefined ? opened : { ...opened, rid: message.rid });
+    // A fresh epoch at the session's position: the keyframe for this socket, then frames.
+    session.player.seek(session.player.state.position);
+    if (message.type === 'attach' && session.spec.playing && !session.player.state.playing)
+      session.player.play();
+  }
+
+  private async dispatch(message: ClientMessage): Promise<void> {
+    if (message.type === 'open' || message.type === 'attach') return this.join(message);
     const session = this.session;
     if (!session) throw new ReplayError(ErrorCode.NOT_OPEN, `${message.type} before open or attach`);
     switch (message.type) {

@@ -40,6 +40,25 @@ interface Bounds {
   readonly tail_from: string;
 }
 
+type KeyframeRow = { table: string; id: string; state: string };
+
+/** One read's rows as chunks of at most `size` entities and about `maxBytes` of JSON. */
+function* chunked(rows: readonly KeyframeRow[], size: number, maxBytes: number): Generator<KeyframeEntity[]> {
+  let chunk: KeyframeEntity[] = [];
+  let bytes = 0;
+  for (const row of rows) {
+    chunk.push({ table: row.table, id: row.id, state: new JsonText(row.state) });
+    // The JSON around an entity is 30 bytes; states are ASCII but for a few names.
+    bytes += 30 + row.table.length + row.id.length + row.state.length;
+    if (chunk.length >= size || bytes >= maxBytes) {
+      yield chunk;
+      chunk = [];
+      bytes = 0;
+    }
+  }
+  if (chunk.length > 0) yield chunk;
+}
+
 /**
  * The state of every entity matching the filter at replay time t (epoch microseconds), in chunks of
  * at most chunkSize entities and about chunkBytes of JSON, read through a server-side cursor as the
@@ -61,7 +80,7 @@ export async function* readKeyframe(
     await client.query(PLANNER_SQL);
     const bounds = (await client.query<Bounds>(BOUNDS_SQL, [t])).rows[0]!;
     const cursor = client.query(
-      new Cursor<{ table: string; id: string; state: string }>(KEYFRAME_SQL[bounds.active], [
+      new Cursor<KeyframeRow>(KEYFRAME_SQL[bounds.active], [
         bounds.cutoff,
         bounds.tail_from,
         t,
@@ -83,19 +102,7 @@ export async function* readKeyframe(
         const more = rows.length === asked;
         asked = size * Math.ceil(FETCH_ROWS / size);
         next = more ? cursor.read(asked) : Promise.resolve([]);
-        let chunk: KeyframeEntity[] = [];
-        let bytes = 0;
-        for (const row of rows) {
-          chunk.push({ table: row.table, id: row.id, state: new JsonText(row.state) });
-          // The JSON around an entity is 30 bytes; states are ASCII but for a few names.
-          bytes += 30 + row.table.length + row.id.length + row.state.length;
-          if (chunk.length >= size || bytes >= maxBytes) {
-            yield chunk;
-            chunk = [];
-            bytes = 0;
-          }
-        }
-        if (chunk.length > 0) yield chunk;
+        yield* chunked(rows, size, maxBytes);
       }
     } finally {
       await next.catch(() => undefined);
