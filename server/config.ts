@@ -268,37 +268,13 @@ export class ConfigError extends Error {
 
 /** Parses the environment; throws one ConfigError naming every bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  // Empty strings mean "unset", as they do in most shells and compose files.
-  const given = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const { values: present, problems: fileProblems } = readSecretFiles(given);
-  const parsed = envSchema.safeParse(present);
-  if (!parsed.success || fileProblems.length > 0) {
-    const problems = (parsed.error?.issues ?? []).map((issue) => {
-      const name = String(issue.path[0] ?? '(environment)');
-      const got =
-        name in present && !name.startsWith('KAFKA_SASL_')
-          ? ` (got ${JSON.stringify(redactSecrets(present[name]!))})`
-          : '';
-      return `${name}: ${issue.message}${got}`;
-    });
-    throw new ConfigError([...fileProblems, ...problems]);
-  }
-  const e = parsed.data;
+  const e = parseEnvironment(env);
   const problems = [...checkAuth(e), ...checkKafkaSecurity(e)];
   if (e.CAPTURE_SOURCE_URL)
     problems.push(...urlTls(e.CAPTURE_SOURCE_URL).problems.map((p) => `CAPTURE_SOURCE_URL: ${p}`));
   if (e.CAPTURE_TO === 'kafka' && !e.KAFKA_BROKERS?.length)
     problems.push('CAPTURE_TO: kafka needs KAFKA_BROKERS (the ingest then stores what the capture sends)');
-  const databaseUrl =
-    e.DATABASE_URL === undefined ? undefined : databaseTls(e, e.DATABASE_URL, 'DATABASE_URL', problems);
-  const replicaUrls = (e.DATABASE_REPLICA_URLS ?? []).map((url, i) => {
-    const name = `DATABASE_REPLICA_URLS (replica ${i + 1})`;
-    if (!/^postgres(ql)?:\/\//.test(url))
-      problems.push(`${name}: expected a postgres:// or postgresql:// URL`);
-    return databaseTls(e, url, name, problems);
-  });
-  if (replicaUrls.length > 0 && e.DATABASE_URL === undefined)
-    problems.push('DATABASE_REPLICA_URLS: needs DATABASE_URL (the primary the replicas follow)');
+  const { databaseUrl, replicaUrls } = databaseUrls(e, problems);
   // A TLS file problem is found once per URL it applies to; say it once.
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return deepFreeze({
@@ -324,32 +300,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     demo: e.DEMO ?? e.DATABASE_URL === undefined,
     demoLiveEventsPerSecond: e.DEMO_LIVE_EVENTS_PER_SECOND,
     logLevel: e.LOG_LEVEL,
-    kafka: {
-      brokers: e.KAFKA_BROKERS,
-      clientId: e.KAFKA_CLIENT_ID,
-      tls: e.KAFKA_SSL
-        ? {
-            ...(e.KAFKA_SSL_CA_FILE ? { ca: readFileSync(e.KAFKA_SSL_CA_FILE, 'utf8') } : {}),
-            ...(e.KAFKA_SSL_CERT_FILE ? { cert: readFileSync(e.KAFKA_SSL_CERT_FILE, 'utf8') } : {}),
-            ...(e.KAFKA_SSL_KEY_FILE ? { key: readFileSync(e.KAFKA_SSL_KEY_FILE, 'utf8') } : {}),
-          }
-        : undefined,
-      sasl: e.KAFKA_SASL_MECHANISM
-        ? {
-            mechanism: e.KAFKA_SASL_MECHANISM,
-            username: e.KAFKA_SASL_USERNAME!,
-            password: e.KAFKA_SASL_PASSWORD!,
-          }
-        : undefined,
-      groupId: e.KAFKA_GROUP_ID,
-      sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
-      maxBatchBytes: e.KAFKA_MAX_BATCH_BYTES,
-      concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,
-      lagThreshold: e.INGEST_LAG_THRESHOLD,
-      topics: e.KAFKA_TOPICS,
-      topicPattern: e.KAFKA_TOPIC_PATTERN,
-      signalTopic: e.SIGNAL_TOPIC,
-    },
+    kafka: kafkaConfig(e),
     capture: captureConfig(e),
     captureTiming: captureTiming(e),
     auth: {
@@ -364,6 +315,68 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       adminRole: e.AUTH_ADMIN_ROLE,
     },
   });
+}
+
+/** The environment with empty values dropped and secret files read, parsed; one ConfigError naming every bad variable. */
+function parseEnvironment(env: NodeJS.ProcessEnv): z.infer<typeof envSchema> {
+  // Empty strings mean "unset", as they do in most shells and compose files.
+  const given = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const { values: present, problems: fileProblems } = readSecretFiles(given);
+  const parsed = envSchema.safeParse(present);
+  if (parsed.success && fileProblems.length === 0) return parsed.data;
+  const problems = (parsed.error?.issues ?? []).map((issue) => {
+    const name = String(issue.path[0] ?? '(environment)');
+    const got =
+      name in present && !name.startsWith('KAFKA_SASL_')
+        ? ` (got ${JSON.stringify(redactSecrets(present[name]!))})`
+        : '';
+    return `${name}: ${issue.message}${got}`;
+  });
+  throw new ConfigError([...fileProblems, ...problems]);
+}
+
+/** DATABASE_URL and each replica's URL with the DATABASE_SSL_* settings written in. */
+function databaseUrls(e: z.infer<typeof envSchema>, problems: string[]) {
+  const databaseUrl =
+    e.DATABASE_URL === undefined ? undefined : databaseTls(e, e.DATABASE_URL, 'DATABASE_URL', problems);
+  const replicaUrls = (e.DATABASE_REPLICA_URLS ?? []).map((url, i) => {
+    const name = `DATABASE_REPLICA_URLS (replica ${i + 1})`;
+    if (!/^postgres(ql)?:\/\//.test(url))
+      problems.push(`${name}: expected a postgres:// or postgresql:// URL`);
+    return databaseTls(e, url, name, problems);
+  });
+  if (replicaUrls.length > 0 && e.DATABASE_URL === undefined)
+    problems.push('DATABASE_REPLICA_URLS: needs DATABASE_URL (the primary the replicas follow)');
+  return { databaseUrl, replicaUrls };
+}
+
+function kafkaConfig(e: z.infer<typeof envSchema>): Config['kafka'] {
+  return {
+    brokers: e.KAFKA_BROKERS,
+    clientId: e.KAFKA_CLIENT_ID,
+    tls: e.KAFKA_SSL
+      ? {
+          ...(e.KAFKA_SSL_CA_FILE ? { ca: readFileSync(e.KAFKA_SSL_CA_FILE, 'utf8') } : {}),
+          ...(e.KAFKA_SSL_CERT_FILE ? { cert: readFileSync(e.KAFKA_SSL_CERT_FILE, 'utf8') } : {}),
+          ...(e.KAFKA_SSL_KEY_FILE ? { key: readFileSync(e.KAFKA_SSL_KEY_FILE, 'utf8') } : {}),
+        }
+      : undefined,
+    sasl: e.KAFKA_SASL_MECHANISM
+      ? {
+          mechanism: e.KAFKA_SASL_MECHANISM,
+          username: e.KAFKA_SASL_USERNAME!,
+          password: e.KAFKA_SASL_PASSWORD!,
+        }
+      : undefined,
+    groupId: e.KAFKA_GROUP_ID,
+    sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
+    maxBatchBytes: e.KAFKA_MAX_BATCH_BYTES,
+    concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,
+    lagThreshold: e.INGEST_LAG_THRESHOLD,
+    topics: e.KAFKA_TOPICS,
+    topicPattern: e.KAFKA_TOPIC_PATTERN,
+    signalTopic: e.SIGNAL_TOPIC,
+  };
 }
 
 /**
