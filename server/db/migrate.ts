@@ -77,6 +77,50 @@ export async function migrate(pool: Pool, log: Logger, dir: URL = SQL_DIR): Prom
   }
 }
 
+/** Every applied migration must be one this code has, unchanged. */
+function checkApplied(
+  rows: readonly { version: number; name: string; checksum: string }[],
+  known: ReadonlyMap<number, Migration>,
+  codeVersion: number,
+): void {
+  for (const row of rows) {
+    const migration = known.get(row.version);
+    if (!migration) {
+      throw new MigrationError(
+        'SCHEMA_AHEAD',
+        `the database has migration ${row.version} (${row.name}) that this code does not know ` +
+          `(code is at ${codeVersion}); run a newer MSR or restore a matching backup`,
+      );
+    }
+    if (migration.checksum !== row.checksum) {
+      throw new MigrationError(
+        'MIGRATION_CHANGED',
+        `migration ${row.version} (${row.name}) was changed after it was applied; add a new migration instead`,
+      );
+    }
+  }
+}
+
+/** One migration and its record, in one transaction unless the file asks for none. */
+async function apply(client: PoolClient, migration: Migration, dialect: Dialect): Promise<void> {
+  const transactional = !migration.sql.startsWith(NO_TRANSACTION);
+  try {
+    if (transactional) await client.query('begin');
+    await client.query(migration.sql);
+    await client.query(
+      'insert into msr.schema_migration (version, name, dialect, checksum) values ($1, $2, $3, $4)',
+      [migration.version, migration.name, dialect, migration.checksum],
+    );
+    if (transactional) await client.query('commit');
+  } catch (err) {
+    if (transactional) await client.query('rollback').catch(() => undefined);
+    throw new MigrationError(
+      'MIGRATION_FAILED',
+      `migration ${migration.version} (${migration.name}, ${dialect}) failed: ${(err as Error).message}`,
+    );
+  }
+}
+
 async function migrateLocked(client: PoolClient, log: Logger, dir: URL): Promise<MigrationResult> {
   await client.query(`create schema if not exists msr`);
   await client.query(`
@@ -99,44 +143,14 @@ async function migrateLocked(client: PoolClient, log: Logger, dir: URL): Promise
     'select version, name, checksum from msr.schema_migration order by version',
   );
   const codeVersion = migrations.at(-1)?.version ?? 0;
-  for (const row of applied.rows) {
-    const migration = known.get(row.version);
-    if (!migration) {
-      throw new MigrationError(
-        'SCHEMA_AHEAD',
-        `the database has migration ${row.version} (${row.name}) that this code does not know ` +
-          `(code is at ${codeVersion}); run a newer MSR or restore a matching backup`,
-      );
-    }
-    if (migration.checksum !== row.checksum) {
-      throw new MigrationError(
-        'MIGRATION_CHANGED',
-        `migration ${row.version} (${row.name}) was changed after it was applied; add a new migration instead`,
-      );
-    }
-  }
+  checkApplied(applied.rows, known, codeVersion);
 
   const done = new Set(applied.rows.map((r) => r.version));
   const ran: number[] = [];
   for (const migration of migrations) {
     if (done.has(migration.version)) continue;
-    const transactional = !migration.sql.startsWith(NO_TRANSACTION);
     const started = Date.now();
-    try {
-      if (transactional) await client.query('begin');
-      await client.query(migration.sql);
-      await client.query(
-        'insert into msr.schema_migration (version, name, dialect, checksum) values ($1, $2, $3, $4)',
-        [migration.version, migration.name, dialect, migration.checksum],
-      );
-      if (transactional) await client.query('commit');
-    } catch (err) {
-      if (transactional) await client.query('rollback').catch(() => undefined);
-      throw new MigrationError(
-        'MIGRATION_FAILED',
-        `migration ${migration.version} (${migration.name}, ${dialect}) failed: ${(err as Error).message}`,
-      );
-    }
+    await apply(client, migration, dialect);
     log.info(
       { version: migration.version, name: migration.name, dialect, ms: Date.now() - started },
       'migration applied',
