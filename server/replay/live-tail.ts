@@ -2,13 +2,12 @@ import type { Pool } from 'pg';
 import type { Change } from '../../protocol/messages.js';
 import type { EntityFilter } from './keyframe.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
+import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
 
 /** How often the tail reads what became visible at the live edge. */
 const POLL_MS = 100;
 /** How often it looks for rows that committed after the edge passed their time. */
 const LATE_CHECK_MS = 500;
-/** How far back (wall time) rows are looked for again, as the per-session live edge does. */
-const LATE_WINDOW_MS = 30_000;
 /** Replay time kept behind the edge, so sessions a little behind it read from memory too. */
 const KEEP_MS = 10_000;
 /** Rows one poll reads at most; a burst is read over several polls. */
@@ -71,9 +70,6 @@ const LATE_SQL = `
    where e.id > $1::bigint and e.event_timestamp <= ${sqlAt('$2')}
    order by e.event_timestamp, coalesce(e.lsn, -1), coalesce(e.kafka_offset, -1), e.id`;
 
-const SEQUENCE_SQL = `select case when is_called then last_value else last_value - 1 end::text as last
-                        from msr.cdc_event_id_seq`;
-
 /** Decimal texts of non-negative integers (or -1) compared as numbers, without BigInt per row. */
 function compareDecimal(a: string, b: string): number {
   if (a === b) return 0;
@@ -112,7 +108,7 @@ export class LiveTail {
   private arrived: TailRow[] = [];
   private readonly byEntity = new Map<string, TailRow[]>();
   private readonly seen = new Map<string, number>();
-  private readonly marks: { wall: number; lastId: string }[] = [];
+  private readonly marks: SequenceMarks;
   private readonly old: (LateLookup & { arrival: number; wall: number })[] = [];
   private startUs: Micros = Infinity;
   private reachedUs: Micros = -Infinity;
@@ -128,7 +124,9 @@ export class LiveTail {
     private readonly onError: (err: unknown) => void = () => undefined,
     /** Each database read of the tail (one or two per interval, whatever the sessions). */
     private readonly onRead: () => void = () => undefined,
-  ) {}
+  ) {
+    this.marks = new SequenceMarks(pool);
+  }
 
   /** Rows before this replay time are not held. */
   get start(): Micros {
@@ -246,8 +244,8 @@ export class LiveTail {
   }
 
   private async poll(): Promise<void> {
-    if (this.marks.length === 0) {
-      await this.mark();
+    if (this.marks.empty) {
+      await this.marks.mark();
       this.reachedUs = this.startUs = (Date.now() - this.delayMs) * 1000;
       return;
     }
@@ -255,8 +253,8 @@ export class LiveTail {
     const now = Date.now();
     if (now - this.lateCheckedAt >= LATE_CHECK_MS) {
       this.lateCheckedAt = now;
-      const floor = this.floor();
-      await this.mark();
+      const floor = this.marks.floor();
+      await this.marks.mark();
       const { rows } = await this.pool.query<StoredRow>(LATE_SQL, [floor, this.reachedUs]);
       this.onRead();
       this.arrive(
@@ -355,20 +353,8 @@ export class LiveTail {
     }
     const wall = Date.now();
     while (this.old.length > 0 && this.old[0]!.wall < wall - KEEP_MS) this.old.shift();
-    while (this.marks.length > 1 && this.marks[1]!.wall <= wall - LATE_WINDOW_MS) this.marks.shift();
+    this.marks.prune();
     for (const [id, at] of this.seen) if (at < wall - 2 * LATE_WINDOW_MS) this.seen.delete(id);
-  }
-
-  private floor(): string {
-    const cutoff = Date.now() - LATE_WINDOW_MS;
-    let floor = this.marks[0]!.lastId;
-    for (const m of this.marks) if (m.wall <= cutoff) floor = m.lastId;
-    return floor;
-  }
-
-  private async mark(): Promise<void> {
-    const { rows } = await this.pool.query<{ last: string }>(SEQUENCE_SQL);
-    this.marks.push({ wall: Date.now(), lastId: rows[0]!.last });
   }
 
   private reset(): void {
@@ -376,7 +362,7 @@ export class LiveTail {
     this.arrived = [];
     this.byEntity.clear();
     this.seen.clear();
-    this.marks.length = 0;
+    this.marks.clear();
     this.old.length = 0;
     this.startUs = Infinity;
     this.reachedUs = -Infinity;

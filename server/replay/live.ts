@@ -2,9 +2,7 @@ import type { Pool } from 'pg';
 import type { Change } from '../../protocol/messages.js';
 import { sqlAt, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
-
-/** How far back (wall time) rows are looked for again, for transactions that commit late. */
-const LATE_WINDOW_MS = 30_000;
+import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
 
 /** A row found late, as the exact-state lookup needs it. */
 export interface LateRow {
@@ -28,20 +26,22 @@ function idAfter(id: string, floor: string): boolean {
  */
 export class LiveEdge {
   private readonly sent = new Map<string, number>();
-  private readonly marks: { wall: number; lastId: string }[] = [];
+  private readonly marks: SequenceMarks;
 
   constructor(
     private readonly pool: Pool,
     private readonly filter: EntityFilter,
     /** Each late-row query (for the metric). */
     private readonly onCheck: () => void = () => undefined,
-  ) {}
+  ) {
+    this.marks = new SequenceMarks(pool);
+  }
 
   /** Call at the start of an epoch: rows written from here on are checked. */
   async begin(): Promise<void> {
     this.sent.clear();
-    this.marks.length = 0;
-    await this.mark();
+    this.marks.clear();
+    await this.marks.mark();
   }
 
   /**
@@ -51,7 +51,7 @@ export class LiveEdge {
    */
   remember(ids: readonly string[]): void {
     const now = Date.now();
-    const oldest = this.marks[0]?.lastId;
+    const oldest = this.marks.oldest;
     for (const id of ids) if (oldest === undefined || idAfter(id, oldest)) this.sent.set(id, now);
   }
 
@@ -68,9 +68,9 @@ export class LiveEdge {
   /** Corrections for rows at or before `position` that arrived after it was streamed. */
   async corrections(position: Micros): Promise<Change[]> {
     this.onCheck();
-    if (this.marks.length === 0) await this.mark();
-    const floor = this.floor();
-    await this.mark();
+    if (this.marks.empty) await this.marks.mark();
+    const floor = this.marks.floor();
+    await this.marks.mark();
     const { rows } = await this.pool.query<LateRow>(
       `select e.id::text as event_id, e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op
          from msr.cdc_event e
@@ -109,25 +109,9 @@ export class LiveEdge {
     return changes;
   }
 
-  /** The last id as of LATE_WINDOW_MS ago (or the epoch's start): rows after it are checked. */
-  private floor(): string {
-    const cutoff = Date.now() - LATE_WINDOW_MS;
-    let floor = this.marks[0]!.lastId;
-    for (const m of this.marks) if (m.wall <= cutoff) floor = m.lastId;
-    return floor;
-  }
-
-  private async mark(): Promise<void> {
-    // The sequence's position, not max(id): it also covers ids of transactions still in flight.
-    const { rows } = await this.pool.query<{ last: string }>(
-      `select case when is_called then last_value else last_value - 1 end::text as last from msr.cdc_event_id_seq`,
-    );
-    this.marks.push({ wall: Date.now(), lastId: rows[0]!.last });
-  }
-
   private prune(): void {
     const cutoff = Date.now() - 2 * LATE_WINDOW_MS;
-    while (this.marks.length > 1 && this.marks[1]!.wall <= Date.now() - LATE_WINDOW_MS) this.marks.shift();
+    this.marks.prune();
     for (const [id, at] of this.sent) if (at < cutoff) this.sent.delete(id);
   }
 }
