@@ -60,20 +60,7 @@ export async function verify(pool: Pool): Promise<VerifyReport> {
     unset.length === 0 ? SETTINGS.join(', ') : `unset: ${unset.join(', ')}`,
   );
 
-  const { rows: dialectRows } = await pool.query<{ dialect: string; version: number }>(
-    `select dialect, version from msr.schema_migration order by version desc limit 1`,
-  );
-  const dialect = dialectRows[0]?.dialect ?? 'unknown';
-  add('schema', dialectRows.length > 0, `${dialect}, migration ${dialectRows[0]?.version ?? 'none'}`);
-  if (dialect === 'timescaledb') {
-    const { rows } = await pool.query<{ hypertable: boolean; cagg: boolean }>(`
-      select exists (select 1 from timescaledb_information.hypertables
-                      where hypertable_schema = 'msr' and hypertable_name = 'cdc_event') as hypertable,
-             exists (select 1 from timescaledb_information.continuous_aggregates
-                      where view_schema = 'msr' and view_name = 'entity_last_states') as cagg`);
-    add('hypertable', rows[0]!.hypertable, 'msr.cdc_event is a hypertable');
-    add('continuous aggregate', rows[0]!.cagg, 'msr.entity_last_states is a continuous aggregate');
-  }
+  checks.push(...(await schemaChecks(pool)));
 
   const { rows: counts } = await pool.query<{ events: number; earliest: Date | null; latest: Date | null }>(
     `select count(*)::int as events, min(event_timestamp) as earliest, max(event_timestamp) as latest from msr.cdc_event`,
@@ -85,6 +72,46 @@ export async function verify(pool: Pool): Promise<VerifyReport> {
     `${events} events from ${earliest?.toISOString() ?? '-'} to ${latest?.toISOString() ?? '-'}`,
   );
 
+  checks.push(await snapshotPointerCheck(pool));
+  return {
+    ok: checks.every((c) => c.ok),
+    checks,
+    events,
+    earliest: earliest?.toISOString() ?? null,
+    latest: latest?.toISOString() ?? null,
+  };
+}
+
+/** The schema's dialect and version; on TimescaleDB the hypertable and the continuous aggregate. */
+async function schemaChecks(pool: Pool): Promise<VerifyCheck[]> {
+  const { rows: dialectRows } = await pool.query<{ dialect: string; version: number }>(
+    `select dialect, version from msr.schema_migration order by version desc limit 1`,
+  );
+  const dialect = dialectRows[0]?.dialect ?? 'unknown';
+  const checks: VerifyCheck[] = [
+    {
+      name: 'schema',
+      ok: dialectRows.length > 0,
+      detail: `${dialect}, migration ${dialectRows[0]?.version ?? 'none'}`,
+    },
+  ];
+  if (dialect !== 'timescaledb') return checks;
+  const { rows } = await pool.query<{ hypertable: boolean; cagg: boolean }>(`
+    select exists (select 1 from timescaledb_information.hypertables
+                    where hypertable_schema = 'msr' and hypertable_name = 'cdc_event') as hypertable,
+           exists (select 1 from timescaledb_information.continuous_aggregates
+                    where view_schema = 'msr' and view_name = 'entity_last_states') as cagg`);
+  checks.push({ name: 'hypertable', ok: rows[0]!.hypertable, detail: 'msr.cdc_event is a hypertable' });
+  checks.push({
+    name: 'continuous aggregate',
+    ok: rows[0]!.cagg,
+    detail: 'msr.entity_last_states is a continuous aggregate',
+  });
+  return checks;
+}
+
+/** A snapshot pointer that points at a populated table. */
+async function snapshotPointerCheck(pool: Pool): Promise<VerifyCheck> {
   const { rows: pointer } = await pool.query<{
     active: string;
     cutoff: string;
@@ -96,18 +123,11 @@ export async function verify(pool: Pool): Promise<VerifyReport> {
                          else (select count(*)::int from msr.earliest_snapshot_b) end as rows
       from msr.snapshot_pointer p where p.id = 1`);
   const p = pointer[0];
-  add(
-    'snapshot pointer',
-    p !== undefined && (p.active === 'a' || p.active === 'b'),
-    p
+  return {
+    name: 'snapshot pointer',
+    ok: p !== undefined && (p.active === 'a' || p.active === 'b'),
+    detail: p
       ? `active ${p.active}, cutoff ${p.cutoff}, ${p.rows} entities, last refresh ${p.last_refresh?.toISOString() ?? 'never'}`
       : 'no pointer row',
-  );
-  return {
-    ok: checks.every((c) => c.ok),
-    checks,
-    events,
-    earliest: earliest?.toISOString() ?? null,
-    latest: latest?.toISOString() ?? null,
   };
 }
