@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 
@@ -30,6 +30,62 @@ export interface RotationOptions {
 
 const LOCK_NOT_AVAILABLE = '55P03';
 
+type Timed = <T>(work: () => Promise<T>) => Promise<[T, number]>;
+
+/**
+ * A step that cannot get its lock within the timeout gives way (readers go on) and tries again;
+ * the step's value comes with its time in ms.
+ */
+function retrying(log: Logger, options: RotationOptions): Timed {
+  const attempts = Math.max(1, options.lockAttempts ?? 20);
+  return async <T>(work: () => Promise<T>): Promise<[T, number]> => {
+    const t0 = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const value = await work();
+        return [value, Math.round(performance.now() - t0)];
+      } catch (err) {
+        if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= attempts) throw err;
+        log.info({ attempt, of: attempts }, 'maintenance step waits for a lock held by others; trying again');
+        await new Promise((r) => setTimeout(r, options.lockRetryMs ?? 3_000));
+      }
+    }
+  };
+}
+
+/** The run's three steps: refresh the aggregate, rebuild and flip the snapshot, drop what is before it. */
+async function runSteps(client: PoolClient, timed: Timed, log: Logger) {
+  const [, refreshMs] = await timed(() =>
+    client.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),
+  );
+  const [pointer, snapshotMs] = await timed(async () => {
+    const { rows } = await client.query<{ active: string; cutoff_time: Date; last_refresh: Date }>(
+      'select (p).active, (p).cutoff_time, (p).last_refresh from (select msr.refresh_earliest_snapshot() as p) s',
+    );
+    return rows[0]!;
+  });
+  const [droppedUnits, dropMs] = await timed(async () => {
+    const { rows } = await client.query<{ n: number }>('select msr.drop_events_before($1) as n', [
+      pointer.cutoff_time,
+    ]);
+    // Storage ahead is a convenience (rows of any day are accepted): a failure is told, not fatal.
+    await client
+      .query(`select msr.prepare_storage(current_date, current_date + 7)`)
+      .catch((err: unknown) => log.warn({ err }, 'could not prepare the next days of storage'));
+    return rows[0]!.n;
+  });
+  const result: RotationResult = {
+    ran: true,
+    cutoff: pointer.cutoff_time.getTime(),
+    active: pointer.active,
+    droppedUnits,
+    refreshMs,
+    snapshotMs,
+    dropMs,
+  };
+  return { result, pointer };
+}
+
 /**
  * One maintenance run, under a session advisory lock so servers sharing the database take turns:
  * refresh entity_last_states, rebuild the inactive earliest snapshot at the new cutoff and flip
@@ -57,52 +113,7 @@ export async function rotate(
       return { ran: false };
     }
     await client.query(`set lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs ?? 500))}`);
-    const attempts = Math.max(1, options.lockAttempts ?? 20);
-    // A step that cannot get its lock within the timeout gives way (readers go on) and tries again.
-    const timed = async <T>(work: () => Promise<T>): Promise<[T, number]> => {
-      const t0 = performance.now();
-      for (let attempt = 1; ; attempt++) {
-        try {
-          const value = await work();
-          return [value, Math.round(performance.now() - t0)];
-        } catch (err) {
-          if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE || attempt >= attempts) throw err;
-          log.info(
-            { attempt, of: attempts },
-            'maintenance step waits for a lock held by others; trying again',
-          );
-          await new Promise((r) => setTimeout(r, options.lockRetryMs ?? 3_000));
-        }
-      }
-    };
-    const [, refreshMs] = await timed(() =>
-      client.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),
-    );
-    const [pointer, snapshotMs] = await timed(async () => {
-      const { rows } = await client.query<{ active: string; cutoff_time: Date; last_refresh: Date }>(
-        'select (p).active, (p).cutoff_time, (p).last_refresh from (select msr.refresh_earliest_snapshot() as p) s',
-      );
-      return rows[0]!;
-    });
-    const [droppedUnits, dropMs] = await timed(async () => {
-      const { rows } = await client.query<{ n: number }>('select msr.drop_events_before($1) as n', [
-        pointer.cutoff_time,
-      ]);
-      // Storage ahead is a convenience (rows of any day are accepted): a failure is told, not fatal.
-      await client
-        .query(`select msr.prepare_storage(current_date, current_date + 7)`)
-        .catch((err: unknown) => log.warn({ err }, 'could not prepare the next days of storage'));
-      return rows[0]!.n;
-    });
-    const result: RotationResult = {
-      ran: true,
-      cutoff: pointer.cutoff_time.getTime(),
-      active: pointer.active,
-      droppedUnits,
-      refreshMs,
-      snapshotMs,
-      dropMs,
-    };
+    const { result, pointer } = await runSteps(client, retrying(log, options), log);
     const seconds = (performance.now() - started) / 1000;
     metrics.maintenanceRuns.inc({ result: 'ok' });
     metrics.maintenanceSeconds.observe(seconds);
