@@ -285,7 +285,16 @@ export class ReplayClient {
     const parsed = parse(raw, this.subprotocol);
     if (!parsed.ok) return;
     const message = this.check(parsed.message);
-    if (!message) return;
+    if (!message) {
+      // A request whose answer does not fit the protocol fails now, saying so, not later as "no answer".
+      const rid = (parsed.message as { rid?: unknown } | null)?.rid;
+      const waiter = typeof rid === 'number' ? this.pending.get(rid) : undefined;
+      if (waiter) {
+        this.pending.delete(rid as number);
+        waiter.reject(new Error('the server answered with a message that does not fit protocol v1'));
+      }
+      return;
+    }
     this.apply(message);
     if (
       (message.type === 'ok' || message.type === 'opened' || message.type === 'error') &&

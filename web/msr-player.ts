@@ -30,6 +30,7 @@ const EXPLAINED: Record<string, string> = {
   UNAUTHORIZED: 'the server did not accept the sign-in token',
   FORBIDDEN: 'this session belongs to someone else',
   UNAVAILABLE: 'the server cannot read its history just now; it retries by itself',
+  SHUTTING_DOWN: 'the server is restarting; reconnecting',
 };
 
 const speedOf = (value: string): Speed => (value === 'max' || value === '-max' ? value : Number(value));

@@ -102,7 +102,15 @@ export class SessionManager {
       session.player.close();
       const { position, speed, playing } = session.player.state;
       const reason = resumeReason({ t: usToMs(position), speed, playing });
-      for (const sink of [...session.sinks]) sink.close(CloseCode.GOING_AWAY, reason);
+      for (const sink of [...session.sinks]) {
+        // Said in a message too: a client that does not read close reasons still learns why.
+        sink.send({
+          type: 'error',
+          code: ErrorCode.SHUTTING_DOWN,
+          message: 'this server is shutting down: reconnect and attach with the resume token of the close',
+        });
+        sink.close(CloseCode.GOING_AWAY, reason);
+      }
     }
     await this.registry
       .handOver(sessions.map((s) => ({ id: s.id, ...s.player.state })))

@@ -289,9 +289,12 @@ describe('sessions under load, slow clients and across servers', () => {
       await c.open({ from: start, to: end, at, tables: ['city.vehicle', 'city.incident'] });
       await keyframeDone(c);
       const session = c.session!;
+      const said: string[] = [];
+      c.on((m) => m.type === 'error' && said.push(m.code));
       await first.stop();
       await until('the going-away close', async () => c.lastClose);
       expect(c.lastClose!.code).toBe(CloseCode.GOING_AWAY);
+      expect(said).toEqual(['SHUTTING_DOWN']);
       // The close carries where the session stood.
       expect(decodeResumeToken(c.resumeToken!)).toEqual({ t: at, speed: 1, playing: false });
       // The slot is free at once, and the session resumes elsewhere where it was.
