@@ -98,7 +98,6 @@ describe('k6 replay load script (smoke)', () => {
     expect(m.msr_entities!.count).toBeGreaterThan(1000);
     expect(m.msr_frames!.count).toBeGreaterThan(20);
     expect(m.msr_frame_bytes!.count).toBeGreaterThan(m.msr_frames!.count * 50);
-    expect(m.msr_frame_lateness_ms!.avg).toBeGreaterThanOrEqual(0);
     expect(m.msr_frame_lateness_ms!['p(95)']).toBeLessThan(500);
     expect(m.msr_errors?.count ?? 0).toBe(0);
     expect(m.checks!.passes).toBeGreaterThan(0);
