@@ -4,11 +4,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
-import { demoLive } from '../support/wait.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import type { TestDatabase } from '../support/database.js';
+import { startDemoApp } from '../support/demo-app.js';
 
 // A short smoke run of load/k6/replay.js with real k6 (built from source by scripts/ensure-k6.sh)
 // against the real server with demo history: sessions open, keyframes complete, frames flow at
@@ -41,19 +40,7 @@ describe('k6 replay load script (smoke)', () => {
     k6 = (await run('bash', [`${root}scripts/ensure-k6.sh`], { timeout: 900_000 })).stdout.trim();
     dir = await mkdtemp(path.join(tmpdir(), 'msr-k6-'));
     await mkdir(path.join(root, 'test-artifacts'), { recursive: true });
-    db = await createTestDatabase();
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        DEMO: 'true',
-        DB_POOL_SIZE: '4',
-        MAX_ACTIVE_SESSIONS: '20',
-      }),
-      { log: createLogger('silent'), demoHistoryMs: 20 * 60_000 },
-    );
-    await demoLive(app);
+    ({ db, app } = await startDemoApp(20, createLogger('silent')));
   }, 900_000);
   afterAll(async () => {
     await app?.stop();

@@ -7,7 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import type { ReplayClient } from '../../protocol/client.js';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { until } from '../support/wait.js';
-import { referenceState, type HistoryEvent } from '../support/history.js';
+import { referenceState, writeLiveChange, type HistoryEvent } from '../support/history.js';
 
 // Live-follow: a session whose range reaches past now keeps streaming new rows, each exactly once,
 // and rows that arrive after the session passed their time are corrected to the exact state.
@@ -23,30 +23,12 @@ describe.each([
   const events: HistoryEvent[] = [];
   let nextId = 1;
 
-  const write = async (
+  const write = (
     ts: number,
     entityId: string,
     op: HistoryEvent['op'],
     after: Record<string, unknown> | null,
-  ) => {
-    const { rows } = await db.pool.query<{ id: string }>(
-      `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
-       values (to_timestamp($1 / 1000.0), 'live', 'ops', 'unit', $2, $3, $4) returning id`,
-      [ts, entityId, op, after],
-    );
-    events.push({
-      id: Number(rows[0]!.id),
-      ts,
-      source: 'live',
-      schema: 'ops',
-      table: 'unit',
-      entityId,
-      op,
-      after,
-      lsn: null,
-      offset: null,
-    });
-  };
+  ) => writeLiveChange(db.pool, events, ts, entityId, op, after);
 
   beforeAll(async () => {
     db = await createTestDatabase();

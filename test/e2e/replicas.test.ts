@@ -18,6 +18,7 @@ import {
   hoursAgo,
   insertHistory,
   referenceState,
+  writeLiveChange,
   type HistoryEvent,
 } from '../support/history.js';
 import { getJson } from '../support/http.js';
@@ -178,25 +179,9 @@ describe('replay reads on a hot standby', () => {
 
   it("keeps a live session behind the replica's replay position, then gives it every row once", async () => {
     const live: HistoryEvent[] = [];
-    const write = async (ts: number, entityId: string) => {
-      const { rows } = await pool.query<{ id: string }>(
-        `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
-         values (to_timestamp($1 / 1000.0), 'live', 'ops', 'unit', $2, 'c', $3) returning id`,
-        [ts, entityId, { v: entityId }],
-      );
-      live.push({
-        id: Number(rows[0]!.id),
-        ts,
-        source: 'live',
-        schema: 'ops',
-        table: 'unit',
-        entityId,
-        op: 'c',
-        after: { v: entityId },
-        lsn: null,
-        offset: null,
-      });
-    };
+    const write = (ts: number, entityId: string) =>
+      writeLiveChange(pool, live, ts, entityId, 'c', { v: entityId });
+
     const c = await client();
     const from = Date.now() - 30_000;
     const keyframe = keyframeDone(c);

@@ -2,11 +2,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
-import { demoLive } from '../support/wait.js';
-import { createTestDatabase, type TestDatabase } from '../support/database.js';
+import type { TestDatabase } from '../support/database.js';
+import { startDemoApp } from '../support/demo-app.js';
 import { getJson } from '../support/http.js';
 import { connect } from '../support/replay.js';
 import type { ReplayClient } from '../../protocol/client.js';
@@ -30,22 +29,7 @@ describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    db = await createTestDatabase();
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        DEMO: 'true',
-        DB_POOL_SIZE: '4',
-        MAX_ACTIVE_SESSIONS: '12',
-      }),
-      {
-        log,
-        demoHistoryMs: 20 * 60_000,
-      },
-    );
-    await demoLive(app);
+    ({ db, app } = await startDemoApp(12, log));
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [

@@ -190,3 +190,34 @@ export async function sqlState(pool: pg.Pool, t: number, tables?: string[]): Pro
 export function keyframeState(chunks: readonly KeyframeEntity[][]): Map<string, unknown> {
   return new Map(chunks.flat().map((e) => [`test|${e.table.replace('.', '|')}|${e.id}`, e.state.value()]));
 }
+
+/**
+ * Writes one change of `ops.unit` (source `live`) at `ts` now, as a live writer would, and keeps it
+ * in `events` with its stored id, so referenceState folds it like the rest.
+ */
+export async function writeLiveChange(
+  pool: pg.Pool,
+  events: HistoryEvent[],
+  ts: number,
+  entityId: string,
+  op: HistoryEvent['op'],
+  after: Record<string, unknown> | null,
+): Promise<void> {
+  const { rows } = await pool.query<{ id: string }>(
+    `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
+     values (to_timestamp($1 / 1000.0), 'live', 'ops', 'unit', $2, $3, $4) returning id`,
+    [ts, entityId, op, after],
+  );
+  events.push({
+    id: Number(rows[0]!.id),
+    ts,
+    source: 'live',
+    schema: 'ops',
+    table: 'unit',
+    entityId,
+    op,
+    after,
+    lsn: null,
+    offset: null,
+  });
+}
