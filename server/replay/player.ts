@@ -561,7 +561,8 @@ export class Player {
   private async read(from: Micros, to: Micros, limit: number): Promise<DeltaWindow> {
     // Forward the window starts at `from`; reverse it ends there: either way the data must reach it.
     const reader = this.pickReader(usToMs(from));
-    const until = to > from ? Math.max(from, Math.min(to, (reader.asOf() - LIVE_DELAY_MS) * 1000)) : to;
+    // The live edge is the reader's just picked: forward, the window stops where its data does.
+    const until = to > from ? Math.max(from, Math.min(to, this.liveEdge())) : to;
     if (until === from) return { changes: [], reached: from, ids: [] };
     let window: DeltaWindow;
     try {
