@@ -1,6 +1,8 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The client package is a workspace of the project: npm ci links it, so its manifest comes first.
+COPY protocol/package.json ./protocol/
 RUN npm ci --omit=dev --no-audit --no-fund
 COPY server ./server
 COPY protocol ./protocol

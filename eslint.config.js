@@ -2,7 +2,18 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.msr/**', 'load/results/**', 'coverage/**', '.cache/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '.msr/**',
+      'load/results/**',
+      'coverage/**',
+      '.cache/**',
+      'protocol/dist/**',
+      // Checked by the test that installs the built package next to it (one must not type-check).
+      'test/fixtures/protocol-consumer/*.ts',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -19,6 +30,13 @@ export default tseslint.config(
         setInterval: 'readonly',
         clearInterval: 'readonly',
       },
+    },
+  },
+  {
+    // The built package's consumer: run by plain node and, bundled, in a browser page.
+    files: ['test/fixtures/protocol-consumer/*.mjs'],
+    languageOptions: {
+      globals: { window: 'readonly', location: 'readonly', fetch: 'readonly', process: 'readonly' },
     },
   },
   {

@@ -19,8 +19,12 @@ const dialectProject = (dialect: 'postgres' | 'timescaledb') => ({
   test: {
     name: dialect,
     include: ['test/**/*.test.ts'],
-    // Dialect-free tests (unit, tooling) run once, in the plain PostgreSQL project.
-    exclude: dialect === 'timescaledb' ? ['test/unit/**', 'test/integration/compose.test.ts'] : [],
+    // Dialect-free tests (unit, tooling, the client package built and installed elsewhere) run
+    // once, in the plain PostgreSQL project.
+    exclude:
+      dialect === 'timescaledb'
+        ? ['test/unit/**', 'test/integration/compose.test.ts', 'test/e2e/protocol-package.test.ts']
+        : [],
     globalSetup: [`test/support/global-${dialect}.ts`, 'test/support/global-kafka.ts'],
     env: { MSR_TEST_DIALECT: dialect },
     testTimeout: 60_000,

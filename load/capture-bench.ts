@@ -17,7 +17,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
-import { ReplayClient, type WebSocketLike } from '../protocol/client.js';
+import { ReplayClient, type WebSocketLike } from '@msr/protocol';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../server/db/embedded.js';
 import { createLogger } from '../server/logger.js';
 import { startKafkaCluster } from '../test/support/kafka-cluster.js';

@@ -4,8 +4,8 @@
 // is connected: `server` (base URL; default the page's own), `token` (AUTH_MODE=jwt), `t`, `speed`,
 // `tables` (comma-separated) and `entity` (`table|id`) to open at, and `link`: take those from the
 // page's query string too and write the Link button's address there.
-import { ReplayClient, ReplayRequestError, type ConnectionEvent } from '../protocol/client-core.js';
-import type { ServerMessage, Speed } from '../protocol/messages.js';
+import { ReplayClient, ReplayRequestError, type ConnectionEvent } from '@msr/protocol/core';
+import type { ServerMessage, Speed } from '@msr/protocol/messages';
 import { drawActivity } from './activity-strip.js';
 import { Api, type Activity, type Availability } from './api.js';
 import { Bookmarks } from './bookmarks.js';

@@ -1,6 +1,6 @@
 // The demo viewer at /: the <msr-player> element with the demo city drawn on a canvas beside it.
 // Vehicles are dots coloured by status, incidents squares; a click on one inspects it.
-import type { ReplayClient } from '../protocol/client-core.js';
+import type { ReplayClient } from '@msr/protocol/core';
 import { MsrPlayer } from './msr-player.js';
 
 const STATUS_COLOURS: Record<string, string> = {

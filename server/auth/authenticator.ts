@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { ErrorCode } from '../../protocol/codes.js';
+import { ErrorCode } from '@msr/protocol/codes';
 import type { AuthConfig } from '../config.js';
 import { ANONYMOUS, type Principal } from '../principal.js';
 

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { SnapshotRequest } from '../../protocol/messages.js';
+import { SnapshotRequest } from '@msr/protocol/messages';
 import { SourceCatalog } from '../capture/catalog.js';
 import { KafkaSink } from '../capture/kafka-sink.js';
 import { publishedTables, snapshotAgain } from '../capture/resnapshot.js';

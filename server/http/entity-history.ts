@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { TABLE_NAME } from '../../protocol/messages.js';
+import { TABLE_NAME } from '@msr/protocol/messages';
 import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
 import { sqlAt, sqlMicros } from '../replay/micros.js';

@@ -1,4 +1,4 @@
-import { ErrorCode } from '../../protocol/codes.js';
+import { ErrorCode } from '@msr/protocol/codes';
 import { AuthError, tokenOf, type Authenticator } from '../auth/authenticator.js';
 import { json, type Route } from './route.js';
 

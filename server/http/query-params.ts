@@ -1,5 +1,5 @@
-import { ErrorCode } from '../../protocol/codes.js';
-import { TABLE_NAME } from '../../protocol/messages.js';
+import { ErrorCode } from '@msr/protocol/codes';
+import { TABLE_NAME } from '@msr/protocol/messages';
 import { json, type HttpResponse } from './route.js';
 
 /** A query parameter read, or the 400 BAD_MESSAGE answer that says what is wrong with it. */

@@ -1,4 +1,4 @@
-import { ErrorCode } from '../../protocol/codes.js';
+import { ErrorCode } from '@msr/protocol/codes';
 import { json, type HttpResponse } from './route.js';
 
 /**

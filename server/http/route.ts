@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { ErrorCode } from '../../protocol/codes.js';
+import { ErrorCode } from '@msr/protocol/codes';
 import type { Principal } from '../principal.js';
 
 /** What an HTTP handler sees and returns; the transport (server/ws) adapts uWebSockets.js to it. */

@@ -1,5 +1,5 @@
-import { ErrorCode } from '../../protocol/codes.js';
-import { SessionRequest } from '../../protocol/messages.js';
+import { ErrorCode } from '@msr/protocol/codes';
+import { SessionRequest } from '@msr/protocol/messages';
 import { usToMs } from '../replay/deltas.js';
 import { ReplayError } from '../replay/errors.js';
 import type { ReplaySession } from '../replay/session.js';

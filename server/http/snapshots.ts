@@ -1,5 +1,5 @@
-import { ErrorCode } from '../../protocol/codes.js';
-import { SnapshotRequest } from '../../protocol/messages.js';
+import { ErrorCode } from '@msr/protocol/codes';
+import { SnapshotRequest } from '@msr/protocol/messages';
 import { randomUUID } from 'node:crypto';
 import type { Capture } from '../capture/capture.js';
 import type { SnapshotSignals } from '../ingest/signals.js';

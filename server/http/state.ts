@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
-import { entityJson } from '../../protocol/codec.js';
-import { ErrorCode } from '../../protocol/codes.js';
+import { entityJson } from '../replay/outgoing.js';
+import { ErrorCode } from '@msr/protocol/codes';
 import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
 import { msToUs } from '../replay/deltas.js';

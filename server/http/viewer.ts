@@ -13,8 +13,6 @@ function bundled(entry: string): () => Promise<string> {
       bundle: true,
       format: 'esm',
       platform: 'browser',
-      // The client's Node 20 fallback; browsers have a global WebSocket and never load it.
-      external: ['ws'],
       target: 'es2022',
       write: false,
       minify: true,

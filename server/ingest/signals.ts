@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Producer } from 'kafkajs';
-import type { SnapshotRequest } from '../../protocol/messages.js';
+import type { SnapshotRequest } from '@msr/protocol/messages';
 import type { KafkaConnection } from '../config.js';
 import { kafkaClient } from './kafka-client.js';
 

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import { CloseCode, ErrorCode } from '../../protocol/codes.js';
-import type { ClientMessage, ServerMessage } from '../../protocol/messages.js';
+import { CloseCode, ErrorCode } from '@msr/protocol/codes';
+import type { ClientMessage, ServerMessage } from '@msr/protocol/messages';
 import { usToMs } from './deltas.js';
 import { ReplayError } from './errors.js';
 import type { ReplaySession, SessionSink } from './session.js';

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { Change } from '../../protocol/messages.js';
+import type { Change } from '@msr/protocol/messages';
 import type { EntityFilter } from './keyframe.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 

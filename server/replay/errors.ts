@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../../protocol/codes.js';
+import type { ErrorCode } from '@msr/protocol/codes';
 
 /** A refusal with a code from the protocol catalogue, answered to the client as is. */
 export class ReplayError extends Error {

@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
-import { JsonText, type KeyframeTextEntity } from '../../protocol/codec.js';
+import { JsonText, type KeyframeTextEntity } from './outgoing.js';
 import { sqlAt, type Micros } from './micros.js';
 
 export type KeyframeEntity = KeyframeTextEntity;

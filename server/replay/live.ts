@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { Change } from '../../protocol/messages.js';
+import type { Change } from '@msr/protocol/messages';
 import { sqlAt, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';

@@ -1,6 +1,6 @@
-import type { OutgoingMessage } from '../../protocol/codec.js';
-import { ErrorCode } from '../../protocol/codes.js';
-import type { Change, Speed } from '../../protocol/messages.js';
+import type { OutgoingMessage } from './outgoing.js';
+import { ErrorCode } from '@msr/protocol/codes';
+import type { Change, Speed } from '@msr/protocol/messages';
 import { readDeltas, usToMs, type DeltaWindow, type Micros } from './deltas.js';
 import { ReplayError } from './errors.js';
 import type { EntityFilter, KeyframeEntity } from './keyframe.js';

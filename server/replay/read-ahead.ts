@@ -1,4 +1,4 @@
-import type { Change } from '../../protocol/messages.js';
+import type { Change } from '@msr/protocol/messages';
 import type { DeltaWindow, Micros } from './deltas.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { Speed } from '../../protocol/messages.js';
+import type { Speed } from '@msr/protocol/messages';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
 import type { SessionSpec } from './session.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { RESUME_PREFIX } from '../../protocol/codes.js';
-import { Speed } from '../../protocol/messages.js';
+import { RESUME_PREFIX } from '@msr/protocol/codes';
+import { Speed } from '@msr/protocol/messages';
 
 /**
  * The resume token a server puts in the reason of its going-away close (1001) as

@@ -1,6 +1,6 @@
-import type { OutgoingMessage } from '../../protocol/codec.js';
+import type { OutgoingMessage } from './outgoing.js';
 import type { Logger } from 'pino';
-import type { Speed } from '../../protocol/messages.js';
+import type { Speed } from '@msr/protocol/messages';
 import type { Micros } from './deltas.js';
 import type { EntityFilter } from './keyframe.js';
 import type { Metrics } from '../metrics.js';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { CloseCode, ErrorCode } from '../../protocol/codes.js';
-import type { OpenMessage } from '../../protocol/messages.js';
+import { CloseCode, ErrorCode } from '@msr/protocol/codes';
+import type { OpenMessage } from '@msr/protocol/messages';
 import { mayUse } from './access.js';
 import type { Principal } from '../principal.js';
 import type { Config } from '../config.js';

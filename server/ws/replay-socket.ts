@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
-import { encode, MAX_CLIENT_MESSAGE_BYTES, type OutgoingMessage } from '../../protocol/codec.js';
-import { decodeClientMessage } from '../../protocol/decode-client.js';
-import { SUBPROTOCOL_JSON, SUBPROTOCOLS, type Subprotocol } from '../../protocol/messages.js';
-import { CloseCode, ErrorCode } from '../../protocol/codes.js';
+import { MAX_CLIENT_MESSAGE_BYTES } from '@msr/protocol/wire';
+import { SUBPROTOCOL_JSON, SUBPROTOCOLS, type Subprotocol } from '@msr/protocol/messages';
+import { CloseCode, ErrorCode } from '@msr/protocol/codes';
 import { AuthError, tokenOf, type Authenticator } from '../auth/authenticator.js';
 import type { Principal } from '../principal.js';
 import type { Metrics } from '../metrics.js';
 import { ReplayConnection } from '../replay/connection.js';
+import { encodeOutgoing, type OutgoingMessage } from '../replay/outgoing.js';
 import type { SessionSink } from '../replay/session.js';
 import type { SessionManager } from '../replay/sessions.js';
+import { decodeClientMessage } from './decode-client.js';
 import type { TemplatedApp, WebSocket, WebSocketBehavior } from './uws.js';
 
 export const REPLAY_PATH = '/v1/replay';
@@ -39,7 +40,7 @@ class UwsSink implements SessionSink {
 
   send(message: OutgoingMessage): void {
     if (!this.open) return;
-    const data = encode(message, this.subprotocol);
+    const data = encodeOutgoing(message, this.subprotocol);
     this.ws.send(data, typeof data !== 'string');
     this.metrics?.bytesSent.inc(typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength);
   }

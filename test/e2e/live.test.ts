@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { FrameMessage } from '../../protocol/messages.js';
+import type { FrameMessage } from '@msr/protocol/messages';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
-import type { ReplayClient } from '../../protocol/client.js';
+import type { ReplayClient } from '@msr/protocol';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { until } from '../support/wait.js';
 import { referenceState, writeLiveChange, type HistoryEvent } from '../support/history.js';

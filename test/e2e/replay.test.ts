@@ -1,8 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
-import type { ReplayClient } from '../../protocol/client.js';
-import type { KeyframeMessage, ServerMessage } from '../../protocol/messages.js';
+import type { ReplayClient } from '@msr/protocol';
+import type { KeyframeMessage, ServerMessage } from '@msr/protocol/messages';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { DEFAULT_LIMITS } from '../../server/replay/player.js';

@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReplayClient, ReplayRequestError } from '../../protocol/client.js';
+import type { ReplayClient, ReplayRequestError } from '@msr/protocol';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';

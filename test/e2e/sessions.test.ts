@@ -1,8 +1,8 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReplayClient } from '../../protocol/client.js';
-import { CloseCode } from '../../protocol/codes.js';
-import type { Speed } from '../../protocol/messages.js';
+import type { ReplayClient } from '@msr/protocol';
+import { CloseCode } from '@msr/protocol/codes';
+import type { Speed } from '@msr/protocol/messages';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
@@ -12,7 +12,7 @@ import { until } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, insertHistory, referenceState, type HistoryEvent } from '../support/history.js';
 import { startServerProcess } from '../support/process.js';
-import type { ConnectionEvent } from '../../protocol/client.js';
+import type { ConnectionEvent } from '@msr/protocol';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 
 const log = createLogger('silent');

@@ -1,51 +1,33 @@
-import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import type { TestDatabase } from '../support/database.js';
+import { chromiumAvailable, launchChromium } from '../support/browser.js';
 import { startDemoApp } from '../support/demo-app.js';
 import { getJson } from '../support/http.js';
 import { connect } from '../support/replay.js';
-import type { ReplayClient } from '../../protocol/client.js';
+import type { ReplayClient } from '@msr/protocol';
 import { gzipSync } from 'node:zlib';
 
 // The viewer in a real browser (Debian's Chromium, driven by playwright-core): it shows the demo
 // world with its activity strip, plays, seeks, plays until a typed time, inspects a clicked entity,
 // opens a shared link at the same state and goes live. Screenshots are kept in test-artifacts/.
 
-const CHROMIUM = '/usr/bin/chromium';
-
 // Defined in each page by playerPage(): the player's elements live in its shadow root.
 declare const msr: (id: string) => HTMLElement | null;
 declare const msrAll: (selector: string) => NodeListOf<Element>;
-const available = existsSync(CHROMIUM);
 const log = createLogger('silent');
 
-describe.skipIf(!available && !process.env.CI)('the viewer page', () => {
+describe.skipIf(!chromiumAvailable && !process.env.CI)('the viewer page', () => {
   let db: TestDatabase;
   let app: App;
   let browser: Browser;
 
   beforeAll(async () => {
     ({ db, app } = await startDemoApp(12, log));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // A page the test serves by route (the README's embedding example) counts as a public
-        // origin to Chromium's local-network checks, which would block its socket to 127.0.0.1.
-        '--disable-features=LocalNetworkAccessChecks',
-      ],
-    });
+    browser = await launchChromium();
   });
   afterAll(async () => {
     await browser?.close();

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 import { createLogger } from '../../server/logger.js';
-import { ReplayRequestError, type ReplayClient } from '../../protocol/client.js';
+import { ReplayRequestError, type ReplayClient } from '@msr/protocol';
 import { demoLive } from '../support/wait.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { connect } from '../support/replay.js';

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { SnapshotRequest } from '../../protocol/messages.js';
+import { SnapshotRequest } from '@msr/protocol/messages';
 import { loadConfig } from '../../server/config.js';
 
 // compose.yml is for users; no Docker engine runs here, so Debian's docker-compose validates it,

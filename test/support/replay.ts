@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
-import { ReplayClient, type ReplayClientOptions, type WebSocketLike } from '../../protocol/client.js';
-import type { KeyframeMessage } from '../../protocol/messages.js';
+import { ReplayClient, type ReplayClientOptions, type WebSocketLike } from '@msr/protocol';
+import type { KeyframeMessage } from '@msr/protocol/messages';
 
 export const wsFactory = (url: string, protocols: string[]) =>
   new WebSocket(url, protocols) as unknown as WebSocketLike;

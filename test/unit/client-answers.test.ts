@@ -1,7 +1,7 @@
 import { WebSocketServer, type WebSocket } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReplayClient } from '../../protocol/client.js';
-import { ReplayClient as TrustingClient } from '../../protocol/client-core.js';
+import { ReplayClient } from '@msr/protocol';
+import { ReplayClient as TrustingClient } from '@msr/protocol/core';
 
 // A stand-in server that answers a request with a message outside protocol v1 (MSR's own server
 // never does, so it cannot show this): the client fails that request at once, saying why, and

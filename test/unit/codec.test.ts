@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { pack, unpack } from 'msgpackr';
-import { encode, JsonText, MAX_CLIENT_MESSAGE_BYTES, parse } from '../../protocol/codec.js';
-import { decodeClientMessage } from '../../protocol/decode-client.js';
-import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, ServerMessage } from '../../protocol/messages.js';
+import { encode, parse } from '@msr/protocol/codec';
+import { MAX_CLIENT_MESSAGE_BYTES } from '@msr/protocol/wire';
+import { encodeOutgoing, JsonText } from '../../server/replay/outgoing.js';
+import { decodeClientMessage } from '../../server/ws/decode-client.js';
+import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, ServerMessage } from '@msr/protocol/messages';
 
 const json = (v: unknown) => JSON.stringify(v);
 
@@ -151,7 +153,7 @@ describe("keyframes holding the database's JSON text", () => {
   };
 
   it('splices the text into JSON unchanged and validates as a keyframe message', () => {
-    const text = encode(part, SUBPROTOCOL_JSON) as string;
+    const text = encodeOutgoing(part, SUBPROTOCOL_JSON) as string;
     expect(text).toContain('"state":{"id": 7, "pos": [1.5, -2], "big": 12345678901234567890}');
     const decoded = JSON.parse(text) as unknown;
     expect(ServerMessage.parse(decoded)).toEqual({
@@ -165,12 +167,12 @@ describe("keyframes holding the database's JSON text", () => {
   });
 
   it('parses the text for msgpack, to the same message', () => {
-    const decoded = unpack(encode(part, SUBPROTOCOL_MSGPACK) as Uint8Array) as unknown;
-    expect(decoded).toEqual(JSON.parse(encode(part, SUBPROTOCOL_JSON) as string));
+    const decoded = unpack(encodeOutgoing(part, SUBPROTOCOL_MSGPACK) as Uint8Array) as unknown;
+    expect(decoded).toEqual(JSON.parse(encodeOutgoing(part, SUBPROTOCOL_JSON) as string));
   });
 
   it('encodes an empty last part like any message', () => {
     const empty = { ...part, entities: [] };
-    expect(JSON.parse(encode(empty, SUBPROTOCOL_JSON) as string)).toEqual(empty);
+    expect(JSON.parse(encodeOutgoing(empty, SUBPROTOCOL_JSON) as string)).toEqual(empty);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Change } from '../../protocol/messages.js';
+import type { Change } from '@msr/protocol/messages';
 import { ReadAhead } from '../../server/replay/read-ahead.js';
 
 // Times in µs; change.ts is in ms as on the wire (µs / 1000, possibly fractional).

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RESUME_PREFIX } from '../../protocol/codes.js';
+import { RESUME_PREFIX } from '@msr/protocol/codes';
 import { decodeResumeToken, encodeResumeToken, resumeReason } from '../../server/replay/resume.js';
 
 describe('resume tokens', () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyChange } from '../../../protocol/client.js';
+import { applyChange } from '@msr/protocol';
 import { readDeltas } from '../../../server/replay/deltas.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import {

@@ -1,6 +1,12 @@
-import { ErrorCode } from './codes.js';
-import { MAX_CLIENT_MESSAGE_BYTES, parse, type Decoded } from './codec.js';
-import { ClientMessage, CLIENT_MESSAGE_TYPES, MAX_RID_LENGTH, type Subprotocol } from './messages.js';
+import { parse, type Decoded } from '@msr/protocol/codec';
+import { ErrorCode } from '@msr/protocol/codes';
+import {
+  ClientMessage,
+  CLIENT_MESSAGE_TYPES,
+  MAX_RID_LENGTH,
+  type Subprotocol,
+} from '@msr/protocol/messages';
+import { MAX_CLIENT_MESSAGE_BYTES } from '@msr/protocol/wire';
 
 // The server's side of the codec: a client message checked against its schema.
 
