@@ -2,6 +2,9 @@ import { encode, parse } from './codec.js';
 import { CloseCode, ErrorCode, RESUME_PREFIX } from './codes.js';
 import type { Change, ClientMessage, OpenMessage, ServerMessage, Speed } from './messages.js';
 import { SUBPROTOCOL_JSON, type Subprotocol } from './wire.js';
+import { deleteTable, entityKey } from './entity-key.js';
+
+export { deleteTable, entityKey, splitEntityKey } from './entity-key.js';
 
 /** The part of the WebSocket API the client needs (browsers' WebSocket, or the `ws` package in Node). */
 export interface WebSocketLike {
@@ -70,7 +73,7 @@ const RESUMABLE = new Set<number>([CloseCode.GOING_AWAY, CloseCode.TOO_SLOW, Clo
  * built on it); `ReplayClient` in client.ts checks each message against its schema.
  */
 export class ReplayClient {
-  /** Entity states by `${table}|${id}`. */
+  /** Entity states by entityKey(table, id), `table|id`. */
   readonly state = new Map<string, Record<string, unknown>>();
   epoch = 0;
   /** Replay time of the state in `state` (ms). */
@@ -324,7 +327,7 @@ export class ReplayClient {
           this.state.clear();
           this.keyframeComplete = false;
         }
-        for (const e of message.entities) this.state.set(`${e.table}|${e.id}`, e.state);
+        for (const e of message.entities) this.state.set(entityKey(e.table, e.id), e.state);
         this.t = message.t;
         if (message.last) this.keyframeComplete = true;
         break;
@@ -348,12 +351,11 @@ export class ReplayClient {
 /** One change applied to a state map: t clears its table, d removes, anything else sets. */
 export function applyChange(state: Map<string, Record<string, unknown>>, change: Change): void {
   if (change.op === 't') {
-    const prefix = `${change.table}|`;
-    for (const key of [...state.keys()]) if (key.startsWith(prefix)) state.delete(key);
+    deleteTable(state, change.table);
   } else if (change.op === 'd') {
-    state.delete(`${change.table}|${change.id}`);
+    state.delete(entityKey(change.table, change.id));
   } else {
-    state.set(`${change.table}|${change.id}`, change.state ?? {});
+    state.set(entityKey(change.table, change.id), change.state ?? {});
   }
 }
 

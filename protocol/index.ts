@@ -12,4 +12,5 @@ export {
   type WebSocketLike,
 } from './client.js';
 export { CloseCode, ErrorCode, RESUME_PREFIX } from './codes.js';
+export { deleteTable, entityKey, splitEntityKey } from './entity-key.js';
 export * from './messages.js';

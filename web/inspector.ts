@@ -2,6 +2,7 @@
 // quarter hour around it (GET /api/v1/entities/{table}/{id}/history).
 import type { Api } from './api.js';
 import { timeText } from './time-text.js';
+import { splitEntityKey } from '@msr/protocol/core';
 
 const AROUND_MS = 15 * 60_000;
 
@@ -23,7 +24,7 @@ export class Inspector {
   /** Shows the entity's state (from the replayed map) and asks for its history around `t`. */
   async inspect(key: string, state: Record<string, unknown> | undefined, t: number): Promise<void> {
     this.key = key;
-    const [table, id] = [key.slice(0, key.indexOf('|')), key.slice(key.indexOf('|') + 1)];
+    const { table, id } = splitEntityKey(key);
     this.$('entity-hint').hidden = true;
     this.$('entity-name').textContent = `${table} ${id}`;
     this.showState(state);

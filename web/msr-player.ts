@@ -4,7 +4,7 @@
 // is connected: `server` (base URL; default the page's own), `token` (AUTH_MODE=jwt), `t`, `speed`,
 // `tables` (comma-separated) and `entity` (`table|id`) to open at, and `link`: take those from the
 // page's query string too and write the Link button's address there.
-import { ReplayClient, ReplayRequestError, type ConnectionEvent } from '@msr/protocol/core';
+import { ReplayClient, ReplayRequestError, splitEntityKey, type ConnectionEvent } from '@msr/protocol/core';
 import type { ServerMessage, Speed } from '@msr/protocol/messages';
 import { drawActivity } from './activity-strip.js';
 import { Api, type Activity, type Availability } from './api.js';
@@ -259,7 +259,7 @@ export class MsrPlayer extends HTMLElement {
   /** The tables the unfiltered world holds, as checkboxes: a change opens a session on the ones ticked. */
   private noteTables(): void {
     const before = this.tablesSeen.size;
-    for (const key of this.client!.state.keys()) this.tablesSeen.add(key.slice(0, key.indexOf('|')));
+    for (const key of this.client!.state.keys()) this.tablesSeen.add(splitEntityKey(key).table);
     for (const table of this.tables ?? []) this.tablesSeen.add(table);
     if (this.tablesSeen.size === before) return;
     const boxes = [...this.tablesSeen].sort().map((table) => {

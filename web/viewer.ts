@@ -2,6 +2,7 @@
 // Vehicles are dots coloured by status, incidents squares; a click on one inspects it.
 import type { ReplayClient } from '@msr/protocol/core';
 import { MsrPlayer } from './msr-player.js';
+import { splitEntityKey } from '@msr/protocol/core';
 
 const STATUS_COLOURS: Record<string, string> = {
   available: '#4caf50',
@@ -44,7 +45,7 @@ function draw(client: ReplayClient) {
   for (const p of points) {
     const [x, y] = project(p.lat, p.lon, box);
     drawn.push({ x, y, key: p.key });
-    if (p.key.split('|')[0]!.endsWith('incident')) {
+    if (splitEntityKey(p.key).table.endsWith('incident')) {
       context.fillStyle = p.status === 'closed' ? '#607d8b' : '#ff1744';
       context.fillRect(x - 4, y - 4, 8, 8);
     } else {

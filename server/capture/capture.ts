@@ -25,9 +25,7 @@ import {
 import { SlotStream } from './stream.js';
 import type { KafkaSink } from './kafka-sink.js';
 import type { CapturedChange } from './changes.js';
-
-/** One MSR process at a time streams a slot: the holder of this advisory lock (second key: the slot). */
-const CAPTURE_LOCK = 0x6d73_7204;
+import { AdvisoryLock } from '../db/locks.js';
 
 /** `off`: there is nothing to capture (the demo writes its events itself). */
 export type CaptureState =
@@ -261,7 +259,7 @@ export class Capture {
     this.lockClient = await this.pool.connect();
     const { rows } = await this.lockClient.query<{ ok: boolean }>(
       'select pg_try_advisory_lock($1, hashtext($2)) as ok',
-      [CAPTURE_LOCK, this.config.slot],
+      [AdvisoryLock.CAPTURE, this.config.slot],
     );
     if (!rows[0]!.ok) this.releaseLock();
     return rows[0]!.ok;

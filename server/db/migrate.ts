@@ -3,11 +3,9 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { asTimescaleSetupError, checkTimescaleSetup, detectDialect, type Dialect } from './dialect.js';
+import { AdvisoryLock } from './locks.js';
 
 export const SQL_DIR = new URL('../../sql/', import.meta.url);
-
-/** Any constant shared by every MSR process: it serialises migrations across servers. */
-const MIGRATION_LOCK = 7_305_118_001;
 
 /** A file whose first line is this comment runs outside a transaction (for statements that refuse one). */
 const NO_TRANSACTION = '-- msr:no-transaction';
@@ -64,11 +62,11 @@ export async function loadMigrations(dialect: Dialect, dir: URL = SQL_DIR): Prom
 export async function migrate(pool: Pool, log: Logger, dir: URL = SQL_DIR): Promise<MigrationResult> {
   const client = await pool.connect();
   try {
-    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query('select pg_advisory_lock($1)', [AdvisoryLock.MIGRATION]);
     try {
       return await migrateLocked(client, log, dir);
     } finally {
-      await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      await client.query('select pg_advisory_unlock($1)', [AdvisoryLock.MIGRATION]);
     }
   } catch (err) {
     throw asTimescaleSetupError(err);

@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { REFRESH_AGGREGATE } from './sql-fragments.js';
 
 /** Writes the effective settings into msr.configuration, where the SQL functions read them. */
 export async function publishSettings(pool: Pool, config: Config): Promise<void> {
@@ -35,7 +36,7 @@ export async function prepareStorage(pool: Pool, config: Config): Promise<void> 
 export async function refreshEntityLastStates(pool: Pool, log: Logger): Promise<void> {
   const started = Date.now();
   try {
-    await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await pool.query(REFRESH_AGGREGATE);
     log.info({ ms: Date.now() - started }, 'entity_last_states refreshed');
   } catch (err) {
     log.warn({ err }, 'entity_last_states refresh failed');

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
+import { AdvisoryLock } from '../db/locks.js';
 
 const sqlFile = (name: string) => readFileSync(new URL(name, import.meta.url), 'utf8');
 const FUNCTIONS_SQL = sqlFile('./demo_functions.sql');
@@ -15,8 +16,6 @@ export const DEMO_SOURCE_TABLES = ['city.vehicle', 'city.incident'] as const;
 
 const HISTORY_MS = 24 * 3_600_000;
 const EPOCH_KEY = 'DEMO_EPOCH';
-/** Serialises seeding when several servers start on one empty database. */
-const SEED_LOCK = 7_305_118_002;
 
 export interface SeedResult {
   readonly events: number;
@@ -66,7 +65,7 @@ export async function seedDemoHistory(
   const now = options.now ?? new Date();
   const guard = await pool.connect();
   try {
-    await guard.query('select pg_advisory_lock($1)', [SEED_LOCK]);
+    await guard.query('select pg_advisory_lock($1)', [AdvisoryLock.DEMO_SEED]);
     try {
       const existing = await guard.query(`select 1 from msr.cdc_event limit 1`);
       if (existing.rowCount) return null;
@@ -109,7 +108,7 @@ export async function seedDemoHistory(
       );
       return { events, ms, epoch };
     } finally {
-      await guard.query('select pg_advisory_unlock($1)', [SEED_LOCK]);
+      await guard.query('select pg_advisory_unlock($1)', [AdvisoryLock.DEMO_SEED]);
     }
   } finally {
     guard.release();

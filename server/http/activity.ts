@@ -5,6 +5,7 @@ import { sqlAt } from '../replay/micros.js';
 import { badRequest, countParam, tablesParam, timeParam } from './query-params.js';
 import { RequestLimit } from './request-limit.js';
 import { json, type Route } from './route.js';
+import { tableFilter } from '../db/sql-fragments.js';
 
 /** The most buckets one answer holds: a timeline is at most a few thousand pixels wide. */
 export const MAX_ACTIVITY_BUCKETS = 2000;
@@ -17,7 +18,7 @@ select width_bucket(event_timestamp, array(select ${sqlAt('b')} from unnest($3::
        count(*)::int as events
   from msr.cdc_event
  where event_timestamp >= ${sqlAt('$1')} and event_timestamp < ${sqlAt('$2')}
-   and ($4::text[] is null or table_schema || '.' || table_name = any ($4::text[]))
+   and ${tableFilter('$4')}
  group by 1`;
 
 /**

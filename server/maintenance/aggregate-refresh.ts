@@ -2,9 +2,8 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Dialect } from '../db/dialect.js';
 import type { Metrics } from '../metrics.js';
-
-/** A fixed advisory lock key: one server at a time refreshes the aggregate of a database. */
-const REFRESH_LOCK = 0x6d73_7203;
+import { AdvisoryLock } from '../db/locks.js';
+import { REFRESH_AGGREGATE } from '../db/sql-fragments.js';
 
 export interface AggregateStatus {
   /** Buckets before this time are materialized (epoch ms; null before the first refresh). */
@@ -69,10 +68,13 @@ export class AggregateRefresh {
     let locked = false;
     let failure: Error | undefined;
     try {
-      locked = (await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [REFRESH_LOCK]))
-        .rows[0]!.ok;
+      locked = (
+        await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [
+          AdvisoryLock.AGGREGATE_REFRESH,
+        ])
+      ).rows[0]!.ok;
       if (locked) {
-        await client.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+        await client.query(REFRESH_AGGREGATE);
         this.metrics.aggregateRefreshSeconds.observe((performance.now() - started) / 1000);
       }
       const { rows } = await client.query<{ watermark: Date | null }>(
@@ -98,7 +100,10 @@ export class AggregateRefresh {
       failure = err as Error;
       this.failed(failure);
     } finally {
-      if (locked) await client.query('select pg_advisory_unlock($1)', [REFRESH_LOCK]).catch(() => undefined);
+      if (locked)
+        await client
+          .query('select pg_advisory_unlock($1)', [AdvisoryLock.AGGREGATE_REFRESH])
+          .catch(() => undefined);
       client.release(failure);
     }
   }

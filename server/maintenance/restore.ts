@@ -15,6 +15,7 @@ import {
 } from './backup.js';
 import { checkRestoreTarget, restoreDump } from './restore-target.js';
 import { verify, type VerifyReport } from './verify.js';
+import { REFRESH_AGGREGATE } from '../db/sql-fragments.js';
 
 export type RecoveryMode = 'standard' | 'cold';
 
@@ -64,7 +65,7 @@ export async function restore(
         await catchUp(pool, config, log);
       }
       replayedAt = performance.now();
-      await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+      await pool.query(REFRESH_AGGREGATE);
       await pool.query('select msr.refresh_earliest_snapshot()');
     }
     const rebuiltAt = performance.now();

@@ -1,9 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-
-/** A fixed advisory lock key: one server at a time runs maintenance on a database. */
-const MAINTENANCE_LOCK = 0x6d73_7202;
+import { AdvisoryLock } from '../db/locks.js';
+import { REFRESH_AGGREGATE } from '../db/sql-fragments.js';
 
 export interface RotationResult {
   readonly ran: boolean;
@@ -55,9 +54,7 @@ function retrying(log: Logger, options: RotationOptions): Timed {
 
 /** The run's three steps: refresh the aggregate, rebuild and flip the snapshot, drop what is before it. */
 async function runSteps(client: PoolClient, timed: Timed, log: Logger) {
-  const [, refreshMs] = await timed(() =>
-    client.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),
-  );
+  const [, refreshMs] = await timed(() => client.query(REFRESH_AGGREGATE));
   const [pointer, snapshotMs] = await timed(async () => {
     const { rows } = await client.query<{ active: string; cutoff_time: Date; last_refresh: Date }>(
       'select (p).active, (p).cutoff_time, (p).last_refresh from (select msr.refresh_earliest_snapshot() as p) s',
@@ -105,7 +102,7 @@ export async function rotate(
   let failure: Error | undefined;
   try {
     locked = (
-      await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [MAINTENANCE_LOCK])
+      await client.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [AdvisoryLock.MAINTENANCE])
     ).rows[0]!.ok;
     if (!locked) {
       log.info('maintenance skipped: another server is running it');
@@ -130,7 +127,7 @@ export async function rotate(
     throw err;
   } finally {
     if (locked)
-      await client.query('select pg_advisory_unlock($1)', [MAINTENANCE_LOCK]).catch(() => undefined);
+      await client.query('select pg_advisory_unlock($1)', [AdvisoryLock.MAINTENANCE]).catch(() => undefined);
     await client.query('reset lock_timeout').catch(() => undefined);
     // A failed run may have lost its connection: the pool drops it rather than lend it again.
     client.release(failure);

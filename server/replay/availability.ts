@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import type { Config } from '../config.js';
+import { ACTIVE_SESSION } from '../db/sql-fragments.js';
 
 export interface Availability {
   /** Oldest replayable time (epoch ms), or null while nothing is stored. */
@@ -16,7 +17,7 @@ export async function readAvailability(pool: Pool, config: Config, now = Date.no
   const { rows } = await pool.query<{ first: Date | null; last: Date | null; active: string }>(`
     select (select min(event_timestamp) from msr.cdc_event) as first,
            (select max(event_timestamp) from msr.cdc_event) as last,
-           (select count(*) from msr.session where closed_at is null and lease_until > now()) as active`);
+           (select count(*) from msr.session where ${ACTIVE_SESSION}) as active`);
   const row = rows[0]!;
   const windowStart = now - config.maxPlaybackRangeDays * 86_400_000;
   const earliest =

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import type { Change } from '@msr/protocol/messages';
 import type { EntityFilter } from './keyframe.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
+import { entityFilter, qualifiedTable, tableFilter } from '../db/sql-fragments.js';
 
 export { msToUs, usToMs, type Micros } from './micros.js';
 
@@ -26,12 +27,12 @@ interface DeltaRow {
 
 const windowSql = (direction: 'asc' | 'desc') => `
   select ${sqlMicros('e.event_timestamp')} as ts_us, e.id::text as event_id,
-         e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op,
+         ${qualifiedTable('e')} as "table", e.entity_id as id, e.op,
          ${direction === 'asc' ? 'null::jsonb' : 'e.before'} as before, ${direction === 'asc' ? 'e.after' : 'null::jsonb'} as after
     from msr.cdc_event e
    where e.event_timestamp > ${sqlAt('$1')} and e.event_timestamp <= ${sqlAt('$2')}
-     and ($3::text[] is null or e.table_schema || '.' || e.table_name = any ($3::text[]))
-     and ($4::text[] is null or e.entity_id = any ($4::text[]) or e.op = 't')
+     and ${tableFilter('$3', 'e')}
+     and ${entityFilter('$4', 'e')}
    order by e.event_timestamp ${direction}, coalesce(e.lsn, -1) ${direction},
             coalesce(e.kafka_offset, -1) ${direction}, e.id ${direction}
    limit $5`;

@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
 import { JsonText, type KeyframeTextEntity } from './outgoing.js';
 import { sqlAt, type Micros } from './micros.js';
+import { qualifiedTable } from '../db/sql-fragments.js';
 
 export type KeyframeEntity = KeyframeTextEntity;
 
@@ -24,7 +25,7 @@ const BOUNDS_SQL = `select cutoff::text, active, tail_from::text from msr.keyfra
 // msr.entity_states_within_<snapshot> is inlined into this query, so the cursor hands out rows as
 // the database produces them instead of after the whole keyframe is computed.
 const keyframeSql = (snapshot: 'a' | 'b') => `
-  select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after::text as state
+  select ${qualifiedTable('s')} as "table", s.entity_id as id, (s.last_event).after::text as state
     from msr.entity_states_within_${snapshot}($1::timestamptz, $2::timestamptz, ${sqlAt('$3')}, $4::text[]) s
    where $5::text[] is null or s.entity_id = any ($5::text[])`;
 const KEYFRAME_SQL = { a: keyframeSql('a'), b: keyframeSql('b') } as const;

@@ -3,6 +3,8 @@ import type { Change } from '@msr/protocol/messages';
 import type { EntityFilter } from './keyframe.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
+import { qualifiedTable } from '../db/sql-fragments.js';
+import { entityKey } from '@msr/protocol/core';
 
 /** How often the tail reads what became visible at the live edge. */
 const POLL_MS = 100;
@@ -55,7 +57,7 @@ export interface TailCorrections {
 
 const COLUMNS = `e.id::text as id, ${sqlMicros('e.event_timestamp')} as ts_us,
        coalesce(e.lsn, -1)::text as lsn, coalesce(e.kafka_offset, -1)::text as kafka_offset,
-       e.table_schema || '.' || e.table_name as "table", e.entity_id as entity, e.op, e.after`;
+       ${qualifiedTable('e')} as "table", e.entity_id as entity, e.op, e.after`;
 
 const WINDOW_SQL = `
   select ${COLUMNS}
@@ -208,7 +210,7 @@ export class LiveTail {
         lookups.push({ id: row.id, table, entity: id, op, tsUs: row.tsUs });
         continue;
       }
-      const key = `${table}|${id}`;
+      const key = entityKey(table, id);
       if (settled.has(key)) continue;
       settled.add(key);
       const last = this.lastAt(key, positionUs);
@@ -317,7 +319,7 @@ export class LiveTail {
       unordered ||= late;
       this.rows.push(row);
       this.arrived.push(row);
-      const key = `${r.table}|${r.entity}`;
+      const key = entityKey(r.table, r.entity);
       const held = this.byEntity.get(key);
       if (held) held.push(row);
       else this.byEntity.set(key, [row]);
@@ -342,7 +344,7 @@ export class LiveTail {
     const cut = this.firstAfter(keepFrom);
     if (cut > 0) {
       for (const row of this.rows.slice(0, cut)) {
-        const key = `${row.change.table}|${row.change.id}`;
+        const key = entityKey(row.change.table, row.change.id);
         const held = this.byEntity.get(key)!.filter((r) => r !== row);
         if (held.length > 0) this.byEntity.set(key, held);
         else this.byEntity.delete(key);

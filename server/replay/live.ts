@@ -3,6 +3,8 @@ import type { Change } from '@msr/protocol/messages';
 import { sqlAt, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
+import { entityFilter, qualifiedTable, tableFilter } from '../db/sql-fragments.js';
+import { entityKey } from '@msr/protocol/core';
 
 /** A row found late, as the exact-state lookup needs it. */
 export interface LateRow {
@@ -72,12 +74,12 @@ export class LiveEdge {
     const floor = this.marks.floor();
     await this.marks.mark();
     const { rows } = await this.pool.query<LateRow>(
-      `select e.id::text as event_id, e.table_schema || '.' || e.table_name as "table", e.entity_id as id, e.op
+      `select e.id::text as event_id, ${qualifiedTable('e')} as "table", e.entity_id as id, e.op
          from msr.cdc_event e
         where e.id > $1::bigint
           and e.event_timestamp <= ${sqlAt('$2')}
-          and ($3::text[] is null or e.table_schema || '.' || e.table_name = any ($3::text[]))
-          and ($4::text[] is null or e.entity_id = any ($4::text[]) or e.op = 't')`,
+          and ${tableFilter('$3', 'e')}
+          and ${entityFilter('$4', 'e')}`,
       [floor, position, this.filter.tables ?? null, this.filter.entities ?? null],
     );
     const late = rows.filter((r) => !this.sent.has(r.event_id));
@@ -93,18 +95,19 @@ export class LiveEdge {
     const touched = late.filter((r) => r.op !== 't' && !truncated.includes(r.table));
     const tables = [...new Set([...truncated, ...touched.map((r) => r.table)])];
     const { rows } = await this.pool.query<{ table: string; id: string; state: Record<string, unknown> }>(
-      `select s.table_schema || '.' || s.table_name as "table", s.entity_id as id, (s.last_event).after as state
+      `select ${qualifiedTable('s')} as "table", s.entity_id as id, (s.last_event).after as state
          from msr.entity_states_at(${sqlAt('$1')}, $2::text[]) s
-        where s.table_schema || '.' || s.table_name = any ($3::text[])
-           or (s.table_schema || '.' || s.table_name, s.entity_id) in (select * from unnest($4::text[], $5::text[]))`,
+        where ${qualifiedTable('s')} = any ($3::text[])
+           or (${qualifiedTable('s')}, s.entity_id) in (select * from unnest($4::text[], $5::text[]))`,
       [position, tables, truncated, touched.map((r) => r.table), touched.map((r) => r.id)],
     );
     const ts = position / 1000;
     const changes: Change[] = truncated.map((table) => ({ table, id: '', op: 't' as const, ts }));
-    const present = new Set(rows.map((r) => `${r.table}|${r.id}`));
+    const present = new Set(rows.map((r) => entityKey(r.table, r.id)));
     for (const row of rows) changes.push({ table: row.table, id: row.id, op: 'u', ts, state: row.state });
     for (const row of touched) {
-      if (!present.has(`${row.table}|${row.id}`)) changes.push({ table: row.table, id: row.id, op: 'd', ts });
+      if (!present.has(entityKey(row.table, row.id)))
+        changes.push({ table: row.table, id: row.id, op: 'd', ts });
     }
     return changes;
   }

@@ -9,6 +9,7 @@ import { LiveEdge } from './live.js';
 import type { LateLookup, LiveTail, TailCorrections } from './live-tail.js';
 import { ReadAhead } from './read-ahead.js';
 import type { ReplayReader } from '../db/replicas.js';
+import { deleteTable, entityKey } from '@msr/protocol/core';
 
 /** A live session trails the wall clock by this much, so rows still being ingested are not outrun. */
 export const LIVE_DELAY_MS = 1_000;
@@ -635,11 +636,8 @@ export class Player {
   /** Keeps only the latest change per entity, in an order that still applies correctly. */
   private coalesce(changes: Change[]): void {
     for (const change of changes) {
-      if (change.op === 't') {
-        for (const key of this.pending.keys())
-          if (key.startsWith(`${change.table}|`)) this.pending.delete(key);
-      }
-      const key = `${change.table}|${change.id}`;
+      if (change.op === 't') deleteTable(this.pending, change.table);
+      const key = entityKey(change.table, change.id);
       this.pending.delete(key);
       this.pending.set(key, change);
     }

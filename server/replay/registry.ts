@@ -3,9 +3,8 @@ import type { Speed } from '@msr/protocol/messages';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
 import type { SessionSpec } from './session.js';
-
-/** Serialises slot claims across server processes: the cap is counted in PostgreSQL. */
-const SESSION_LOCK = 7_305_118_003;
+import { AdvisoryLock } from '../db/locks.js';
+import { ACTIVE_SESSION } from '../db/sql-fragments.js';
 
 /** What msr.session records of a session, enough to resume it on any server. */
 export type SessionRecord = SessionSpec;
@@ -48,9 +47,9 @@ export class SessionRegistry {
     const client = await this.pool.connect();
     try {
       await client.query('begin');
-      await client.query('select pg_advisory_xact_lock($1)', [SESSION_LOCK]);
+      await client.query('select pg_advisory_xact_lock($1)', [AdvisoryLock.SESSION_ADMISSION]);
       const { rows } = await client.query<{ n: number }>(
-        `select count(*)::int as n from msr.session where closed_at is null and lease_until > now()`,
+        `select count(*)::int as n from msr.session where ${ACTIVE_SESSION}`,
       );
       if (rows[0]!.n >= this.maxActive()) {
         await client.query('rollback');
@@ -58,7 +57,7 @@ export class SessionRegistry {
       }
       if (perUser !== undefined && session.owner !== null) {
         const mine = await client.query<{ n: number }>(
-          `select count(*)::int as n from msr.session where closed_at is null and lease_until > now() and owner = $1`,
+          `select count(*)::int as n from msr.session where ${ACTIVE_SESSION} and owner = $1`,
           [session.owner],
         );
         if (mine.rows[0]!.n >= perUser) {
@@ -194,7 +193,7 @@ export class SessionRegistry {
 
   async activeCount(): Promise<number> {
     const { rows } = await this.pool.query<{ n: number }>(
-      `select count(*)::int as n from msr.session where closed_at is null and lease_until > now()`,
+      `select count(*)::int as n from msr.session where ${ACTIVE_SESSION}`,
     );
     return rows[0]!.n;
   }

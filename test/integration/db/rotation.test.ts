@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../../server/logger.js';
+import { AdvisoryLock } from '../../../server/db/locks.js';
 import { rotate } from '../../../server/maintenance/rotation.js';
 import { Metrics } from '../../../server/metrics.js';
 import { clockFaked, createTestDatabase, type TestDatabase } from '../../support/database.js';
@@ -81,7 +82,7 @@ describe('maintenance: snapshot rotation and retention', () => {
     const other = new pg.Client({ connectionString: db.url });
     await other.connect();
     try {
-      await other.query(`select pg_advisory_lock($1)`, [0x6d73_7202]);
+      await other.query(`select pg_advisory_lock($1)`, [AdvisoryLock.MAINTENANCE]);
       expect(await rotate(db.pool, log, metrics)).toEqual({ ran: false });
     } finally {
       await other.end();
