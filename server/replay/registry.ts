@@ -1,9 +1,10 @@
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { Speed } from '@msr/protocol/messages';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import type { EntityFilter } from './keyframe.js';
 import type { SessionSpec } from './session.js';
 import { AdvisoryLock } from '../db/locks.js';
+import { inTransaction } from '../db/transaction.js';
 import { ACTIVE_SESSION } from '../db/sql-fragments.js';
 
 /** What msr.session records of a session, enough to resume it on any server. */
@@ -44,24 +45,13 @@ export class SessionRegistry {
    * `perUser`, when its owner already holds that many.
    */
   async claim(session: SessionRecord, perUser?: number): Promise<void> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('begin');
+    await inTransaction(this.pool, async (client) => {
       await client.query('select pg_advisory_xact_lock($1)', [AdvisoryLock.SESSION_ADMISSION]);
-      const { rows } = await client.query<{ n: number }>(
-        `select count(*)::int as n from msr.session where ${ACTIVE_SESSION}`,
-      );
-      if (rows[0]!.n >= this.maxActive()) {
-        await client.query('rollback');
+      if ((await activeSessions(client)) >= this.maxActive()) {
         throw new SessionLimitError(`all ${this.maxActive()} session slots are in use`);
       }
       if (perUser !== undefined && session.owner !== null) {
-        const mine = await client.query<{ n: number }>(
-          `select count(*)::int as n from msr.session where ${ACTIVE_SESSION} and owner = $1`,
-          [session.owner],
-        );
-        if (mine.rows[0]!.n >= perUser) {
-          await client.query('rollback');
+        if ((await activeSessions(client, session.owner)) >= perUser) {
           throw new SessionLimitError(
             `user ${session.owner} already has ${perUser} active sessions, the most one user may have`,
             true,
@@ -85,13 +75,7 @@ export class SessionRegistry {
           session.sharedWith,
         ],
       );
-      await client.query('commit');
-    } catch (err) {
-      await client.query('rollback').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   /** Extends the leases of this server's sessions and records where each one is. */
@@ -191,12 +175,18 @@ export class SessionRegistry {
     };
   }
 
-  async activeCount(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: number }>(
-      `select count(*)::int as n from msr.session where ${ACTIVE_SESSION}`,
-    );
-    return rows[0]!.n;
+  activeCount(): Promise<number> {
+    return activeSessions(this.pool);
   }
+}
+
+/** Sessions holding a slot across all servers, or those of one owner. */
+async function activeSessions(db: Pool | PoolClient, owner?: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `select count(*)::int as n from msr.session where ${ACTIVE_SESSION} and ($1::text is null or owner = $1)`,
+    [owner ?? null],
+  );
+  return rows[0]!.n;
 }
 
 // 'max' is stored as an infinite speed, so the column stays a plain number.
