@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../server/config.js';
-import { backup, DUMP_FILE } from '../server/maintenance/backup.js';
-import { restoreDump } from '../server/maintenance/restore-target.js';
+import { backup, DUMP_FILE } from '../server/recovery/backup.js';
+import { restoreDump } from '../server/recovery/restore-target.js';
 
 export interface BackupFigures {
   readonly events: number;

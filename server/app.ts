@@ -28,8 +28,8 @@ import { kafkaClient } from './ingest/kafka-client.js';
 import { AggregateRefresh } from './maintenance/aggregate-refresh.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance/scheduler.js';
 import { Metrics } from './metrics.js';
-import { SessionManager, type SessionManagerOptions } from './replay/sessions.js';
-import { Transport } from './ws/transport.js';
+import { SessionManager, type SessionManagerOptions } from './replay/session-manager.js';
+import { Transport } from './transport/transport.js';
 
 export interface App {
   readonly config: Config;

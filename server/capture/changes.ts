@@ -1,8 +1,7 @@
-import type { KeylessImages, Op } from '../ingest/debezium.js';
+import type { KeylessImages, Op, StoredChange } from '../ingest/change.js';
 import { rowDigest } from '../ingest/keyless.js';
 import { entityIdOf } from '../ingest/entity-id.js';
 import { jsonText, type JsonValue } from '../ingest/json-text.js';
-import type { StoredChange } from '../ingest/writer.js';
 import type { SourceTable } from './catalog.js';
 import { columnValue, type ColumnType } from './values.js';
 

@@ -3,7 +3,8 @@ import type { Admin, Kafka, Producer } from 'kafkajs';
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { CapturedChange } from './changes.js';
-import { writeBatch, type FailedRecord } from '../ingest/writer.js';
+import type { FailedRecord } from '../ingest/change.js';
+import { writeBatch } from '../ingest/writer.js';
 import { captureRecord } from './kafka-records.js';
 
 /** Sends of one batch before the failure is the capture's (which then starts over from the slot). */

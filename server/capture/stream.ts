@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { LogicalReplicationService, PgoutputPlugin, type Pgoutput } from 'pg-logical-replication';
 import type { Logger } from 'pino';
-import type { FailedRecord } from '../ingest/writer.js';
+import type { FailedRecord } from '../ingest/change.js';
 import type { SourceCatalog, SourceTable } from './catalog.js';
 import {
   KeylessWithoutImage,

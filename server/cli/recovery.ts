@@ -4,10 +4,10 @@ import type { Pool } from 'pg';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { createLogger } from '../logger.js';
-import { backup, DUMP_FILE, readBackupMetadata } from '../maintenance/backup.js';
-import { checkBackup } from '../maintenance/restore-target.js';
-import { restore } from '../maintenance/restore.js';
-import { verify, type VerifyCheck } from '../maintenance/verify.js';
+import { backup, DUMP_FILE, readBackupMetadata } from '../recovery/backup.js';
+import { checkBackup } from '../recovery/restore-target.js';
+import { restore } from '../recovery/restore.js';
+import { verify, type VerifyCheck } from '../recovery/verify.js';
 
 // The playbook as commands, on the database of DATABASE_URL (stop MSR servers before a restore):
 //   npm run backup  -- --dir backups/<day>          pg_dump of the whole database + backup.json

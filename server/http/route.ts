@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { ErrorCode } from '@msr/protocol/codes';
 import type { Principal } from '../principal.js';
 
-/** What an HTTP handler sees and returns; the transport (server/ws) adapts uWebSockets.js to it. */
+/** What an HTTP handler sees and returns; the transport (server/transport) adapts uWebSockets.js to it. */
 export interface HttpRequest {
   readonly method: string;
   readonly path: string;

@@ -3,7 +3,7 @@ import { SessionRequest } from '@msr/protocol/messages';
 import { usToMs } from '../replay/deltas.js';
 import { ReplayError } from '../replay/errors.js';
 import type { ReplaySession } from '../replay/session.js';
-import type { SessionManager } from '../replay/sessions.js';
+import type { SessionManager } from '../replay/session-manager.js';
 import { mayUse } from '../replay/access.js';
 import { ANONYMOUS } from '../principal.js';
 import { json, parseJsonBody, type HttpResponse, type Route } from './route.js';

@@ -18,7 +18,7 @@ import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeRecord } from './debezium.js';
 import { storeBatch } from './store.js';
 import { ingestTopics } from './topics.js';
-import type { FailedRecord, StoredChange } from './writer.js';
+import type { FailedRecord, StoredChange } from './change.js';
 
 export type IngestState = 'starting' | 'consuming' | 'retrying' | 'stopped' | 'failed';
 

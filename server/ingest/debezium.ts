@@ -3,41 +3,11 @@ import { entityIdOf, scalarText } from './entity-id.js';
 import { jsonText, type JsonValue } from './json-text.js';
 import { rowDigest } from './keyless.js';
 import { isWrapped, SchemaPrefixes } from './schema-prefix.js';
+import type { ChangeEvent, DecodeReason, KeylessImages, Op } from './change.js';
 
-/**
- * Decodes one Kafka record of Debezium's PostgreSQL connector (JSON converter, with or without
- * embedded schemas) into a cdc_event row. Tombstones, heartbeats and transaction markers are
- * skipped; anything else that is not a change event is a DecodeError with a stable reason.
- */
-
-export type Op = 'c' | 'u' | 'd' | 'r' | 't';
-
-export interface ChangeEvent {
-  /** Source commit time in microseconds since the epoch. */
-  readonly eventTimeUs: bigint;
-  readonly source: string;
-  readonly schema: string;
-  readonly table: string;
-  /** Canonical text of the primary key ('' for a truncate, which has none). */
-  readonly entityId: string;
-  readonly op: Op;
-  readonly before: string | null;
-  readonly after: string | null;
-  /** Columns of `after` that Debezium could not read (unchanged TOAST values): keep the known ones. */
-  readonly unavailable: readonly string[];
-  readonly lsn: string | null;
-  readonly txId: string | null;
-  /**
-   * A change of a table without a primary key: digests of its row images, by which the writer
-   * finds the entity the change applies to (keyless.ts). entityId is then filled in by the writer.
-   */
-  readonly keyless?: KeylessImages;
-}
-
-export interface KeylessImages {
-  readonly before: string | null;
-  readonly after: string | null;
-}
+// Decodes one Kafka record of Debezium's PostgreSQL connector (JSON converter, with or without
+// embedded schemas) into a cdc_event row. Tombstones, heartbeats and transaction markers are
+// skipped; anything else that is not a change event is a DecodeError with a stable reason.
 
 /**
  * Where a change is stored, when the record says so itself: MSR's capture writing to Kafka gives
@@ -56,15 +26,6 @@ export type Decoded =
 
 /** `source.connector` of the records MSR's capture writes to Kafka (capture/kafka-records.ts). */
 export const MSR_CONNECTOR = 'msr';
-
-export type DecodeReason =
-  | 'NOT_JSON'
-  | 'NOT_A_CHANGE_EVENT'
-  | 'UNKNOWN_OP'
-  | 'MISSING_SOURCE'
-  | 'MISSING_KEY'
-  | 'BAD_TIMESTAMP'
-  | 'BAD_VALUE';
 
 export class DecodeError extends Error {
   constructor(

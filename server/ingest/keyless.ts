@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { jsonText, type JsonValue } from './json-text.js';
-import type { StoredChange } from './writer.js';
+import type { StoredChange } from './change.js';
 
 /** The digest of a row image, the same for equal rows whatever the order of their columns. */
 export function rowDigest(row: { readonly [column: string]: JsonValue }): string {

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
-import type { FailedRecord } from './writer.js';
+import type { FailedRecord } from './change.js';
 
 const MINUTE = 60_000;
 

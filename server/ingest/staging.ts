@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { copyLine } from './copy-text.js';
-import type { StoredChange } from './writer.js';
+import type { StoredChange } from './change.js';
 
 // A batch reaches cdc_event in two steps: COPY into a temporary table of this connection (no WAL,
 // no index, rows streamed as text), then one INSERT ... SELECT that keeps ON CONFLICT on the

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
-import { writeBatch, type FailedRecord, type StoredChange } from './writer.js';
+import type { FailedRecord, StoredChange } from './change.js';
+import { writeBatch } from './writer.js';
 
 /**
  * SQLSTATE classes that mean "this data", not "this database": invalid values (22), constraint

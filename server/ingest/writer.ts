@@ -1,37 +1,8 @@
 import type { Pool, PoolClient } from 'pg';
 import { inTransaction } from '../db/transaction.js';
-import type { ChangeEvent, DecodeReason } from './debezium.js';
+import type { FailedRecord, StoredChange } from './change.js';
 import { assignKeylessEntities } from './keyless.js';
 import { insertChanges } from './staging.js';
-
-/** Why a record is in msr.ingest_error. */
-export type IngestErrorReason =
-  DecodeReason | 'DECODER_FAILED' | 'REJECTED_BY_DATABASE' | 'REJECTED_BY_KAFKA';
-
-/**
- * A decoded change with the coordinates that make storing it idempotent: the Kafka record it came
- * from, or for the built-in capture the table's topic name, the change's place in its transaction
- * and the transaction's commit LSN.
- */
-export interface StoredChange {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  readonly event: ChangeEvent;
-}
-
-/** A record that could not be decoded, kept whole. */
-export interface FailedRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: string;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  readonly reason: IngestErrorReason;
-  readonly detail: string;
-}
 
 // Columns Debezium could not read take their value from the entity's previous event (in replay
 // order), so an unchanged TOAST value never overwrites what is known. Idempotent: a stored row

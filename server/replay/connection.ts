@@ -5,7 +5,7 @@ import { usToMs } from './deltas.js';
 import { ReplayError } from './errors.js';
 import type { ReplaySession, SessionSink } from './session.js';
 import { ANONYMOUS, type Principal } from '../principal.js';
-import type { SessionManager } from './sessions.js';
+import type { SessionManager } from './session-manager.js';
 
 /**
  * One client socket's conversation: its messages are handled one at a time, in order, and every

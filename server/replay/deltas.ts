@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { Change } from '@msr/protocol/messages';
-import type { EntityFilter } from './keyframe.js';
+import type { EntityFilter } from './entity-filter.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { entityFilter, qualifiedTable, tableFilter } from '../db/sql-fragments.js';
 

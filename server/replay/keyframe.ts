@@ -1,3 +1,4 @@
+import type { EntityFilter } from './entity-filter.js';
 import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
 import { JsonText, type KeyframeTextEntity } from './outgoing.js';
@@ -5,13 +6,6 @@ import { sqlAt, type Micros } from './micros.js';
 import { qualifiedTable } from '../db/sql-fragments.js';
 
 export type KeyframeEntity = KeyframeTextEntity;
-
-export interface EntityFilter {
-  /** `schema.table` names; absent: every table. */
-  readonly tables?: readonly string[] | undefined;
-  /** Entity ids; absent: every entity. */
-  readonly entities?: readonly string[] | undefined;
-}
 
 export const KEYFRAME_CHUNK = 1000;
 /** Rows asked of the cursor at once after the first chunk: fewer round trips for large keyframes. */

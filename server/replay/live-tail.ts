@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import type { Change } from '@msr/protocol/messages';
-import type { EntityFilter } from './keyframe.js';
+import { filterMatches, type EntityFilter } from './entity-filter.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
 import { qualifiedTable } from '../db/sql-fragments.js';
@@ -90,11 +90,6 @@ function replayOrder(a: TailRow, b: TailRow): number {
   );
 }
 
-function matches(filter: EntityFilter, table: string, entity: string, op: Change['op']): boolean {
-  if (filter.tables && !filter.tables.includes(table)) return false;
-  return !filter.entities || op === 't' || filter.entities.includes(entity);
-}
-
 /**
  * The live edge of one server, read once for all its live-follow sessions: every POLL_MS the rows
  * that became visible up to the edge, every LATE_CHECK_MS the rows that committed after the edge
@@ -170,7 +165,7 @@ export class LiveTail {
     for (let i = this.firstAfter(fromUs); i < this.rows.length; i++) {
       const row = this.rows[i]!;
       if (row.tsUs > toUs) break;
-      if (!matches(filter, row.change.table, row.change.id, row.change.op)) continue;
+      if (!filterMatches(filter, row.change.table, row.change.id, row.change.op)) continue;
       changes.push(row.change);
       ids.push(row.id);
     }
@@ -194,7 +189,7 @@ export class LiveTail {
     const ts = positionUs / 1000;
     for (const row of this.old) {
       if (row.arrival <= since || row.tsUs > positionUs || sent(row.id)) continue;
-      if (!matches(filter, row.table, row.entity, row.op)) continue;
+      if (!filterMatches(filter, row.table, row.entity, row.op)) continue;
       lookups.push(row);
     }
     // Only the rows that arrived since are looked at, in replay order.
@@ -205,7 +200,7 @@ export class LiveTail {
     for (const row of recent) {
       if (row.tsUs > positionUs || sent(row.id)) continue;
       const { table, id, op } = row.change;
-      if (!matches(filter, table, id, op)) continue;
+      if (!filterMatches(filter, table, id, op)) continue;
       if (op === 't') {
         lookups.push({ id: row.id, table, entity: id, op, tsUs: row.tsUs });
         continue;

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import type { Change } from '@msr/protocol/messages';
 import { sqlAt, type Micros } from './micros.js';
-import type { EntityFilter } from './keyframe.js';
+import type { EntityFilter } from './entity-filter.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
 import { entityFilter, qualifiedTable, tableFilter } from '../db/sql-fragments.js';
 import { entityKey } from '@msr/protocol/core';

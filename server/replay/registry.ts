@@ -1,7 +1,7 @@
 import type { Pool, PoolClient } from 'pg';
 import type { Speed } from '@msr/protocol/messages';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
-import type { EntityFilter } from './keyframe.js';
+import type { EntityFilter } from './entity-filter.js';
 import type { SessionSpec } from './session.js';
 import { AdvisoryLock } from '../db/locks.js';
 import { inTransaction } from '../db/transaction.js';

@@ -2,7 +2,7 @@ import type { OutgoingMessage } from './outgoing.js';
 import type { Logger } from 'pino';
 import type { Speed } from '@msr/protocol/messages';
 import type { Micros } from './deltas.js';
-import type { EntityFilter } from './keyframe.js';
+import type { EntityFilter } from './entity-filter.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import type { LiveTail } from './live-tail.js';

@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
-import { readKeyframe, type EntityFilter, type KeyframeEntity } from './keyframe.js';
+import type { EntityFilter } from './entity-filter.js';
+import { readKeyframe, type KeyframeEntity } from './keyframe.js';
 import type { Micros } from './micros.js';
 
 /**

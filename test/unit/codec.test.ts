@@ -3,7 +3,7 @@ import { pack, unpack } from 'msgpackr';
 import { encode, parse } from '@msr/protocol/codec';
 import { MAX_CLIENT_MESSAGE_BYTES } from '@msr/protocol/wire';
 import { encodeOutgoing, JsonText } from '../../server/replay/outgoing.js';
-import { decodeClientMessage } from '../../server/ws/decode-client.js';
+import { decodeClientMessage } from '../../server/transport/decode-client.js';
 import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, ServerMessage } from '@msr/protocol/messages';
 
 const json = (v: unknown) => JSON.stringify(v);

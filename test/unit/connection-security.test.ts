@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../server/config.js';
 import { connectionProblem, describeConnectionFailure } from '../../server/connection-failure.js';
 import { libpqTlsEnvironment, pgClientConfig } from '../../server/db/tls.js';
-import { libpqEnvironment } from '../../server/maintenance/pg-tools.js';
+import { libpqEnvironment } from '../../server/recovery/pg-tools.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'msr-tls-config-'));
 const file = (name: string, content: string) => {

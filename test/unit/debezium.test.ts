@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DecodeError, decodeRecord, entityId, type ChangeEvent } from '../../server/ingest/debezium.js';
+import type { ChangeEvent } from '../../server/ingest/change.js';
+import { DecodeError, decodeRecord, entityId } from '../../server/ingest/debezium.js';
 import { decimal } from '../../server/ingest/encodings.js';
 
 // Debezium PostgreSQL change events as the JSON converter writes them, with and without embedded

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { libpqEnvironment, runPgTool } from '../../server/maintenance/pg-tools.js';
+import { libpqEnvironment, runPgTool } from '../../server/recovery/pg-tools.js';
 
 describe('PostgreSQL client programs', () => {
   it('get the connection through libpq environment variables, never the command line', () => {

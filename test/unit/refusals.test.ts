@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Refusals } from '../../server/ingest/refusals.js';
-import type { FailedRecord } from '../../server/ingest/writer.js';
+import type { FailedRecord } from '../../server/ingest/change.js';
 import { Metrics } from '../../server/metrics.js';
 
 const refused = (

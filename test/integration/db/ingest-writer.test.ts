@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ChangeEvent } from '../../../server/ingest/debezium.js';
+import type { ChangeEvent, StoredChange } from '../../../server/ingest/change.js';
 import { storeBatch } from '../../../server/ingest/store.js';
-import { writeChanges, type StoredChange } from '../../../server/ingest/writer.js';
+import { writeChanges } from '../../../server/ingest/writer.js';
 import { inTransaction } from '../../../server/db/transaction.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { hoursAgo, prepareStorageFor } from '../../support/history.js';

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createApp, type App } from '../../../server/app.js';
 import { loadConfig } from '../../../server/config.js';
-import { backup } from '../../../server/maintenance/backup.js';
+import { backup } from '../../../server/recovery/backup.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import {
   generateHistory,

@@ -3,7 +3,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { Metrics } from '../metrics.js';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, Route } from '../http/route.js';
-import type { SessionManager } from '../replay/sessions.js';
+import type { SessionManager } from '../replay/session-manager.js';
 import { registerReplaySocket, type SocketLimits } from './replay-socket.js';
 import {
   uws,

@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.js';
 import { ReplayConnection } from '../replay/connection.js';
 import { encodeOutgoing, type OutgoingMessage } from '../replay/outgoing.js';
 import type { SessionSink } from '../replay/session.js';
-import type { SessionManager } from '../replay/sessions.js';
+import type { SessionManager } from '../replay/session-manager.js';
 import { decodeClientMessage } from './decode-client.js';
 import type { TemplatedApp, WebSocket, WebSocketBehavior } from './uws.js';
 
