@@ -1,6 +1,6 @@
 import { ErrorCode } from '@msr/protocol/codes';
 import { SessionRequest } from '@msr/protocol/messages';
-import { usToMs } from '../replay/deltas.js';
+import { usToMs } from '../replay/micros.js';
 import { ReplayError } from '../replay/errors.js';
 import type { ReplaySession } from '../replay/session.js';
 import type { SessionManager } from '../replay/session-manager.js';
@@ -20,7 +20,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 };
 
 const describe = (session: ReplaySession) => {
-  const { position, speed, playing, epoch } = session.player.state;
+  const { position, speed, playing, epoch } = session.state;
   return {
     session: session.id,
     owner: session.spec.owner,

@@ -3,7 +3,7 @@ import { entityJson } from '../replay/outgoing.js';
 import { ErrorCode } from '@msr/protocol/codes';
 import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
-import { msToUs } from '../replay/deltas.js';
+import { msToUs } from '../replay/micros.js';
 import { readKeyframe, type KeyframeEntity } from '../replay/keyframe.js';
 import { LIVE_DELAY_MS, type ReaderChoice } from '../replay/player.js';
 import { tablesParam } from './query-params.js';

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CloseCode, ErrorCode } from '@msr/protocol/codes';
 import type { ClientMessage, ServerMessage } from '@msr/protocol/messages';
-import { usToMs } from './deltas.js';
+import { usToMs } from './micros.js';
 import { ReplayError } from './errors.js';
 import type { ReplaySession, SessionSink } from './session.js';
 import { ANONYMOUS, type Principal } from '../principal.js';
@@ -102,9 +102,8 @@ export class ReplayConnection {
     };
     this.sink.send(message.rid === undefined ? opened : { ...opened, rid: message.rid });
     // A fresh epoch at the session's position: the keyframe for this socket, then frames.
-    session.player.seek(session.player.state.position);
-    if (message.type === 'attach' && session.spec.playing && !session.player.state.playing)
-      session.player.play();
+    session.restart();
+    if (message.type === 'attach' && session.spec.playing && !session.state.playing) session.play();
   }
 
   private async dispatch(message: ClientMessage): Promise<void> {
@@ -113,18 +112,16 @@ export class ReplayConnection {
     if (!session) throw new ReplayError(ErrorCode.NOT_OPEN, `${message.type} before open or attach`);
     switch (message.type) {
       case 'play':
-        session.player.play(
-          message.until === undefined ? undefined : this.manager.checkUntil(session, message.until),
-        );
+        session.play(message.until);
         break;
       case 'pause':
-        session.player.pause();
+        session.pause();
         break;
       case 'seek':
-        session.player.seek(await this.manager.checkSeek(session, message.t));
+        await session.seek(message.t);
         break;
       case 'speed':
-        session.player.setSpeed(message.speed);
+        session.setSpeed(message.speed);
         break;
       case 'close':
         // This socket stays open (it may open another session); its slot is free before the ok.

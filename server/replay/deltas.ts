@@ -4,8 +4,6 @@ import type { EntityFilter } from './entity-filter.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { entityFilter, qualifiedTable, tableFilter } from '../db/sql-fragments.js';
 
-export { msToUs, usToMs, type Micros } from './micros.js';
-
 export interface DeltaWindow {
   /** Changes in replay order (reverse: newest first, already inverted). */
   readonly changes: Change[];

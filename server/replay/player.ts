@@ -1,7 +1,8 @@
 import type { OutgoingMessage } from './outgoing.js';
 import { ErrorCode } from '@msr/protocol/codes';
 import type { Change, Speed } from '@msr/protocol/messages';
-import { readDeltas, usToMs, type DeltaWindow, type Micros } from './deltas.js';
+import { readDeltas, type DeltaWindow } from './deltas.js';
+import { usToMs, type Micros } from './micros.js';
 import { ReplayError } from './errors.js';
 import type { EntityFilter } from './entity-filter.js';
 import type { KeyframeEntity } from './keyframe.js';

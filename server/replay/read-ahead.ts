@@ -1,5 +1,6 @@
 import type { Change } from '@msr/protocol/messages';
-import type { DeltaWindow, Micros } from './deltas.js';
+import type { DeltaWindow } from './deltas.js';
+import type { Micros } from './micros.js';
 
 /**
  * Changes read ahead of a paced session's clock, in play order. One read covers a couple of

@@ -8,7 +8,7 @@ import type { Principal } from '../principal.js';
 import type { Config } from '../config.js';
 import type { Metrics } from '../metrics.js';
 import { readAvailability, type Availability } from './availability.js';
-import { msToUs, usToMs, type Micros } from './deltas.js';
+import { msToUs, usToMs } from './micros.js';
 import { ReplayReaders } from '../db/replicas.js';
 import { ReplayError } from './errors.js';
 import { DEFAULT_LIMITS, LIVE_DELAY_MS, type PlayerLimits, type ReaderChoice } from './player.js';
@@ -99,8 +99,8 @@ export class SessionManager {
     const sessions = this.list();
     this.sessions.clear();
     for (const session of sessions) {
-      session.player.close();
-      const { position, speed, playing } = session.player.state;
+      session.close();
+      const { position, speed, playing } = session.state;
       const reason = resumeReason({ t: usToMs(position), speed, playing });
       for (const sink of [...session.sinks]) {
         // Said in a message too: a client that does not read close reasons still learns why.
@@ -113,7 +113,7 @@ export class SessionManager {
       }
     }
     await this.registry
-      .handOver(sessions.map((s) => ({ id: s.id, ...s.player.state })))
+      .handOver(sessions.map((s) => ({ id: s.id, ...s.state })))
       .catch((err: unknown) => this.log.warn({ err }, 'could not hand sessions over'));
   }
 
@@ -186,8 +186,8 @@ export class SessionManager {
       tail: this.tail,
       limits: this.limits,
       log: this.log,
-      tooSlowCode: CloseCode.TOO_SLOW,
       metrics: this.metrics,
+      earliest: async () => (await this.window()).earliest,
     });
     this.sessions.set(record.id, session);
     return session;
@@ -243,12 +243,12 @@ export class SessionManager {
     const session = this.sessions.get(id);
     if (!session) return false;
     this.sessions.delete(id);
-    session.player.close();
+    session.close();
     for (const sink of [...session.sinks]) sink.close(code, reason);
     await this.registry
       .release(id)
       .catch((err: unknown) => this.log.warn({ err, session: id }, 'could not release slot'));
-    const { position } = session.player.state;
+    const { position } = session.state;
     this.log.info(
       {
         session: id,
@@ -263,28 +263,6 @@ export class SessionManager {
   }
 
   /** Validates a seek target against the session's range and what is stored now. */
-  async checkSeek(session: ReplaySession, t: number): Promise<Micros> {
-    const window = await this.window();
-    const earliest = Math.max(window.earliest ?? 0, usToMs(session.spec.from));
-    const latest = Math.min(usToMs(session.spec.to), Date.now());
-    if (t < earliest || t > latest) {
-      throw new ReplayError(ErrorCode.OUT_OF_RANGE, `t must lie between ${earliest} and ${latest}`);
-    }
-    return msToUs(t);
-  }
-
-  /** A `play {until}` time as a position, if it lies in the session's range (it may be ahead of now). */
-  checkUntil(session: ReplaySession, until: number): Micros {
-    const [from, to] = [usToMs(session.spec.from), usToMs(session.spec.to)];
-    if (until < from || until > to) {
-      throw new ReplayError(
-        ErrorCode.OUT_OF_RANGE,
-        `until must lie in the session's range, ${from} to ${to}`,
-      );
-    }
-    return msToUs(until);
-  }
-
   async activeCount(): Promise<number> {
     return this.registry.activeCount();
   }
@@ -295,11 +273,11 @@ export class SessionManager {
       if (session.idleSince !== undefined && now - session.idleSince > this.idleMs) {
         await this.close(session.id, CloseCode.SESSION_GONE, 'idle session expired');
       } else {
-        session.player.checkStuck(now);
+        session.checkStuck(now);
       }
     }
     try {
-      await this.registry.renew(this.list().map((s) => ({ id: s.id, ...s.player.state })));
+      await this.registry.renew(this.list().map((s) => ({ id: s.id, ...s.state })));
     } catch (err) {
       this.log.warn({ err }, 'could not renew session leases');
     }

@@ -1,12 +1,20 @@
 import type { OutgoingMessage } from './outgoing.js';
 import type { Logger } from 'pino';
 import type { Speed } from '@msr/protocol/messages';
-import type { Micros } from './deltas.js';
 import type { EntityFilter } from './entity-filter.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import type { LiveTail } from './live-tail.js';
-import { Player, type PlayerLimits, type ReaderChoice, type SessionOutput } from './player.js';
+import { CloseCode, ErrorCode } from '@msr/protocol/codes';
+import { ReplayError } from './errors.js';
+import { msToUs, usToMs, type Micros } from './micros.js';
+import {
+  Player,
+  type PlayerLimits,
+  type PlayerState,
+  type ReaderChoice,
+  type SessionOutput,
+} from './player.js';
 
 /** One attached socket, as the session sees it. */
 export interface SessionSink {
@@ -37,31 +45,34 @@ export interface SessionContext {
   readonly tail?: LiveTail | undefined;
   readonly limits: PlayerLimits;
   readonly log: Logger;
-  /** Close code for a socket that does not read its frames. */
-  readonly tooSlowCode: number;
   readonly metrics?: Metrics | undefined;
+  /** The earliest stored time now (epoch ms; null with nothing stored): seeks below it are refused. */
+  readonly earliest: () => Promise<number | null>;
 }
 
-/** A replay session: its player and the sockets attached to it. */
+/**
+ * A replay session: the one way to drive its player (each control checked against the session's
+ * range here) and the sockets attached to it.
+ */
 export class ReplaySession implements SessionOutput {
   readonly sinks = new Set<SessionSink>();
-  readonly player: Player;
+  private readonly player: Player;
   /** When the last socket left (epoch ms); undefined while one is attached. */
   idleSince: number | undefined = Date.now();
   readonly startedAt = Date.now();
   framesSent = 0;
 
   private readonly log: Logger;
-  private readonly tooSlowCode: number;
   private readonly metrics: Metrics | undefined;
+  private readonly earliest: () => Promise<number | null>;
 
   constructor(
     readonly spec: SessionSpec,
     context: SessionContext,
   ) {
     this.log = context.log;
-    this.tooSlowCode = context.tooSlowCode;
     this.metrics = context.metrics;
+    this.earliest = context.earliest;
     this.player = new Player({
       readers: context.readers,
       keyframes: context.keyframes,
@@ -80,6 +91,57 @@ export class ReplaySession implements SessionOutput {
 
   get id(): string {
     return this.spec.id;
+  }
+
+  /** Position, speed, whether it plays, and the epoch. */
+  get state(): PlayerState {
+    return this.player.state;
+  }
+
+  /** Plays on; with `until` (epoch ms, inside the session's range) it pauses exactly there. */
+  play(until?: number): void {
+    if (until === undefined) return this.player.play();
+    const [from, to] = [usToMs(this.spec.from), usToMs(this.spec.to)];
+    if (until < from || until > to) {
+      throw new ReplayError(
+        ErrorCode.OUT_OF_RANGE,
+        `until must lie in the session's range, ${from} to ${to}`,
+      );
+    }
+    this.player.play(msToUs(until));
+  }
+
+  pause(): void {
+    this.player.pause();
+  }
+
+  /** A new epoch at `t` (epoch ms): inside the session's range, the stored window and the past. */
+  async seek(t: number): Promise<void> {
+    const earliest = Math.max((await this.earliest()) ?? 0, usToMs(this.spec.from));
+    const latest = Math.min(usToMs(this.spec.to), Date.now());
+    if (t < earliest || t > latest) {
+      throw new ReplayError(ErrorCode.OUT_OF_RANGE, `t must lie between ${earliest} and ${latest}`);
+    }
+    this.player.seek(msToUs(t));
+  }
+
+  /** A new epoch where the session is, for a socket that joins it: its keyframe, then frames. */
+  restart(): void {
+    this.player.seek(this.player.state.position);
+  }
+
+  setSpeed(speed: Speed): void {
+    this.player.setSpeed(speed);
+  }
+
+  /** Stops reading and sending, for good. */
+  close(): void {
+    this.player.close();
+  }
+
+  /** Closes the sockets of a session whose frames nobody has read for too long. */
+  checkStuck(now: number): void {
+    this.player.checkStuck(now);
   }
 
   attach(sink: SessionSink): void {
@@ -109,7 +171,7 @@ export class ReplaySession implements SessionOutput {
 
   stuck(): void {
     for (const sink of [...this.sinks]) {
-      if (sink.buffered() > 0) sink.close(this.tooSlowCode, 'client too slow: frames not read');
+      if (sink.buffered() > 0) sink.close(CloseCode.TOO_SLOW, 'client too slow: frames not read');
     }
   }
 }

@@ -209,7 +209,8 @@ describe('sessions under load, slow clients and across servers', () => {
       raw.pause();
       await sleep(2_000);
       const session = slow.sessions.list()[0]!;
-      const pending = (session.player as unknown as { pending: Map<string, unknown> }).pending;
+      const { player } = session as unknown as { player: { pending: Map<string, unknown> } };
+      const pending = player.pending;
       // Coalescing holds at most one change per entity (150 blobs), not every event.
       expect(pending.size).toBeGreaterThan(0);
       expect(pending.size).toBeLessThanOrEqual(150);
@@ -260,7 +261,7 @@ describe('sessions under load, slow clients and across servers', () => {
       raw.pause();
       const session = slow.sessions.list()[0]!;
       const deadline = Date.now() + 10_000;
-      while (session.player.state.playing || session.player.state.position < to * 1000) {
+      while (session.state.playing || session.state.position < to * 1000) {
         if (Date.now() > deadline) throw new Error('the session did not reach its end');
         await sleep(50);
       }
