@@ -98,7 +98,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     );
     start.lifecycle.started('replicas', () => readers.stop());
     await readers.start();
-    const sessions = new SessionManager(storage.pool, config, log, undefined, {
+    const sessions = new SessionManager(storage.pool, config, log, {
       ...options.replay,
       metrics: storage.metrics,
       readers,

@@ -19,6 +19,8 @@ import { KeyframeReads } from './shared-keyframes.js';
 import { ReplaySession, type SessionSpec } from './session.js';
 
 export interface SessionManagerOptions {
+  /** This server's id in msr.session (default: a new random one). */
+  readonly serverId?: string;
   readonly leaseMs?: number;
   /** A session with no socket attached for this long is closed. */
   readonly idleMs?: number;
@@ -38,6 +40,7 @@ export type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
 /** Opens, finds, resumes and closes this server's replay sessions; the slots are counted in PostgreSQL. */
 export class SessionManager {
   private readonly sessions = new Map<string, ReplaySession>();
+  readonly serverId: string;
   private readonly registry: SessionRegistry;
   private readonly idleMs: number;
   private readonly limits: PlayerLimits;
@@ -53,12 +56,12 @@ export class SessionManager {
     private readonly pool: Pool,
     private readonly config: Config,
     private readonly log: Logger,
-    readonly serverId: string = randomUUID(),
     options: SessionManagerOptions = {},
   ) {
+    this.serverId = options.serverId ?? randomUUID();
     this.registry = new SessionRegistry(
       pool,
-      serverId,
+      this.serverId,
       () => config.maxActiveSessions,
       options.leaseMs ?? 30_000,
     );
