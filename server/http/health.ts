@@ -101,7 +101,7 @@ export function healthRoutes({
               : { ok: true };
         }
         if (ingest) {
-          const { state, error, topics, lag, warnings } = ingest.status;
+          const { state, error, topics, lag, lagUnknown, warnings } = ingest.status;
           if (state !== 'consuming') checks.kafka = { ok: false, error: error ?? state, topics };
           else if (lag !== undefined && lag > ingestLagThreshold) {
             checks.kafka = {
@@ -112,6 +112,7 @@ export function healthRoutes({
             };
           } else checks.kafka = { ok: true, topics, ...(lag === undefined ? {} : { lag }) };
           if (warnings) checks.kafka = { ...checks.kafka, warnings };
+          if (lagUnknown) checks.kafka = { ...checks.kafka, warning: lagUnknown };
         }
         if (maintenance) checks.snapshot = await check(() => snapshotFreshness(pool, maintenance));
         if (aggregate) checks.aggregate = aggregateFreshness(aggregate);

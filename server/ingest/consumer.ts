@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { describeConnectionFailure } from '../connection-failure.js';
 import { kafkaClient } from './kafka-client.js';
+import { LagWatch, type PartitionLag } from './lag-watch.js';
 import { Refusals } from './refusals.js';
 import type { Metrics } from '../metrics.js';
 import { DecodeError, decodeRecord } from './debezium.js';
@@ -28,6 +29,8 @@ export interface IngestStatus {
   readonly error?: string;
   /** Records in the subscribed topics after the group's committed offsets, as last polled. */
   readonly lag?: number;
+  /** Why the lag is not known now (its last poll failed). */
+  readonly lagUnknown?: string;
   /** Tables whose records were refused lately (msr.ingest_error), with reason and count. */
   readonly warnings?: readonly string[];
 }
@@ -64,7 +67,7 @@ export class Ingest {
   private lastError: string | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
-  private lag: number | undefined;
+  private readonly lag: LagWatch;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly refusals: Refusals;
   private readonly stopping = new AbortController();
@@ -78,6 +81,7 @@ export class Ingest {
     private readonly options: IngestOptions = {},
   ) {
     this.refusals = new Refusals(log, metrics);
+    this.lag = new LagWatch(() => this.partitionLags(), metrics.ingestLag, log);
     this.kafka = kafkaClient(config, {
       logLevel: logLevel.WARN,
       logCreator: () => (entry: LogEntry) => this.kafkaLog(entry),
@@ -92,7 +96,8 @@ export class Ingest {
       topics: this.subscribed,
       ...(warnings.length > 0 ? { warnings } : {}),
       ...(this.lastError ? { error: this.lastError } : {}),
-      ...(this.lag === undefined ? {} : { lag: this.lag }),
+      ...(this.lag.lag === undefined ? {} : { lag: this.lag.lag }),
+      ...(this.lag.unknown === undefined ? {} : { lagUnknown: this.lag.unknown }),
     };
   }
 
@@ -102,7 +107,9 @@ export class Ingest {
    */
   start(): void {
     this.restarting = this.connect();
-    this.lagTimer = setInterval(() => void this.pollLag(), this.options.lagPollMs ?? 10_000);
+    this.lagTimer = setInterval(() => {
+      if (!this.stopping.signal.aborted) void this.lag.refresh();
+    }, this.options.lagPollMs ?? 10_000);
     this.lagTimer.unref();
     if (!this.config.topics) {
       this.refreshTimer = setInterval(() => void this.refreshTopics(), this.options.topicRefreshMs ?? 10_000);
@@ -168,31 +175,29 @@ export class Ingest {
     return ingestTopics(await this.withAdmin((admin) => admin.listTopics()), this.config);
   }
 
-  /** Committed offsets against the end of each subscribed partition, as a gauge per partition. */
-  private async pollLag(): Promise<void> {
-    if (this.stopping.signal.aborted || this.subscribed.length === 0) return;
-    try {
-      let total = 0;
-      const committed = await this.withAdmin((admin) =>
-        admin.fetchOffsets({ groupId: this.config.groupId, topics: this.subscribed }),
-      );
-      for (const { topic, partitions } of committed) {
-        const offsets = await this.withAdmin((admin) => admin.fetchTopicOffsets(topic));
-        const ends = new Map(offsets.map((p) => [p.partition, p]));
-        for (const p of partitions) {
-          const end = ends.get(p.partition);
-          if (!end) continue;
-          // Nothing committed yet: everything from the start of the partition waits.
-          const next = BigInt(p.offset) < 0n ? BigInt(end.low) : BigInt(p.offset);
-          const lag = Number(BigInt(end.high) > next ? BigInt(end.high) - next : 0n);
-          total += lag;
-          this.metrics.ingestLag.set({ topic, partition: String(p.partition) }, lag);
-        }
+  /** Committed offsets against the end of each subscribed partition. */
+  private async partitionLags(): Promise<PartitionLag[]> {
+    if (this.subscribed.length === 0) return [];
+    const lags: PartitionLag[] = [];
+    const committed = await this.withAdmin((admin) =>
+      admin.fetchOffsets({ groupId: this.config.groupId, topics: this.subscribed }),
+    );
+    for (const { topic, partitions } of committed) {
+      const offsets = await this.withAdmin((admin) => admin.fetchTopicOffsets(topic));
+      const ends = new Map(offsets.map((p) => [p.partition, p]));
+      for (const p of partitions) {
+        const end = ends.get(p.partition);
+        if (!end) continue;
+        // Nothing committed yet: everything from the start of the partition waits.
+        const next = BigInt(p.offset) < 0n ? BigInt(end.low) : BigInt(p.offset);
+        lags.push({
+          topic,
+          partition: p.partition,
+          lag: Number(BigInt(end.high) > next ? BigInt(end.high) - next : 0n),
+        });
       }
-      this.lag = total;
-    } catch (err) {
-      this.log.debug({ err }, 'could not poll the ingest lag');
     }
+    return lags;
   }
 
   private async refreshTopics(): Promise<void> {
@@ -280,10 +285,7 @@ export class Ingest {
 
     this.metrics.ingestEvents.inc({ topic }, changes.length);
     this.refusals.note(stored.failures);
-    this.metrics.ingestLag.set(
-      { topic, partition: String(partition) },
-      Number(BigInt(batch.highWatermark) - BigInt(next)),
-    );
+    this.lag.noteBatch(topic, partition, Number(BigInt(batch.highWatermark) - BigInt(next)));
   }
 
   private decode(
