@@ -25,7 +25,7 @@ const MAX_BODY_BYTES = 1024 * 1024;
 /** `202 Accepted`: Node's table of reason phrases, so every status has one. */
 const statusLine = (status: number) => `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
 
-/** The uWebSockets.js server: HTTP routes now, the replay socket later. */
+/** The uWebSockets.js server: the replay socket and the HTTP routes, on one port. */
 export class Transport {
   private readonly app: TemplatedApp = uws.App();
   private listenSocket: us_listen_socket | undefined;
@@ -76,16 +76,16 @@ export class Transport {
     });
   }
 
-  /** Stops accepting; open connections are closed by close(). */
-  stopListening(): void {
+  /**
+   * Stops accepting connections. Open ones are not cut here: the transport stops first (the
+   * lifecycle stops in reverse order of start), then the session manager closes every replay
+   * socket (1001 with a resume token); an HTTP response still streaming ends with its handler.
+   */
+  close(): void {
     if (this.listenSocket) {
       uws.us_listen_socket_close(this.listenSocket);
       this.listenSocket = undefined;
     }
-  }
-
-  close(): void {
-    this.stopListening();
   }
 
   private serve(route: Route, res: UwsResponse, req: UwsRequest): void {
