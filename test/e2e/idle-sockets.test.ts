@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientProcess } from '../../load/client-process.js';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, hoursAgo, insertHistory } from '../support/history.js';
 import { connect, keyframeDone } from '../support/replay.js';
+import { startTestApp } from '../support/app.js';
 
 // 5,000 idle sockets (in a process of their own) cost the server little each and keep nobody
 // else out: /healthz answers, and a new client opens and plays a session.
@@ -20,10 +20,7 @@ describe('5,000 idle sockets', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertHistory(db.pool, generateHistory(13, start, 2 * HOUR, 500));
-    app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
-      { log },
-    );
+    app = await startTestApp(db.url, { DB_POOL_SIZE: '2' }, { log });
   });
   afterAll(async () => {
     await app?.stop();

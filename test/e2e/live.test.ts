@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FrameMessage } from '@msr/protocol/messages';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import type { ReplayClient } from '@msr/protocol';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { until } from '../support/wait.js';
 import { referenceState, writeLiveChange, type HistoryEvent } from '../support/history.js';
+import { startTestApp } from '../support/app.js';
 
 // Live-follow: a session whose range reaches past now keeps streaming new rows, each exactly once,
 // and rows that arrive after the session passed their time are corrected to the exact state.
@@ -34,14 +34,9 @@ describe.each([
     db = await createTestDatabase();
     const start = Date.now() - 60_000;
     for (let i = 0; i < 20; i++) await write(start + i * 1000, String(i % 5), 'u', { v: nextId++ });
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        DB_POOL_SIZE: '3',
-        MAX_ACTIVE_SESSIONS: '40',
-      }),
+    app = await startTestApp(
+      db.url,
+      { DB_POOL_SIZE: '3', MAX_ACTIVE_SESSIONS: '40' },
       { log, replay: { liveTail } },
     );
   });

@@ -1,14 +1,14 @@
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { FrameMessage } from '@msr/protocol/messages';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { rotate } from '../../server/maintenance/rotation.js';
 import { Metrics } from '../../server/metrics.js';
 import { clockFaked, createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, hoursAgo, insertHistory, prepareStorageFor } from '../support/history.js';
 import { connect, keyframeDone } from '../support/replay.js';
+import { startTestApp } from '../support/app.js';
 
 // Maintenance drops whole days while something holds a read lock on the event table (a pg_dump
 // does, for as long as it runs). Its lock requests queue every reader behind them, so each waits at
@@ -36,16 +36,7 @@ describe.skipIf(clockFaked)(
       await insertHistory(db.pool, generateHistory(5, old, HOUR, 200));
       const start = hoursAgo(2);
       await insertHistory(db.pool, generateHistory(6, start, HOUR, 36_000));
-      app = await createApp(
-        loadConfig({
-          DATABASE_URL: db.url,
-          AUTH_MODE: 'none',
-          PORT: '0',
-          DB_POOL_SIZE: '4',
-          CLEANUP_SERVICE_ENABLED: 'false',
-        }),
-        { log },
-      );
+      app = await startTestApp(db.url, { DB_POOL_SIZE: '4', CLEANUP_SERVICE_ENABLED: 'false' }, { log });
       const client = await connect(app.port);
       const keyframe = keyframeDone(client);
       await client.open({ from: start, to: start + HOUR, at: start + 60_000 });

@@ -2,11 +2,11 @@ import { execFile, spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { demoLive } from '../support/wait.js';
+import { startTestApp } from '../support/app.js';
 
 // The README's code blocks that users copy and run, run as written against a started server with
 // the demo city (only the port differs: 8080 becomes the test server's), so the README cannot drift.
@@ -26,8 +26,9 @@ describe("the README's examples", () => {
   beforeAll(async () => {
     readme = await readFile(`${root}README.md`, 'utf8');
     db = await createTestDatabase();
-    app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
+    app = await startTestApp(
+      db.url,
+      { DEMO: 'true', DB_POOL_SIZE: '4' },
       { log: createLogger('silent'), demoHistoryMs: 2 * 3_600_000 },
     );
     await demoLive(app);

@@ -3,8 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
 import type { ReplayClient } from '@msr/protocol';
 import type { KeyframeMessage, ServerMessage } from '@msr/protocol/messages';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { DEFAULT_LIMITS } from '../../server/replay/player.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, dialect, type TestDatabase } from '../support/database.js';
@@ -16,6 +15,7 @@ import {
   type HistoryEvent,
 } from '../support/history.js';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
+import { startTestApp } from '../support/app.js';
 
 // The replay contract end to end over real WebSockets: after every keyframe and every frame the
 // client's state equals the state computed independently from the raw rows.
@@ -46,14 +46,9 @@ describe('replay over WebSocket', () => {
       `call refresh_continuous_aggregate('msr.entity_last_states', null, $1::timestamptz)`,
       [new Date(start + HOUR)],
     );
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        DB_POOL_SIZE: '3',
-        MAX_ACTIVE_SESSIONS: '60',
-      }),
+    app = await startTestApp(
+      db.url,
+      { DB_POOL_SIZE: '3', MAX_ACTIVE_SESSIONS: '60' },
       {
         log,
         replay: {

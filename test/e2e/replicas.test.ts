@@ -7,8 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReplayClient } from '@msr/protocol';
 import type { ServerMessage } from '@msr/protocol/messages';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { DEFAULT_LIMITS } from '../../server/replay/player.js';
 import { freePort } from '../../server/db/embedded.js';
@@ -26,6 +25,7 @@ import { startPostgresServer, startStandby, type PostgresServer } from '../suppo
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { ensureTimescaleDb, startTimescaleServer } from '../support/timescaledb-server.js';
 import { until } from '../support/wait.js';
+import { startTestApp } from '../support/app.js';
 
 // Replay reads on a hot standby (streaming replication, started here): keyframes and frame windows
 // go to the replica, the live edge trails what it has replayed, a replica too far behind leaves the
@@ -68,18 +68,16 @@ describe('replay reads on a hot standby', () => {
     await standbyAdmin.connect();
     const url = (server: PostgresServer) => server.adminUrl.replace(/\/postgres$/, '/msr');
     replicaName = `127.0.0.1:${standby.port}/msr`;
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: url(primary),
+    app = await startTestApp(
+      url(primary),
+      {
         DATABASE_REPLICA_URLS: url(standby),
         REPLICA_MAX_LAG_SECONDS: String(MAX_LAG_S),
-        AUTH_MODE: 'none',
-        PORT: '0',
         DB_POOL_SIZE: '3',
         MAX_ACTIVE_SESSIONS: '20',
         CLEANUP_SERVICE_ENABLED: 'false',
         AGGREGATE_REFRESH_SECONDS: '0',
-      }),
+      },
       {
         log,
         replay: {
@@ -284,15 +282,13 @@ describe('a replica that cannot be reached', () => {
        values (now() - interval '2 minutes', 'test', 'ops', 'unit', '1', 'c', '{"v": 1}')`,
     );
     const port = await freePort();
-    const app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
+    const app = await startTestApp(
+      db.url,
+      {
         DATABASE_REPLICA_URLS: `postgres://msr:hunter2@127.0.0.1:${port}/msr`,
-        AUTH_MODE: 'none',
-        PORT: '0',
         DB_POOL_SIZE: '2',
         CLEANUP_SERVICE_ENABLED: 'false',
-      }),
+      },
       { log },
     );
     try {

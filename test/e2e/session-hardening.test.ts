@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, hoursAgo, insertHistory } from '../support/history.js';
 import { connect, keyframeDone } from '../support/replay.js';
 import { until } from '../support/wait.js';
+import { startTestApp } from '../support/app.js';
 
 // Defects found by attacking the server: a session opened by a socket that closed during `open`
 // held its slot for good, and `attach` on a second server took over a session its live server
@@ -125,16 +126,14 @@ describe('per-socket and per-session bounds', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertHistory(db.pool, generateHistory(4, start, 2 * HOUR - 1000, 300));
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
+    app = await startTestApp(
+      db.url,
+      {
         DB_POOL_SIZE: '2',
         MAX_SOCKETS: '6',
         MAX_SOCKETS_PER_SESSION: '2',
         UNBOUND_SOCKET_BUFFER_BYTES: '4096',
-      }),
+      },
       { log },
     );
   });

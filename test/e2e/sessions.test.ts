@@ -14,6 +14,7 @@ import { generateHistory, insertHistory, referenceState, type HistoryEvent } fro
 import { startServerProcess } from '../support/process.js';
 import type { ConnectionEvent } from '@msr/protocol';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
+import { startTestApp } from '../support/app.js';
 
 const log = createLogger('silent');
 const HOUR = 3_600_000;
@@ -31,14 +32,9 @@ describe('sessions under load, slow clients and across servers', () => {
     db = await createTestDatabase();
     events = generateHistory(17, start, 2 * HOUR - 1000, 3000);
     await insertHistory(db.pool, events);
-    app = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        DB_POOL_SIZE: '4',
-        MAX_ACTIVE_SESSIONS: '55',
-      }),
+    app = await startTestApp(
+      db.url,
+      { DB_POOL_SIZE: '4', MAX_ACTIVE_SESSIONS: '55' },
       { log, replay: { leaseMs: 1_500, idleMs: 700, limits: { ...DEFAULT_LIMITS, tickMs: 25 } } },
     );
   });
@@ -156,13 +152,17 @@ describe('sessions under load, slow clients and across servers', () => {
 
   /** A second server with tight backpressure limits, for clients that stop reading. */
   const tightServer = (limits: Partial<PlayerLimits>, leaseMs?: number) =>
-    createApp(loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }), {
-      log,
-      replay: {
-        ...(leaseMs === undefined ? {} : { leaseMs }),
-        limits: { ...DEFAULT_LIMITS, highWaterBytes: 8_000, lowWaterBytes: 2_000, tickMs: 10, ...limits },
+    startTestApp(
+      db.url,
+      { DB_POOL_SIZE: '2' },
+      {
+        log,
+        replay: {
+          ...(leaseMs === undefined ? {} : { leaseMs }),
+          limits: { ...DEFAULT_LIMITS, highWaterBytes: 8_000, lowWaterBytes: 2_000, tickMs: 10, ...limits },
+        },
       },
-    });
+    );
 
   /** Rows of 10 kB, one a second from `start`, over 150 entities of city.<table>: frames outgrow the kernel's socket buffers. */
   const insertSlabs = (table: string, count: number) =>
@@ -328,16 +328,7 @@ describe('sessions under load, slow clients and across servers', () => {
       MAX_ACTIVE_SESSIONS: '2',
       LOG_LEVEL: 'info',
     });
-    const inProcess = await createApp(
-      loadConfig({
-        DATABASE_URL: db.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        DB_POOL_SIZE: '2',
-        MAX_ACTIVE_SESSIONS: '2',
-      }),
-      { log },
-    );
+    const inProcess = await startTestApp(db.url, { DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '2' }, { log });
     try {
       const otherPort = await other.port();
       const c1 = await connect(otherPort);

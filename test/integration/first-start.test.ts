@@ -1,10 +1,10 @@
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { getJson } from '../support/http.js';
 import { until } from '../support/wait.js';
+import { startTestApp } from '../support/app.js';
 
 // A newcomer's first start: an empty database, the demo seeding its history in the background
 // and the bootstrap maintenance run. Both need the event table's locks; maintenance waits for the
@@ -21,9 +21,9 @@ describe('a first start on an empty database with the demo', () => {
     db = await createTestDatabase();
     const lines: { level: number; msg: string }[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DEMO: 'true', DB_POOL_SIZE: '4' }),
-      // Three hours of demo history take about 7 s to seed here.
+    app = await startTestApp(
+      db.url,
+      { DEMO: 'true', DB_POOL_SIZE: '4' }, // Three hours of demo history take about 7 s to seed here.
       { log, demoHistoryMs: 3 * 3_600_000, maintenance: { retryMs: 600_000 } },
     );
     const ready = await until(

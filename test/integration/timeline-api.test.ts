@@ -1,6 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import {
@@ -11,6 +10,7 @@ import {
   type HistoryEvent,
 } from '../support/history.js';
 import { getJson } from '../support/http.js';
+import { startTestApp } from '../support/app.js';
 
 // The timeline's two REST reads against a random history and the test's own reading of it:
 // GET /api/v1/activity (events per time bucket) and GET /api/v1/entities/{table}/{id}/history
@@ -37,10 +37,7 @@ describe('timeline REST reads', () => {
     const other = generateHistory(12, start + HOUR, HOUR, 200).map((e) => ({ ...e, source: 'other' }));
     events.push(...other);
     await insertHistory(db.pool, events);
-    app = await createApp(
-      loadConfig({ DATABASE_URL: db.url, AUTH_MODE: 'none', PORT: '0', DB_POOL_SIZE: '2' }),
-      { log },
-    );
+    app = await startTestApp(db.url, { DB_POOL_SIZE: '2' }, { log });
   });
   afterAll(async () => {
     await app?.stop();

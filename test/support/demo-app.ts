@@ -1,8 +1,8 @@
-import { createApp, type App } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App } from '../../server/app.js';
 import type { Logger } from 'pino';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { demoLive } from './wait.js';
+import { startTestApp } from './app.js';
 
 /**
  * A server with the live demo (20 minutes of seeded history, then live movements) on a test
@@ -13,15 +13,9 @@ export async function startDemoApp(
   log: Logger,
 ): Promise<{ db: TestDatabase; app: App }> {
   const db = await createTestDatabase();
-  const app = await createApp(
-    loadConfig({
-      DATABASE_URL: db.url,
-      AUTH_MODE: 'none',
-      PORT: '0',
-      DEMO: 'true',
-      DB_POOL_SIZE: '4',
-      MAX_ACTIVE_SESSIONS: String(maxActiveSessions),
-    }),
+  const app = await startTestApp(
+    db.url,
+    { DEMO: 'true', DB_POOL_SIZE: '4', MAX_ACTIVE_SESSIONS: String(maxActiveSessions) },
     { log, demoHistoryMs: 20 * 60_000 },
   );
   await demoLive(app);

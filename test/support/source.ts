@@ -1,8 +1,8 @@
 import pg from 'pg';
-import { createApp, type App, type AppOptions } from '../../server/app.js';
-import { loadConfig } from '../../server/config.js';
+import type { App, AppOptions } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { startTestApp } from './app.js';
 
 /**
  * A source database for the built-in capture: an empty database on the run's server (which runs
@@ -44,15 +44,9 @@ export function startCaptureApp(
   env: Record<string, string> = {},
   options: AppOptions = {},
 ): Promise<App> {
-  return createApp(
-    loadConfig({
-      DATABASE_URL: db.url,
-      AUTH_MODE: 'none',
-      PORT: '0',
-      CAPTURE_SOURCE_URL: source.url,
-      CAPTURE_SOURCE_NAME: name,
-      ...env,
-    }),
+  return startTestApp(
+    db.url,
+    { CAPTURE_SOURCE_URL: source.url, CAPTURE_SOURCE_NAME: name, ...env },
     { log: createLogger('silent'), ...options, capture: { retryMs: 200, ...options.capture } },
   );
 }
