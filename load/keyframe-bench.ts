@@ -12,9 +12,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
-import WebSocket from 'ws';
-import { ReplayClient, type WebSocketLike } from '@msr/protocol';
-import type { KeyframeMessage } from '@msr/protocol/messages';
+import { ClientProcess } from './client-process.js';
 import { createApp } from '../server/app.js';
 import { loadConfig } from '../server/config.js';
 import type { Dialect } from '../server/db/dialect.js';
@@ -145,22 +143,20 @@ async function measure(dialect: Dialect): Promise<Figures> {
     const complete: number[] = [];
     const stateHttp: number[] = [];
     try {
-      const client = await ReplayClient.connect(`ws://127.0.0.1:${app.port}/v1/replay`, {
-        webSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike,
-        validate: false,
+      // The client in a process of its own, as in npm run bench: its parsing of the parts does not
+      // take the server's event loop.
+      const single = await ClientProcess.start({
+        url: `ws://127.0.0.1:${app.port}/v1/replay`,
+        mode: 'seek-max',
+        count: 1,
+        earliest,
+        latest,
+        seekTimes: times.map((t) => Math.round(t)),
+        maxSpeedSeconds: 0,
       });
-      await client.open({ from: earliest, to: latest, at: earliest });
-      for (const t of times) {
-        const first = client.waitFor((m) => m.type === 'keyframe', 120_000);
-        const done = client.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last, 120_000);
-        const started = performance.now();
-        await client.seek(Math.round(t));
-        await first;
-        firstByte.push(performance.now() - started);
-        await done;
-        complete.push(performance.now() - started);
-      }
-      await client.close();
+      const { seeks } = await single.finish();
+      firstByte.push(...seeks!.firstByte);
+      complete.push(...seeks!.complete);
       for (const t of times) {
         const started = performance.now();
         const response = await fetch(`http://127.0.0.1:${app.port}/api/v1/state?t=${Math.round(t)}`);

@@ -11,12 +11,15 @@ export interface ClientsPlan {
   readonly url: string;
   /**
    * idle: sockets without a session; play: 1x sessions; slow: 100x sessions that stop reading;
-   * seek-max: one session timing 30 seeks, then playing at max speed for 10 s.
+   * seek-max: one session timing 30 seeks (or those of seekTimes), then playing at max speed for
+   * 10 s (or maxSpeedSeconds; 0: not at all).
    */
   readonly mode: 'idle' | 'play' | 'slow' | 'seek-max';
   readonly count: number;
   readonly earliest: number;
   readonly latest: number;
+  readonly seekTimes?: readonly number[];
+  readonly maxSpeedSeconds?: number;
 }
 
 export interface ClientsReady {
@@ -163,10 +166,12 @@ async function seekAndMax(
   const firstByte: number[] = [];
   const complete: number[] = [];
   let entities = 0;
-  for (let i = 0; i < 30; i++) {
-    const t = Math.round(
-      plan.earliest + (((i * 7919) % 1000) / 1000) * (plan.latest - plan.earliest - 60_000),
+  const times =
+    plan.seekTimes ??
+    Array.from({ length: 30 }, (_, i) =>
+      Math.round(plan.earliest + (((i * 7919) % 1000) / 1000) * (plan.latest - plan.earliest - 60_000)),
     );
+  for (const t of times) {
     const started = performance.now();
     let first: number | undefined;
     entities = 0;
@@ -179,17 +184,21 @@ async function seekAndMax(
     complete.push(performance.now() - started);
     firstByte.push(first!);
   }
-  await c.request({ type: 'seek', t: plan.earliest }, keyframeAt(plan.earliest));
-  await c.request({ type: 'speed', speed: 'max' });
   let events = 0;
-  c.onMessage = (m) => {
-    if (m.type === 'frame') events += m.changes?.length ?? 0;
-  };
-  const maxStarted = performance.now();
-  await c.request({ type: 'play' });
-  await sleep(10_000);
-  await c.request({ type: 'pause' });
-  const seconds = (performance.now() - maxStarted) / 1000;
+  let seconds = 0;
+  const maxSpeedMs = (plan.maxSpeedSeconds ?? 10) * 1000;
+  if (maxSpeedMs > 0) {
+    await c.request({ type: 'seek', t: plan.earliest }, keyframeAt(plan.earliest));
+    await c.request({ type: 'speed', speed: 'max' });
+    c.onMessage = (m) => {
+      if (m.type === 'frame') events += m.changes?.length ?? 0;
+    };
+    const maxStarted = performance.now();
+    await c.request({ type: 'play' });
+    await sleep(maxSpeedMs);
+    await c.request({ type: 'pause' });
+    seconds = (performance.now() - maxStarted) / 1000;
+  }
   await c.request({ type: 'close' });
   c.ws.close();
   return {

@@ -40,7 +40,7 @@ if (command !== 'verify' && !values.dir) {
   process.exit(2);
 }
 const dir = values.dir;
-const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, { toStderr: true });
 /** The restore drops and makes the database anew, so it opens its own connections afterwards. */
 const onPool = async <T>(work: (pool: Pool) => Promise<T>): Promise<T> => {
   const pool = createPool(databaseUrl, 4, log);

@@ -23,7 +23,7 @@ async function snapshotCapturedSource(config: Config, collections: readonly stri
   if (capture.to === 'database' && !config.databaseUrl) {
     throw new Error('DATABASE_URL is not set: the snapshot is stored in the msr database it names');
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, { toStderr: true });
   const source = new pg.Pool({ ...sourceClientConfig(capture), max: 1 });
   // Where the rows go: Kafka with CAPTURE_TO=kafka (rows it refuses to the msr database when
   // DATABASE_URL names it), else the msr database.

@@ -107,9 +107,7 @@ export class Ingest {
    */
   start(): void {
     this.restarting = this.connect();
-    this.lagTimer = setInterval(() => {
-      if (!this.stopping.signal.aborted) void this.lag.refresh();
-    }, this.options.lagPollMs ?? 10_000);
+    this.lagTimer = setInterval(() => void this.lag.refresh(), this.options.lagPollMs ?? 10_000);
     this.lagTimer.unref();
     if (!this.config.topics) {
       this.refreshTimer = setInterval(() => void this.refreshTopics(), this.options.topicRefreshMs ?? 10_000);
@@ -139,6 +137,7 @@ export class Ingest {
     this.stopping.abort();
     clearInterval(this.refreshTimer);
     clearInterval(this.lagTimer);
+    this.lag.stop();
     await this.restarting;
     await Promise.allSettled([...this.inFlight]);
     await this.consumer?.disconnect();

@@ -16,6 +16,7 @@ export interface PartitionLag {
 export class LagWatch {
   private total: number | undefined;
   private failure: { since: Date; reason: string } | undefined;
+  private stopped = false;
 
   constructor(
     private readonly poll: () => Promise<readonly PartitionLag[]>,
@@ -24,8 +25,10 @@ export class LagWatch {
   ) {}
 
   async refresh(): Promise<void> {
+    if (this.stopped) return;
     try {
       const lags = await this.poll();
+      if (this.stopped) return;
       this.gauge.reset();
       for (const { topic, partition, lag } of lags)
         this.gauge.set({ topic, partition: String(partition) }, lag);
@@ -33,6 +36,8 @@ export class LagWatch {
       if (this.failure) this.log.info({ unknownSince: this.failure.since }, 'ingest lag known again');
       this.failure = undefined;
     } catch (err) {
+      // A poll cut short by stop() is no news about Kafka.
+      if (this.stopped) return;
       this.total = undefined;
       this.gauge.reset();
       if (!this.failure) {
@@ -40,6 +45,11 @@ export class LagWatch {
         this.log.warn({ err }, 'could not poll the ingest lag; it is unknown until a poll works');
       }
     }
+  }
+
+  /** No more polls; one still running ends without a word. */
+  stop(): void {
+    this.stopped = true;
   }
 
   /** A batch just committed: its partition's lag as the batch saw it. */

@@ -69,4 +69,16 @@ describe('the ingest lag watch', () => {
     expect(h.watch.unknown).toBeUndefined();
     expect(h.lines.at(-1)!.msg).toBe('ingest lag known again');
   });
+
+  it('says nothing of a poll that stop() cut short', async () => {
+    const h = harness();
+    h.answer([{ topic: 'a', partition: 0, lag: 3 }]);
+    await h.watch.refresh();
+    h.answer(new Error('the ingest is stopping'));
+    const cut = h.watch.refresh();
+    h.watch.stop();
+    await cut;
+    expect(h.watch.unknown).toBeUndefined();
+    expect(h.lines.filter((l) => l.level >= 40)).toEqual([]);
+  });
 });
