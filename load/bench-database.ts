@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Dialect } from '../server/db/dialect.js';
 import { startEmbeddedDatabase } from '../server/db/embedded.js';
 import { createLogger } from '../server/logger.js';
-import { startTimescaleServer } from '../test/support/timescaledb-server.js';
+import { startTimescaleServer } from '../scripts/services/timescaledb-server.js';
 
 /**
  * A fresh server of the dialect with an empty `msr` database: embedded PostgreSQL 15, or a

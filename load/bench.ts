@@ -22,7 +22,7 @@ import { percentile } from './percentile.js';
 import { replayBench, type ReplayFigures } from './replay-bench.js';
 import { startBenchDatabase } from './bench-database.js';
 import { htmlReport } from './report.js';
-import { startKafkaCluster } from '../test/support/kafka-cluster.js';
+import { startKafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { backupFigures, type BackupFigures } from './backup-bench.js';
 
 const log = createLogger('warn');

@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 import { ReplayClient, type WebSocketLike } from '@msr/protocol';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../server/db/embedded.js';
 import { createLogger } from '../server/logger.js';
-import { startKafkaCluster } from '../test/support/kafka-cluster.js';
+import { startKafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { percentile } from './percentile.js';
 
 const run = promisify(execFile);

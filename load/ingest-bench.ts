@@ -20,7 +20,7 @@ import type { ChangeEvent } from '../server/ingest/change.js';
 import { decodeRecord } from '../server/ingest/debezium.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
-import { startKafkaCluster } from '../test/support/kafka-cluster.js';
+import { startKafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { startBenchDatabase } from './bench-database.js';
 import { cpuWindow, type CpuShares } from './cpu-usage.js';
 import { debeziumRecords } from './debezium-records.js';

@@ -17,8 +17,12 @@ import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { installDemo, seedDemoHistory } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
-import { startPostgresServer, startStandby, type PostgresServer } from '../test/support/postgres-server.js';
-import { ensureTimescaleDb, startTimescaleServer } from '../test/support/timescaledb-server.js';
+import {
+  startPostgresServer,
+  startStandby,
+  type PostgresServer,
+} from '../scripts/services/postgres-server.js';
+import { ensureTimescaleDb, startTimescaleServer } from '../scripts/services/timescaledb-server.js';
 import { ClientProcess } from './client-process.js';
 import { cpuWindow } from './cpu-usage.js';
 

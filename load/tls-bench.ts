@@ -21,9 +21,9 @@ import { DEMO_CITY, installDemo, seedDemoHistory } from '../server/demo/seed.js'
 import { Ingest } from '../server/ingest/consumer.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
-import { makeAuthority } from '../test/support/certificates.js';
-import { serveTls } from '../test/support/postgres-tls.js';
-import { startKafkaCluster, type KafkaCluster } from '../test/support/kafka-cluster.js';
+import { makeAuthority } from '../scripts/services/certificates.js';
+import { serveTls } from '../scripts/services/postgres-tls.js';
+import { startKafkaCluster, type KafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { debeziumRecords } from './debezium-records.js';
 import { percentile } from './percentile.js';
 

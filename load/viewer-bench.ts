@@ -13,7 +13,7 @@ import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
-import { launchChromium } from '../test/support/browser.js';
+import { launchChromium } from '../scripts/services/browser.js';
 import { startBenchDatabase } from './bench-database.js';
 import { percentile } from './percentile.js';
 

@@ -8,7 +8,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
-import { chromiumAvailable, launchChromium } from '../support/browser.js';
+import { chromiumAvailable, launchChromium } from '../../scripts/services/browser.js';
 import type { TestDatabase } from '../support/database.js';
 import { startDemoApp } from '../support/demo-app.js';
 

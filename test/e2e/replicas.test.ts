@@ -21,9 +21,13 @@ import {
   type HistoryEvent,
 } from '../support/history.js';
 import { getJson } from '../support/http.js';
-import { startPostgresServer, startStandby, type PostgresServer } from '../support/postgres-server.js';
+import {
+  startPostgresServer,
+  startStandby,
+  type PostgresServer,
+} from '../../scripts/services/postgres-server.js';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
-import { ensureTimescaleDb, startTimescaleServer } from '../support/timescaledb-server.js';
+import { ensureTimescaleDb, startTimescaleServer } from '../../scripts/services/timescaledb-server.js';
 import { until } from '../support/wait.js';
 import { startTestApp } from '../support/app.js';
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import type { TestDatabase } from '../support/database.js';
-import { chromiumAvailable, launchChromium } from '../support/browser.js';
+import { chromiumAvailable, launchChromium } from '../../scripts/services/browser.js';
 import { startDemoApp } from '../support/demo-app.js';
 import { getJson } from '../support/http.js';
 import { connect } from '../support/replay.js';

@@ -10,8 +10,8 @@ import { createPool } from '../../server/db/pool.js';
 import { createLogger } from '../../server/logger.js';
 import { backup } from '../../server/recovery/backup.js';
 import { restore } from '../../server/recovery/restore.js';
-import { makeAuthority } from '../support/certificates.js';
-import { serveTls, stopServingTls } from '../support/postgres-tls.js';
+import { makeAuthority } from '../../scripts/services/certificates.js';
+import { serveTls, stopServingTls } from '../../scripts/services/postgres-tls.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import {
   generateHistory,

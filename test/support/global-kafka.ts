@@ -2,7 +2,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startKafkaCluster, type KafkaCluster, type SecureListener } from './kafka-cluster.js';
+import {
+  startKafkaCluster,
+  type KafkaCluster,
+  type SecureListener,
+} from '../../scripts/services/kafka-cluster.js';
 
 interface Shared {
   cluster: Promise<{ cluster: KafkaCluster; dir: string }>;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { createTemplate } from './template.js';
-import { startTimescaleServer } from './timescaledb-server.js';
+import { startTimescaleServer } from '../../scripts/services/timescaledb-server.js';
 
 /**
  * One real TimescaleDB 2.22.1 server (Debian's PostgreSQL 15, built by scripts/ensure-timescaledb.sh)

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, dialect, type TestDatabase } from '../../support/database.js';
 import { startServerProcess } from '../../support/process.js';
-import { startTimescaleServer, type TimescaleServer } from '../../support/timescaledb-server.js';
+import { startTimescaleServer, type TimescaleServer } from '../../../scripts/services/timescaledb-server.js';
 
 // A TimescaleDB that cannot run MSR as it is set up stops MSR at start: exit code 2, one message
 // naming the problem and the fix. TimescaleDB only: plain PostgreSQL has no extension to check.

@@ -1,7 +1,7 @@
 import { chmod, chown, stat } from 'node:fs/promises';
 import type pg from 'pg';
 import { issueCertificate, type CertificateAuthority } from './certificates.js';
-import { until } from './wait.js';
+import { until } from './until.js';
 
 const SETTINGS = ['ssl', 'ssl_cert_file', 'ssl_key_file'];
 
