@@ -1,6 +1,7 @@
 import type { Pool } from 'pg';
 import type { Logger } from 'pino';
-import { appendDemoEvents, applyDemoEvents, inTransaction } from './seed.js';
+import { inTransaction } from '../db/transaction.js';
+import { appendDemoEvents, applyDemoEvents } from './seed.js';
 
 const TICK_MS = 1_000;
 /** After a long stop, the generator fills at most this much of the gap instead of days of catch-up. */

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { AdvisoryLock } from '../db/locks.js';
+import { inTransaction } from '../db/transaction.js';
 
 const sqlFile = (name: string) => readFileSync(new URL(name, import.meta.url), 'utf8');
 const FUNCTIONS_SQL = sqlFile('./demo_functions.sql');
@@ -222,19 +223,4 @@ async function demoEvents(
       ? await db.query(wrap(INCIDENT_EVENTS_SQL, 'city.incident'), eventParams(from, to, epoch))
       : { rowCount: 0 };
   return (vehicles.rowCount ?? 0) + (incidents.rowCount ?? 0);
-}
-
-export async function inTransaction<T>(
-  client: PoolClient,
-  work: (client: PoolClient) => Promise<T>,
-): Promise<T> {
-  await client.query('begin');
-  try {
-    const result = await work(client);
-    await client.query('commit');
-    return result;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  }
 }
