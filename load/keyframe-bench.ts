@@ -13,14 +13,12 @@ import path from 'node:path';
 import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
 import { ClientProcess } from './client-process.js';
-import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
 import type { Dialect } from '../server/db/dialect.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
-import { startBenchDatabase } from './bench-database.js';
+import { startBenchDatabase, startBenchServer } from './bench-database.js';
 import { percentile } from './percentile.js';
 
 const RESULTS = new URL('./results/', import.meta.url);
@@ -129,16 +127,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
       entities = Math.max(entities, rows[0]!.n);
     }
 
-    const app = await createApp(
-      loadConfig({
-        DATABASE_URL: database.url,
-        AUTH_MODE: 'none',
-        PORT: '0',
-        DEMO: 'false',
-        AGGREGATE_REFRESH_SECONDS: '0',
-      }),
-      { log },
-    );
+    const app = await startBenchServer(database.url, { AGGREGATE_REFRESH_SECONDS: '0' }, log);
     const firstByte: number[] = [];
     const complete: number[] = [];
     const stateHttp: number[] = [];

