@@ -1,9 +1,7 @@
 import pg from 'pg';
-import { createApp, type App } from '../server/app.js';
-import { loadConfig } from '../server/config.js';
 import type { Dialect } from '../server/db/dialect.js';
 import { startEmbeddedDatabase } from '../server/db/embedded.js';
-import { createLogger, type Logger } from '../server/logger.js';
+import { createLogger } from '../server/logger.js';
 import { startTimescaleServer } from '../scripts/services/timescaledb-server.js';
 
 /**
@@ -21,16 +19,4 @@ export async function startBenchDatabase(
   await admin.query('create database msr');
   await admin.end();
   return { url: server.adminUrl.replace(/\/postgres$/, '/msr'), stop: () => server.stop() };
-}
-
-/** MSR on a benchmark's database: no authentication, any free port, no demo; `env` adds settings. */
-export function startBenchServer(
-  databaseUrl: string,
-  env: Record<string, string> = {},
-  log: Logger = createLogger('warn'),
-): Promise<App> {
-  return createApp(
-    loadConfig({ DATABASE_URL: databaseUrl, AUTH_MODE: 'none', PORT: '0', DEMO: 'false', ...env }),
-    { log },
-  );
 }

@@ -18,7 +18,8 @@ import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
-import { startBenchDatabase, startBenchServer } from './bench-database.js';
+import { startBenchDatabase } from './bench-database.js';
+import { startMsr } from '../scripts/services/msr.js';
 import { percentile } from './percentile.js';
 
 const RESULTS = new URL('./results/', import.meta.url);
@@ -127,7 +128,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
       entities = Math.max(entities, rows[0]!.n);
     }
 
-    const app = await startBenchServer(database.url, { AGGREGATE_REFRESH_SECONDS: '0' }, log);
+    const app = await startMsr(database.url, { AGGREGATE_REFRESH_SECONDS: '0' }, { log });
     const firstByte: number[] = [];
     const complete: number[] = [];
     const stateHttp: number[] = [];

@@ -8,7 +8,7 @@ import { ClientProcess } from './client-process.js';
 import { cpuWindow } from './cpu-usage.js';
 import { percentile } from './percentile.js';
 import { profiled, type HotFunction } from './profile.js';
-import { startBenchServer } from './bench-database.js';
+import { startMsr } from '../scripts/services/msr.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -108,7 +108,7 @@ export async function replayBench(
   latest: number,
 ): Promise<ReplayFigures> {
   const log = createLogger('warn');
-  const app = await startBenchServer(databaseUrl, { MAX_ACTIVE_SESSIONS: '600', DB_POOL_SIZE: '10' }, log);
+  const app = await startMsr(databaseUrl, { MAX_ACTIVE_SESSIONS: '600', DB_POOL_SIZE: '10' }, { log });
   const url = `ws://127.0.0.1:${app.port}/v1/replay`;
   // Every client runs in a process of its own (load/session-clients.ts): this process is the server.
   const admin = new pg.Pool({ connectionString: databaseUrl, max: 1 });

@@ -24,7 +24,7 @@ import {
 import { ensureTimescaleDb, startTimescaleServer } from '../scripts/services/timescaledb-server.js';
 import { ClientProcess } from './client-process.js';
 import { cpuWindow } from './cpu-usage.js';
-import { startBenchServer } from './bench-database.js';
+import { startMsr } from '../scripts/services/msr.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -79,7 +79,7 @@ async function run(
   sessions: number,
   range: { earliest: number; latest: number },
 ): Promise<Run> {
-  const app = await startBenchServer(
+  const app = await startMsr(
     msrUrl(primary),
     {
       ...(replicas ? { DATABASE_REPLICA_URLS: msrUrl(standby) } : {}),
@@ -88,7 +88,7 @@ async function run(
       CLEANUP_SERVICE_ENABLED: 'false',
       AGGREGATE_REFRESH_SECONDS: '0',
     },
-    log,
+    { log },
   );
   try {
     const url = `ws://127.0.0.1:${app.port}/v1/replay`;

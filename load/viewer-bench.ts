@@ -12,7 +12,8 @@ import { createPool } from '../server/db/pool.js';
 import { DEMO_CITY, installDemo, seedDemoHistory, type CityModel } from '../server/demo/seed.js';
 import { createLogger } from '../server/logger.js';
 import { launchChromium } from '../scripts/services/browser.js';
-import { startBenchDatabase, startBenchServer } from './bench-database.js';
+import { startBenchDatabase } from './bench-database.js';
+import { startMsr } from '../scripts/services/msr.js';
 import { percentile } from './percentile.js';
 
 const RESULTS = new URL('./results/', import.meta.url);
@@ -35,7 +36,7 @@ const seed = (await seedDemoHistory(pool, log, { city, historyMs: HISTORY_MS }))
 await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
 await pool.query('analyze');
 await pool.end();
-const app = await startBenchServer(database.url, { MAX_ACTIVE_SESSIONS: '4' }, log);
+const app = await startMsr(database.url, { MAX_ACTIVE_SESSIONS: '4' }, { log });
 const browser = await launchChromium();
 try {
   const page = await browser.newPage({ viewport: { width: 1300, height: 800 } });

@@ -6,7 +6,7 @@ import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, hoursAgo, insertHistory, random } from '../support/history.js';
 import { connect, keyframeDone } from '../support/replay.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // Hostile input on both subprotocols while a session plays: random bytes, wrong shapes, deep
 // nesting, msgpack length lies, oversize messages. Every one gets an error or a close, never a
@@ -56,7 +56,7 @@ describe('fuzzing the replay socket', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertHistory(db.pool, generateHistory(8, start, HOUR, 20_000));
-    app = await startTestApp(db.url, { DB_POOL_SIZE: '4' }, { log });
+    app = await startMsr(db.url, { DB_POOL_SIZE: '4' }, { log });
   });
   afterAll(async () => {
     await app?.stop();

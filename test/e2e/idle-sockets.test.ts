@@ -5,7 +5,7 @@ import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, hoursAgo, insertHistory } from '../support/history.js';
 import { connect, keyframeDone } from '../support/replay.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // 5,000 idle sockets (in a process of their own) cost the server little each and keep nobody
 // else out: /healthz answers, and a new client opens and plays a session.
@@ -20,7 +20,7 @@ describe('5,000 idle sockets', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertHistory(db.pool, generateHistory(13, start, 2 * HOUR, 500));
-    app = await startTestApp(db.url, { DB_POOL_SIZE: '2' }, { log });
+    app = await startMsr(db.url, { DB_POOL_SIZE: '2' }, { log });
   });
   afterAll(async () => {
     await app?.stop();

@@ -7,7 +7,7 @@ import type { ReplayClient } from '@msr/protocol';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { until } from '../support/wait.js';
 import { referenceState, writeLiveChange, type HistoryEvent } from '../support/history.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // Live-follow: a session whose range reaches past now keeps streaming new rows, each exactly once,
 // and rows that arrive after the session passed their time are corrected to the exact state.
@@ -34,7 +34,7 @@ describe.each([
     db = await createTestDatabase();
     const start = Date.now() - 60_000;
     for (let i = 0; i < 20; i++) await write(start + i * 1000, String(i % 5), 'u', { v: nextId++ });
-    app = await startTestApp(
+    app = await startMsr(
       db.url,
       { DB_POOL_SIZE: '3', MAX_ACTIVE_SESSIONS: '40' },
       { log, replay: { liveTail } },

@@ -8,7 +8,7 @@ import { Metrics } from '../../server/metrics.js';
 import { clockFaked, createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, hoursAgo, insertHistory, prepareStorageFor } from '../support/history.js';
 import { connect, keyframeDone } from '../support/replay.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // Maintenance drops whole days while something holds a read lock on the event table (a pg_dump
 // does, for as long as it runs). Its lock requests queue every reader behind them, so each waits at
@@ -36,7 +36,7 @@ describe.skipIf(clockFaked)(
       await insertHistory(db.pool, generateHistory(5, old, HOUR, 200));
       const start = hoursAgo(2);
       await insertHistory(db.pool, generateHistory(6, start, HOUR, 36_000));
-      app = await startTestApp(db.url, { DB_POOL_SIZE: '4', CLEANUP_SERVICE_ENABLED: 'false' }, { log });
+      app = await startMsr(db.url, { DB_POOL_SIZE: '4', CLEANUP_SERVICE_ENABLED: 'false' }, { log });
       const client = await connect(app.port);
       const keyframe = keyframeDone(client);
       await client.open({ from: start, to: start + HOUR, at: start + 60_000 });

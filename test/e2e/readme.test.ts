@@ -6,7 +6,7 @@ import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { demoLive } from '../support/wait.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // The README's code blocks that users copy and run, run as written against a started server with
 // the demo city (only the port differs: 8080 becomes the test server's), so the README cannot drift.
@@ -26,7 +26,7 @@ describe("the README's examples", () => {
   beforeAll(async () => {
     readme = await readFile(`${root}README.md`, 'utf8');
     db = await createTestDatabase();
-    app = await startTestApp(
+    app = await startMsr(
       db.url,
       { DEMO: 'true', DB_POOL_SIZE: '4' },
       { log: createLogger('silent'), demoHistoryMs: 2 * 3_600_000 },

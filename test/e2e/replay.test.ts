@@ -15,7 +15,7 @@ import {
   type HistoryEvent,
 } from '../support/history.js';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // The replay contract end to end over real WebSockets: after every keyframe and every frame the
 // client's state equals the state computed independently from the raw rows.
@@ -46,7 +46,7 @@ describe('replay over WebSocket', () => {
       `call refresh_continuous_aggregate('msr.entity_last_states', null, $1::timestamptz)`,
       [new Date(start + HOUR)],
     );
-    app = await startTestApp(
+    app = await startMsr(
       db.url,
       { DB_POOL_SIZE: '3', MAX_ACTIVE_SESSIONS: '60' },
       {

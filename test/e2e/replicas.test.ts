@@ -29,7 +29,7 @@ import {
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { ensureTimescaleDb, startTimescaleServer } from '../../scripts/services/timescaledb-server.js';
 import { until } from '../support/wait.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // Replay reads on a hot standby (streaming replication, started here): keyframes and frame windows
 // go to the replica, the live edge trails what it has replayed, a replica too far behind leaves the
@@ -72,7 +72,7 @@ describe('replay reads on a hot standby', () => {
     await standbyAdmin.connect();
     const url = (server: PostgresServer) => server.adminUrl.replace(/\/postgres$/, '/msr');
     replicaName = `127.0.0.1:${standby.port}/msr`;
-    app = await startTestApp(
+    app = await startMsr(
       url(primary),
       {
         DATABASE_REPLICA_URLS: url(standby),
@@ -286,7 +286,7 @@ describe('a replica that cannot be reached', () => {
        values (now() - interval '2 minutes', 'test', 'ops', 'unit', '1', 'c', '{"v": 1}')`,
     );
     const port = await freePort();
-    const app = await startTestApp(
+    const app = await startMsr(
       db.url,
       {
         DATABASE_REPLICA_URLS: `postgres://msr:hunter2@127.0.0.1:${port}/msr`,

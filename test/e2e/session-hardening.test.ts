@@ -8,7 +8,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { generateHistory, hoursAgo, insertHistory } from '../support/history.js';
 import { connect, keyframeDone } from '../support/replay.js';
 import { until } from '../support/wait.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // Defects found by attacking the server: a session opened by a socket that closed during `open`
 // held its slot for good, and `attach` on a second server took over a session its live server
@@ -126,7 +126,7 @@ describe('per-socket and per-session bounds', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     await insertHistory(db.pool, generateHistory(4, start, 2 * HOUR - 1000, 300));
-    app = await startTestApp(
+    app = await startMsr(
       db.url,
       {
         DB_POOL_SIZE: '2',

@@ -14,7 +14,7 @@ import { generateHistory, insertHistory, referenceState, type HistoryEvent } fro
 import { startServerProcess } from '../support/process.js';
 import type { ConnectionEvent } from '@msr/protocol';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 const log = createLogger('silent');
 const HOUR = 3_600_000;
@@ -32,7 +32,7 @@ describe('sessions under load, slow clients and across servers', () => {
     db = await createTestDatabase();
     events = generateHistory(17, start, 2 * HOUR - 1000, 3000);
     await insertHistory(db.pool, events);
-    app = await startTestApp(
+    app = await startMsr(
       db.url,
       { DB_POOL_SIZE: '4', MAX_ACTIVE_SESSIONS: '55' },
       { log, replay: { leaseMs: 1_500, idleMs: 700, limits: { ...DEFAULT_LIMITS, tickMs: 25 } } },
@@ -152,7 +152,7 @@ describe('sessions under load, slow clients and across servers', () => {
 
   /** A second server with tight backpressure limits, for clients that stop reading. */
   const tightServer = (limits: Partial<PlayerLimits>, leaseMs?: number) =>
-    startTestApp(
+    startMsr(
       db.url,
       { DB_POOL_SIZE: '2' },
       {
@@ -328,7 +328,7 @@ describe('sessions under load, slow clients and across servers', () => {
       MAX_ACTIVE_SESSIONS: '2',
       LOG_LEVEL: 'info',
     });
-    const inProcess = await startTestApp(db.url, { DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '2' }, { log });
+    const inProcess = await startMsr(db.url, { DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '2' }, { log });
     try {
       const otherPort = await other.port();
       const c1 = await connect(otherPort);

@@ -11,7 +11,7 @@ import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { until } from '../support/wait.js';
 import { getJson } from '../support/http.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 const log = createLogger('silent');
 
@@ -20,7 +20,7 @@ describe('the server on an existing database', () => {
   let app: App;
   beforeAll(async () => {
     db = await createTestDatabase();
-    app = await startTestApp(db.url, { DB_POOL_SIZE: '2', AGGREGATE_REFRESH_SECONDS: '1' }, { log });
+    app = await startMsr(db.url, { DB_POOL_SIZE: '2', AGGREGATE_REFRESH_SECONDS: '1' }, { log });
   });
   afterAll(async () => {
     await app?.stop();
@@ -176,7 +176,7 @@ describe('/readyz while the database goes away and comes back', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'msr-ready-'));
     let database = await startEmbeddedDatabase(dir, 0, log);
     const port = database.port;
-    const app = await startTestApp(
+    const app = await startMsr(
       database.url,
       { DB_POOL_SIZE: '2' },
       {
@@ -207,7 +207,7 @@ describe('/readyz while the database goes away and comes back', () => {
 describe('the demo world in the running server', () => {
   it('answers /healthz at once, is ready once seeded, and keeps appending live events', async () => {
     const db = await createTestDatabase();
-    const app = await startTestApp(
+    const app = await startMsr(
       db.url,
       { DEMO: 'true', DB_POOL_SIZE: '4' },
       {
@@ -252,7 +252,7 @@ describe('GET /api/v1/state', () => {
   let app: App;
   beforeAll(async () => {
     db = await createTestDatabase();
-    app = await startTestApp(db.url, { DB_POOL_SIZE: '2' }, { log });
+    app = await startMsr(db.url, { DB_POOL_SIZE: '2' }, { log });
     await db.pool.query(
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after) values
          (now() - interval '3 hours', 'demo', 'city', 'vehicle', '1', 'c', '{"v":1}'),
@@ -314,7 +314,7 @@ describe('GET /api/v1/state under load', () => {
   const ENTITIES = 6_000;
   beforeAll(async () => {
     db = await createTestDatabase();
-    app = await startTestApp(db.url, { DB_POOL_SIZE: '3', MAX_STATE_REQUESTS: '2' }, { log });
+    app = await startMsr(db.url, { DB_POOL_SIZE: '3', MAX_STATE_REQUESTS: '2' }, { log });
     // About 12 MB of JSON: streamed in parts, never one document in memory.
     await db.pool.query(
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
@@ -380,7 +380,7 @@ describe('REST sessions', () => {
       `insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, after)
        values (now() - interval '3 hours', 'demo', 'city', 'vehicle', '1', 'c', '{"v":1}')`,
     );
-    app = await startTestApp(
+    app = await startMsr(
       db.url,
       { DB_POOL_SIZE: '2', MAX_ACTIVE_SESSIONS: '1' },
       {

@@ -4,7 +4,7 @@ import type { App } from '../../server/app.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 import { getJson } from '../support/http.js';
 import { until } from '../support/wait.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // A newcomer's first start: an empty database, the demo seeding its history in the background
 // and the bootstrap maintenance run. Both need the event table's locks; maintenance waits for the
@@ -21,7 +21,7 @@ describe('a first start on an empty database with the demo', () => {
     db = await createTestDatabase();
     const lines: { level: number; msg: string }[] = [];
     const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-    app = await startTestApp(
+    app = await startMsr(
       db.url,
       { DEMO: 'true', DB_POOL_SIZE: '4' }, // Three hours of demo history take about 7 s to seed here.
       { log, demoHistoryMs: 3 * 3_600_000, maintenance: { retryMs: 600_000 } },

@@ -10,7 +10,7 @@ import {
   type HistoryEvent,
 } from '../support/history.js';
 import { getJson } from '../support/http.js';
-import { startTestApp } from '../support/app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 // The timeline's two REST reads against a random history and the test's own reading of it:
 // GET /api/v1/activity (events per time bucket) and GET /api/v1/entities/{table}/{id}/history
@@ -37,7 +37,7 @@ describe('timeline REST reads', () => {
     const other = generateHistory(12, start + HOUR, HOUR, 200).map((e) => ({ ...e, source: 'other' }));
     events.push(...other);
     await insertHistory(db.pool, events);
-    app = await startTestApp(db.url, { DB_POOL_SIZE: '2' }, { log });
+    app = await startMsr(db.url, { DB_POOL_SIZE: '2' }, { log });
   });
   afterAll(async () => {
     await app?.stop();

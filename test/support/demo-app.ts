@@ -2,7 +2,7 @@ import type { App } from '../../server/app.js';
 import type { Logger } from 'pino';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { demoLive } from './wait.js';
-import { startTestApp } from './app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 /**
  * A server with the live demo (20 minutes of seeded history, then live movements) on a test
@@ -13,7 +13,7 @@ export async function startDemoApp(
   log: Logger,
 ): Promise<{ db: TestDatabase; app: App }> {
   const db = await createTestDatabase();
-  const app = await startTestApp(
+  const app = await startMsr(
     db.url,
     { DEMO: 'true', DB_POOL_SIZE: '4', MAX_ACTIVE_SESSIONS: String(maxActiveSessions) },
     { log, demoHistoryMs: 20 * 60_000 },

@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { App, AppOptions } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
-import { startTestApp } from './app.js';
+import { startMsr } from '../../scripts/services/msr.js';
 
 /**
  * A source database for the built-in capture: an empty database on the run's server (which runs
@@ -44,7 +44,7 @@ export function startCaptureApp(
   env: Record<string, string> = {},
   options: AppOptions = {},
 ): Promise<App> {
-  return startTestApp(
+  return startMsr(
     db.url,
     { CAPTURE_SOURCE_URL: source.url, CAPTURE_SOURCE_NAME: name, ...env },
     { log: createLogger('silent'), ...options, capture: { retryMs: 200, ...options.capture } },

@@ -2,10 +2,11 @@ import { createApp, type App, type AppOptions } from '../../server/app.js';
 import { loadConfig } from '../../server/config.js';
 
 /**
- * A server for a test: on the given database, no authentication, any free port, then whatever
- * the test sets in `env` (variables as in the README) and `options` (createApp's test hooks).
+ * MSR in this process for a test or a benchmark: on the given database (no demo unless asked), no
+ * authentication, any free port, then whatever `env` sets (variables as in the README) and
+ * `options` (createApp's hooks).
  */
-export function startTestApp(
+export function startMsr(
   databaseUrl: string,
   env: Record<string, string | undefined> = {},
   options: AppOptions = {},
