@@ -24,6 +24,7 @@ import { startBenchDatabase } from './bench-database.js';
 import { htmlReport } from './report.js';
 import { startKafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { backupFigures, type BackupFigures } from './backup-bench.js';
+import { REFRESH_AGGREGATE } from '../server/db/sql-fragments.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -84,9 +85,7 @@ async function benchDataset(
     await migrate(pool, log);
     await installDemo(pool);
     const seed = (await seedDemoHistory(pool, log, { city }))!;
-    const refreshMs = await timed(() =>
-      pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`),
-    );
+    const refreshMs = await timed(() => pool.query(REFRESH_AGGREGATE));
     await pool.query('analyze msr.entity_last_states');
 
     const earliest = seed.epoch.getTime();

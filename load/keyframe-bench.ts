@@ -21,6 +21,7 @@ import { createLogger } from '../server/logger.js';
 import { startBenchDatabase } from './bench-database.js';
 import { startMsr } from '../scripts/services/msr.js';
 import { percentile } from './percentile.js';
+import { REFRESH_AGGREGATE } from '../server/db/sql-fragments.js';
 
 const RESULTS = new URL('./results/', import.meta.url);
 const LARGE: CityModel = { vehicles: 10_000, minPeriodS: 300, periodSpreadS: 261 };
@@ -106,7 +107,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
       earliest = seed.epoch.getTime();
       events = seed.events;
     }
-    await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await pool.query(REFRESH_AGGREGATE);
     await pool.query('analyze');
     const latest = earliest + 24 * 3_600_000;
     const times = Array.from(

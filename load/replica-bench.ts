@@ -25,6 +25,7 @@ import { ensureTimescaleDb, startTimescaleServer } from '../scripts/services/tim
 import { ClientProcess } from './client-process.js';
 import { cpuWindow } from './cpu-usage.js';
 import { startMsr } from '../scripts/services/msr.js';
+import { REFRESH_AGGREGATE } from '../server/db/sql-fragments.js';
 
 const log = createLogger('warn');
 const RESULTS = new URL('./results/', import.meta.url);
@@ -140,7 +141,7 @@ async function main(): Promise<void> {
     await migrate(pool, log);
     await installDemo(pool);
     const seed = (await seedDemoHistory(pool, log, { historyMs: HISTORY_MS }))!;
-    await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await pool.query(REFRESH_AGGREGATE);
     await pool.query('analyze');
     await pool.end();
     process.stderr.write(`bench: seeded ${seed.events} events on the primary (${dialect})\n`);

@@ -26,6 +26,7 @@ import { serveTls } from '../scripts/services/postgres-tls.js';
 import { startKafkaCluster, type KafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { debeziumRecords } from './debezium-records.js';
 import { percentile } from './percentile.js';
+import { REFRESH_AGGREGATE } from '../server/db/sql-fragments.js';
 
 const EVENTS = Number(process.argv[2] ?? 100_000);
 const TOPIC = 'bench.city.vehicle';
@@ -172,7 +173,7 @@ async function main() {
     await pool.query('truncate msr.cdc_event');
     await installDemo(pool);
     const seeded = (await seedDemoHistory(pool, log, { city: DEMO_CITY }))!;
-    await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await pool.query(REFRESH_AGGREGATE);
     await pool.query('analyze');
     await pool.end();
     const from = seeded.epoch.getTime();

@@ -15,6 +15,7 @@ import { launchChromium } from '../scripts/services/browser.js';
 import { startBenchDatabase } from './bench-database.js';
 import { startMsr } from '../scripts/services/msr.js';
 import { percentile } from './percentile.js';
+import { REFRESH_AGGREGATE } from '../server/db/sql-fragments.js';
 
 const RESULTS = new URL('./results/', import.meta.url);
 const LARGE: CityModel = { vehicles: 10_000, minPeriodS: 300, periodSpreadS: 261 };
@@ -33,7 +34,7 @@ const pool = createPool(database.url, 4, log);
 await migrate(pool, log);
 await installDemo(pool);
 const seed = (await seedDemoHistory(pool, log, { city, historyMs: HISTORY_MS }))!;
-await pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+await pool.query(REFRESH_AGGREGATE);
 await pool.query('analyze');
 await pool.end();
 const app = await startMsr(database.url, { MAX_ACTIVE_SESSIONS: '4' }, { log });

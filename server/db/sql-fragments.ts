@@ -20,5 +20,8 @@ export const entityFilter = (param: string, alias: string): string =>
 /** Sessions that count against the limits: not closed, and their lease has not run out. */
 export const ACTIVE_SESSION = 'closed_at is null and lease_until > now()';
 
-/** Brings msr.entity_last_states up to date, on either dialect (plain PostgreSQL has the same entry point). */
-export const REFRESH_AGGREGATE = `call refresh_continuous_aggregate('msr.entity_last_states', null, null)`;
+/**
+ * Brings msr.entity_last_states up to date and, on TimescaleDB, its links that keyframes read
+ * (sql/022). Not inside a transaction block, as TimescaleDB's refresh.
+ */
+export const REFRESH_AGGREGATE = `call msr.refresh_entity_states()`;

@@ -28,7 +28,7 @@ const SETTINGS = ['MAX_PLAYBACK_RANGE', 'MAX_ACTIVE_SESSIONS', 'DATA_RETENTION_C
 
 /**
  * The playbook's post-recovery validation, each step a named check: the seven relations, the
- * configuration entries, the hypertable and continuous aggregate (TimescaleDB), event counts and
+ * configuration entries, the hypertable, continuous aggregate and its links (TimescaleDB), event counts and
  * range, and a snapshot pointer that points at a populated table.
  */
 export async function verify(pool: Pool): Promise<VerifyReport> {
@@ -96,16 +96,29 @@ async function schemaChecks(pool: Pool): Promise<VerifyCheck[]> {
     },
   ];
   if (dialect !== 'timescaledb') return checks;
-  const { rows } = await pool.query<{ hypertable: boolean; cagg: boolean }>(`
+  // Without its triggers the aggregate's links (sql/022) would miss a refresh's rewrites and
+  // keyframes would read them as exact.
+  const { rows } = await pool.query<{ hypertable: boolean; cagg: boolean; triggers: number }>(`
     select exists (select 1 from timescaledb_information.hypertables
                     where hypertable_schema = 'msr' and hypertable_name = 'cdc_event') as hypertable,
            exists (select 1 from timescaledb_information.continuous_aggregates
-                    where view_schema = 'msr' and view_name = 'entity_last_states') as cagg`);
+                    where view_schema = 'msr' and view_name = 'entity_last_states') as cagg,
+           (select count(*)::int from pg_trigger t
+              join timescaledb_information.continuous_aggregates c
+                on t.tgrelid = format('%I.%I', c.materialization_hypertable_schema,
+                                      c.materialization_hypertable_name)::regclass
+             where c.view_schema = 'msr' and c.view_name = 'entity_last_states'
+               and t.tgfoid = 'msr.mark_entity_state_links_stale'::regproc) as triggers`);
   checks.push({ name: 'hypertable', ok: rows[0]!.hypertable, detail: 'msr.cdc_event is a hypertable' });
   checks.push({
     name: 'continuous aggregate',
     ok: rows[0]!.cagg,
     detail: 'msr.entity_last_states is a continuous aggregate',
+  });
+  checks.push({
+    name: 'aggregate links',
+    ok: rows[0]!.triggers === 3,
+    detail: `${rows[0]!.triggers} of 3 triggers keep msr.entity_state_links in step with the aggregate`,
   });
   return checks;
 }

@@ -86,4 +86,20 @@ describe("the README's examples", () => {
       await rm(file, { force: true });
     }
   });
+
+  it("the operators' SQL entry points run as written on this dialect", async () => {
+    const block = blocks(readme, 'sql').find((b) => b.includes('msr.entity_states_at'));
+    expect(block).toBeDefined();
+    const statements = block!
+      .split('\n')
+      .map((line) => line.replace(/\s+--.*$/, '').trim())
+      .filter((line) => line.length > 0);
+    expect(statements.length).toBeGreaterThanOrEqual(3);
+    // One at a time, outside a transaction block, as psql runs them.
+    for (const statement of statements) await db.pool.query(statement);
+    const { rows } = await db.pool.query<{ n: number }>(
+      'select count(*)::int as n from msr.entity_states_at(now())',
+    );
+    expect(rows[0]!.n).toBeGreaterThan(0);
+  });
 });

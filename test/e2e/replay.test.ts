@@ -16,6 +16,7 @@ import {
 } from '../support/history.js';
 import { asClientKeys, connect, keyframeDone } from '../support/replay.js';
 import { startMsr } from '../../scripts/services/msr.js';
+import { REFRESH_AGGREGATE } from '../../server/db/sql-fragments.js';
 
 // The replay contract end to end over real WebSockets: after every keyframe and every frame the
 // client's state equals the state computed independently from the raw rows.
@@ -42,10 +43,7 @@ describe('replay over WebSocket', () => {
     events = [...old.filter((e) => e.op !== 't'), ...events];
     await insertHistory(db.pool, events);
     // The aggregate covers the first half only, so keyframes use snapshot, aggregate and raw tail.
-    await db.pool.query(
-      `call refresh_continuous_aggregate('msr.entity_last_states', null, $1::timestamptz)`,
-      [new Date(start + HOUR)],
-    );
+    await db.pool.query(`call msr.refresh_entity_states($1::timestamptz)`, [new Date(start + HOUR)]);
     app = await startMsr(
       db.url,
       { DB_POOL_SIZE: '3', MAX_ACTIVE_SESSIONS: '60' },
@@ -182,7 +180,7 @@ describe('replay over WebSocket', () => {
       } finally {
         // The other tests here watch every table.
         await db.pool.query(`delete from msr.cdc_event where table_name = 'noise'`);
-        await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+        await db.pool.query(REFRESH_AGGREGATE);
       }
     },
   );

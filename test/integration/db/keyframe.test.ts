@@ -9,6 +9,7 @@ import {
   referenceState,
   type HistoryEvent,
 } from '../../support/history.js';
+import { REFRESH_AGGREGATE } from '../../../server/db/sql-fragments.js';
 
 describe('readKeyframe', () => {
   let db: TestDatabase;
@@ -19,7 +20,7 @@ describe('readKeyframe', () => {
     db = await createTestDatabase();
     events = generateHistory(5, start, 3_600_000, 1500);
     await insertHistory(db.pool, events);
-    await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await db.pool.query(REFRESH_AGGREGATE);
   });
   afterAll(() => db?.drop());
 

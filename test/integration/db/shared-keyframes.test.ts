@@ -11,6 +11,7 @@ import {
   type HistoryEvent,
 } from '../../support/history.js';
 import { until } from '../../support/wait.js';
+import { REFRESH_AGGREGATE } from '../../../server/db/sql-fragments.js';
 
 describe('keyframe reads shared between sessions (single flight)', () => {
   let db: TestDatabase;
@@ -22,7 +23,7 @@ describe('keyframe reads shared between sessions (single flight)', () => {
     db = await createTestDatabase();
     events = generateHistory(11, start, 3_600_000, 1500);
     await insertHistory(db.pool, events);
-    await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await db.pool.query(REFRESH_AGGREGATE);
   });
   afterAll(() => db?.drop());
 

@@ -7,6 +7,7 @@ import {
   sqlState,
   type HistoryEvent,
 } from '../../support/history.js';
+import { REFRESH_AGGREGATE } from '../../../server/db/sql-fragments.js';
 
 // refresh_earliest_snapshot rebuilds the inactive table as the state at the cutoff and flips the
 // pointer; replay after the cutoff then reads the snapshot and stays exact.
@@ -76,7 +77,7 @@ describe('msr.refresh_earliest_snapshot()', () => {
   });
 
   it('flips back to a on the next run, built from snapshot b, the aggregate and the tail', async () => {
-    await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await db.pool.query(REFRESH_AGGREGATE);
     await db.pool.query(`select msr.refresh_earliest_snapshot()`);
     const p = await pointer();
     expect(p.active).toBe('a');

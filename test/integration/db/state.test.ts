@@ -10,6 +10,7 @@ import {
   sqlState,
   type HistoryEvent,
 } from '../../support/history.js';
+import { REFRESH_AGGREGATE } from '../../../server/db/sql-fragments.js';
 
 // msr.entity_states_at(t) against an independent fold of the raw events, on whichever dialect
 // this project runs: before the aggregate is materialized, after, and after late rows land in
@@ -33,24 +34,34 @@ describe('state at T (entity_states_at)', () => {
   afterAll(() => db?.drop());
 
   const refresh = (until: number | null) =>
-    db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, $1::timestamptz)`, [
+    db.pool.query(`call msr.refresh_entity_states($1::timestamptz)`, [
       until === null ? null : new Date(until),
     ]);
 
-  // Plain PostgreSQL keeps each row's next materialized bucket for its keyframe lookup; after any
-  // refresh it must equal the entity's actual next bucket.
+  // Each materialized row knows its entity's next materialized bucket for the keyframe lookup
+  // (plain PostgreSQL: in entity_last_states itself; TimescaleDB: in entity_state_links, a copy of
+  // the continuous aggregate). After MSR's refresh it must equal the entity's actual next bucket,
+  // and on TimescaleDB the copy must hold exactly the aggregate's rows.
   const expectLinked = async () => {
-    if (dialect !== 'postgres') return;
+    const linked =
+      dialect === 'postgres'
+        ? `select bucket, (source, table_schema, table_name, entity_id)::text as entity, last_event::text as state,
+                  next_bucket from msr.entity_last_states`
+        : `select bucket, (source, table_schema, table_name, entity_id)::text as entity, last_event::text as state,
+                  next_bucket from msr.entity_state_links`;
     const { rows } = await db.pool.query(
       `select count(*)::int as rows,
-              count(*) filter (where next_bucket is distinct from following)::int as broken
-         from (select next_bucket,
+              count(*) filter (where l.entity is null or a.entity is null)::int as unmatched,
+              count(*) filter (where l.next_bucket is distinct from a.following)::int as broken,
+              count(*) filter (where l.state is distinct from a.state)::int as changed
+         from (select bucket, (source, table_schema, table_name, entity_id)::text as entity, last_event::text as state,
                       lead(bucket) over (partition by source, table_schema, table_name, entity_id
                                          order by bucket) as following
-                 from msr.entity_last_states) l`,
+                 from msr.entity_last_states) a
+         full join (${linked}) l using (bucket, entity)`,
     );
     expect(rows[0].rows).toBeGreaterThan(0);
-    expect(rows[0].broken).toBe(0);
+    expect(rows[0]).toEqual({ rows: rows[0].rows, unmatched: 0, broken: 0, changed: 0 });
   };
 
   const expectSame = async (label: string) => {
@@ -110,7 +121,7 @@ describe('state at T (entity_states_at)', () => {
     await insertHistory(db.pool, late);
     events = [...events, ...late];
     await expectSame('late rows, not refreshed');
-    await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+    await db.pool.query(REFRESH_AGGREGATE);
     await expectSame('late rows, refreshed');
     await expectLinked();
   });
@@ -199,4 +210,51 @@ describe('state at T (entity_states_at)', () => {
     expect(expected.size).toBeGreaterThan(0);
     expect(await sqlState(db.pool, t, ['city.incident'])).toEqual(expected);
   });
+
+  it.runIf(dialect === 'timescaledb')(
+    "stays exact when TimescaleDB's own refresh rewrites linked buckets, and its relinking job relinks them (TimescaleDB only: the links are its)",
+    async () => {
+      await db.pool.query(REFRESH_AGGREGATE);
+      const watermark = async () =>
+        (await db.pool.query<{ w: Date }>('select msr.entity_states_watermark() as w')).rows[0]!.w.getTime();
+      const linkedEnd = await watermark();
+      const late = generateHistory(13, start + 0.5 * HOUR, HOUR, 150).map((e) => ({
+        ...e,
+        entityId: e.entityId && `late3-${e.entityId}`,
+      }));
+      late.push({
+        ts: start + 0.7 * HOUR,
+        source: 'test',
+        schema: 'city',
+        table: 'vehicle',
+        entityId: '5',
+        op: 'u',
+        after: { late: 3 },
+        lsn: 1,
+        offset: null,
+      });
+      await insertHistory(db.pool, late);
+      events = [...events, ...late];
+      // An operator's (or the policy's) refresh: the aggregate is rewritten, its links are not.
+      await db.pool.query(`call refresh_continuous_aggregate('msr.entity_last_states', null, null)`);
+      const { rows } = await db.pool.query<{ stale_from: Date }>(
+        'select stale_from from msr.entity_state_links_progress',
+      );
+      const bucket = 15 * 60_000;
+      const earliestLate = Math.min(...late.map((e) => e.ts));
+      expect(rows[0]!.stale_from.getTime()).toBe(Math.floor(earliestLate / bucket) * bucket);
+      // Keyframes trust the links only below the rewritten span, and read raw events past it.
+      expect(await watermark()).toBe(rows[0]!.stale_from.getTime());
+      await expectSame('rewritten by TimescaleDB, not relinked');
+      // The job that relinks after TimescaleDB's policy, run now.
+      const { rows: jobs } = await db.pool.query<{ id: number }>(
+        `select job_id as id from timescaledb_information.jobs where proc_name = 'link_entity_states_job'`,
+      );
+      expect(jobs).toHaveLength(1);
+      await db.pool.query('call run_job($1)', [jobs[0]!.id]);
+      expect(await watermark()).toBeGreaterThanOrEqual(linkedEnd);
+      await expectLinked();
+      await expectSame('relinked');
+    },
+  );
 });
