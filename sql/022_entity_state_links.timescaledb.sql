@@ -180,31 +180,14 @@ $do$;
 
 call msr.link_entity_states();
 
--- Buckets before this time are materialized and linked: 021's watermark of the aggregate, lowered
--- to the links' own.
-create or replace function msr.entity_states_watermark() returns timestamptz
+-- Buckets before this time are materialized and linked: the aggregate's watermark (021's function,
+-- renamed), lowered to the links' own. keyframe_bounds calls the new one by name.
+alter function msr.entity_states_watermark() rename to aggregate_watermark;
+
+create function msr.entity_states_watermark() returns timestamptz
 language sql stable as $$
-  with cagg as (
-    select c.mat_hypertable_id, c.raw_hypertable_id,
-           _timescaledb_functions.cagg_watermark(c.mat_hypertable_id) as watermark
-      from _timescaledb_catalog.continuous_agg c
-     where c.user_view_schema = 'msr' and c.user_view_name = 'entity_last_states'
-  )
-  select least(
-    coalesce(
-      (select _timescaledb_functions.to_timestamp(least(
-                cagg.watermark,
-                (select min(h.lowest_modified_value)
-                   from _timescaledb_catalog.continuous_aggs_hypertable_invalidation_log h
-                  where h.hypertable_id = cagg.raw_hypertable_id),
-                (select min(m.lowest_modified_value)
-                   from _timescaledb_catalog.continuous_aggs_materialization_invalidation_log m
-                  where m.materialization_id = cagg.mat_hypertable_id and m.lowest_modified_value < cagg.watermark
-                    -- TimescaleDB keeps the span before the earliest valid timestamp logged as invalid.
-                    and m.greatest_modified_value > -210866803200000001)))
-         from cagg),
-      '-infinity'::timestamptz),
-    (select least(p.linked_until, p.stale_from) from msr.entity_state_links_progress p))
+  select least(msr.aggregate_watermark(),
+               (select least(p.linked_until, p.stale_from) from msr.entity_state_links_progress p))
 $$;
 
 -- As on plain PostgreSQL (011): the row whose [bucket, next_bucket) holds the instant before hi.

@@ -64,6 +64,19 @@ describe('state at T (entity_states_at)', () => {
     expect(rows[0]).toEqual({ rows: rows[0].rows, unmatched: 0, broken: 0, changed: 0 });
   };
 
+  // A late change to a vehicle the aggregate already holds.
+  const vehicleUpdate = (ts: number, entityId: string, after: Record<string, unknown>): HistoryEvent => ({
+    ts,
+    source: 'test',
+    schema: 'city',
+    table: 'vehicle',
+    entityId,
+    op: 'u',
+    after,
+    lsn: 1,
+    offset: null,
+  });
+
   const expectSame = async (label: string) => {
     for (const t of probes) {
       const expected = referenceState(events, t);
@@ -107,17 +120,7 @@ describe('state at T (entity_states_at)', () => {
       entityId: e.entityId && `late-${e.entityId}`,
     }));
     // The late rows also update entities the aggregate already holds.
-    late.push({
-      ts: start + 2 * HOUR,
-      source: 'test',
-      schema: 'city',
-      table: 'vehicle',
-      entityId: '7',
-      op: 'u',
-      after: { late: true },
-      lsn: 1,
-      offset: null,
-    });
+    late.push(vehicleUpdate(start + 2 * HOUR, '7', { late: true }));
     await insertHistory(db.pool, late);
     events = [...events, ...late];
     await expectSame('late rows, not refreshed');
@@ -131,17 +134,7 @@ describe('state at T (entity_states_at)', () => {
       ...e,
       entityId: e.entityId && `late2-${e.entityId}`,
     }));
-    late.push({
-      ts: start + 1.6 * HOUR,
-      source: 'test',
-      schema: 'city',
-      table: 'vehicle',
-      entityId: '8',
-      op: 'u',
-      after: { late: 2 },
-      lsn: 1,
-      offset: null,
-    });
+    late.push(vehicleUpdate(start + 1.6 * HOUR, '8', { late: 2 }));
     await insertHistory(db.pool, late);
     events = [...events, ...late];
     await refresh(start + 3 * HOUR);
@@ -222,17 +215,7 @@ describe('state at T (entity_states_at)', () => {
         ...e,
         entityId: e.entityId && `late3-${e.entityId}`,
       }));
-      late.push({
-        ts: start + 0.7 * HOUR,
-        source: 'test',
-        schema: 'city',
-        table: 'vehicle',
-        entityId: '5',
-        op: 'u',
-        after: { late: 3 },
-        lsn: 1,
-        offset: null,
-      });
+      late.push(vehicleUpdate(start + 0.7 * HOUR, '5', { late: 3 }));
       await insertHistory(db.pool, late);
       events = [...events, ...late];
       // An operator's (or the policy's) refresh: the aggregate is rewritten, its links are not.
