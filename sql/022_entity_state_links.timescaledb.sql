@@ -70,6 +70,14 @@ begin
 end
 $$;
 
+-- An empty or never refreshed aggregate's watermark is TimescaleDB's lowest time, PostgreSQL's
+-- lowest timestamp; the instant before it (where the links are looked up) does not exist, so it
+-- counts as -infinity here.
+create function msr.lowest_as_infinity(t timestamptz) returns timestamptz
+language sql immutable as $$
+  select case when t <= '4714-11-24 00:00:00+00 BC'::timestamptz then '-infinity'::timestamptz else t end
+$$;
+
 -- Rewrites the links of buckets [lo, hi) from the aggregate: each row links to its entity's next
 -- row in the span or, for its last, the first link kept at or after hi; each entity's row before lo
 -- is relinked to whatever now follows it (as 011 does on plain PostgreSQL).
@@ -109,7 +117,7 @@ begin
     into materialized
     from _timescaledb_catalog.continuous_agg c
    where c.user_view_schema = 'msr' and c.user_view_name = 'entity_last_states';
-  materialized := greatest(materialized, progress.linked_until);
+  materialized := greatest(msr.lowest_as_infinity(materialized), progress.linked_until);
   lo := progress.linked_until;
   if progress.stale_from is not null then
     if progress.stale_until < progress.linked_until then
@@ -186,8 +194,9 @@ alter function msr.entity_states_watermark() rename to aggregate_watermark;
 
 create function msr.entity_states_watermark() returns timestamptz
 language sql stable as $$
-  select least(msr.aggregate_watermark(),
-               (select least(p.linked_until, p.stale_from) from msr.entity_state_links_progress p))
+  select msr.lowest_as_infinity(least(
+    msr.aggregate_watermark(),
+    (select least(p.linked_until, p.stale_from) from msr.entity_state_links_progress p)))
 $$;
 
 -- As on plain PostgreSQL (011): the row whose [bucket, next_bucket) holds the instant before hi.
