@@ -173,6 +173,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly windowReads = new Counter({
+    name: 'msr_window_reads_total',
+    help: 'Forward frame windows sessions read: cache="hit" served from a window another session of this server read',
+    labelNames: ['cache'] as const,
+    registers: [this.registry],
+  });
+
   readonly keyframeReads = new Counter({
     name: 'msr_keyframe_reads_total',
     help: 'Keyframes sessions asked for: shared="true" joined a read of the same one already under way',

@@ -10,6 +10,7 @@ import type { KeyframeReads } from './shared-keyframes.js';
 import { LiveEdge } from './live.js';
 import type { LateLookup, LiveTail, TailCorrections } from './live-tail.js';
 import { ReadAhead } from './read-ahead.js';
+import type { WindowCache } from './window-cache.js';
 import type { ReplayReader } from '../db/replicas.js';
 import { deleteTable, entityKey } from '@msr/protocol/core';
 
@@ -125,6 +126,8 @@ export interface PlayerOptions {
   readonly onLateCheck?: () => void;
   /** The server's live tail: live sessions near the edge take their rows from it. */
   readonly tail?: LiveTail | undefined;
+  /** The server's cache of frame windows, shared by its sessions. */
+  readonly windows?: WindowCache | undefined;
 }
 
 /**
@@ -166,6 +169,7 @@ export class Player {
   private reader: ReplayReader | undefined;
   /** The server's live tail, if it has one. */
   private readonly tail: LiveTail | undefined;
+  private readonly windows: WindowCache | undefined;
   /** On the live tail: the tail's arrival count up to which late rows are settled. */
   private tailCursor: number | undefined;
 
@@ -180,6 +184,7 @@ export class Player {
     this.onLateness = options.onLateness ?? (() => undefined);
     this.onSeek = options.onSeek ?? (() => undefined);
     this.tail = options.tail;
+    this.windows = options.windows;
     this.position = options.start.position;
     this.speed = options.start.speed;
     // Late rows are looked for on the primary: a replica may not have them yet.
@@ -558,24 +563,30 @@ export class Player {
   }
 
   /**
-   * The changes from `from` to `to` (either direction), remembered for live-follow. Forward, the
-   * read stops where the reader's data ends (the window then reaches less far).
+   * The changes from `from` to `to` (either direction), remembered for live-follow: from the
+   * server's window cache when another session has just read them, else from the database.
    */
   private async read(from: Micros, to: Micros, limit: number): Promise<DeltaWindow> {
+    const window = this.windows
+      ? await this.windows.read(from, to, this.filter, limit, () => this.readDatabase(from, to, limit))
+      : await this.readDatabase(from, to, limit);
+    if (this.followsLive) this.live.remember(window.ids);
+    return window;
+  }
+
+  /** One window from the database. Forward, it stops where the reader's data ends (reaching less far). */
+  private async readDatabase(from: Micros, to: Micros, limit: number): Promise<DeltaWindow> {
     // Forward the window starts at `from`; reverse it ends there: either way the data must reach it.
     const reader = this.pickReader(usToMs(from));
     // The live edge is the reader's just picked: forward, the window stops where its data does.
     const until = to > from ? Math.max(from, Math.min(to, this.liveEdge())) : to;
     if (until === from) return { changes: [], reached: from, ids: [] };
-    let window: DeltaWindow;
     try {
-      window = await readDeltas(reader.pool, from, until, this.filter, limit);
+      return await readDeltas(reader.pool, from, until, this.filter, limit);
     } catch (err) {
       this.readers.failed(reader, err);
       throw err;
     }
-    if (this.followsLive) this.live.remember(window.ids);
-    return window;
   }
 
   /**

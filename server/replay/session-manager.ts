@@ -13,6 +13,7 @@ import { ReplayReaders } from '../db/replicas.js';
 import { ReplayError } from './errors.js';
 import { DEFAULT_LIMITS, LIVE_DELAY_MS, type PlayerLimits, type ReaderChoice } from './player.js';
 import { LiveTail } from './live-tail.js';
+import { WindowCache, type WindowCacheOptions } from './window-cache.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
 import { decodeResumeToken, resumeReason } from './resume.js';
 import { KeyframeReads } from './shared-keyframes.js';
@@ -33,6 +34,8 @@ export interface SessionManagerOptions {
    * each reads for itself, as sessions further back always do (tests of that path turn it off).
    */
   readonly liveTail?: boolean;
+  /** The window cache shared by this server's sessions (default on; `false` turns it off). */
+  readonly windowCache?: WindowCacheOptions | false;
 }
 
 export type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
@@ -49,6 +52,8 @@ export class SessionManager {
   private readonly readers: ReaderChoice;
   /** Feeds every live-follow session of this server near the edge, with one read per interval. */
   readonly tail: LiveTail | undefined;
+  /** Frame windows one session read, served to the others at nearby positions. */
+  readonly windows: WindowCache | undefined;
   private timer: NodeJS.Timeout | undefined;
   private availability: { value: Availability; at: number } | undefined;
 
@@ -77,6 +82,12 @@ export class SessionManager {
             LIVE_DELAY_MS,
             (err) => log.warn({ err }, 'live tail read failed; retrying'),
             () => options.metrics?.liveTailReads.inc(),
+          );
+    this.windows =
+      options.windowCache === false
+        ? undefined
+        : new WindowCache(options.windowCache, (hit) =>
+            this.metrics?.windowReads.inc({ cache: hit ? 'hit' : 'miss' }),
           );
     this.keyframes = new KeyframeReads(pool, (shared) =>
       this.metrics?.keyframeReads.inc({ shared: String(shared) }),
@@ -187,6 +198,7 @@ export class SessionManager {
       readers: this.readers,
       keyframes: this.keyframes,
       tail: this.tail,
+      windows: this.windows,
       limits: this.limits,
       log: this.log,
       metrics: this.metrics,

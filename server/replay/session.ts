@@ -5,6 +5,7 @@ import type { EntityFilter } from './entity-filter.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import type { LiveTail } from './live-tail.js';
+import type { WindowCache } from './window-cache.js';
 import { CloseCode, ErrorCode } from '@msr/protocol/codes';
 import { ReplayError } from './errors.js';
 import { msToUs, usToMs, type Micros } from './micros.js';
@@ -43,6 +44,8 @@ export interface SessionContext {
   readonly keyframes: KeyframeReads;
   /** The server's live tail. */
   readonly tail?: LiveTail | undefined;
+  /** The server's cache of frame windows. */
+  readonly windows?: WindowCache | undefined;
   readonly limits: PlayerLimits;
   readonly log: Logger;
   readonly metrics?: Metrics | undefined;
@@ -86,6 +89,7 @@ export class ReplaySession implements SessionOutput {
       onSeek: (ms) => this.metrics?.seekSeconds.observe(ms / 1000),
       onLateCheck: () => this.metrics?.liveEdgeChecks.inc(),
       tail: context.tail,
+      windows: context.windows,
     });
   }
 
