@@ -3,8 +3,10 @@
 // twice: every read on the primary, and with the standby in DATABASE_REPLICA_URLS. Reported: each
 // server's CPU (its backends' CPU time from /proc), the reads per server, the replica's lag, and
 // frame lateness. The clients run in a process of their own, as in `npm run bench`.
-// Usage: npm run bench:replicas [-- --dialect=timescaledb] [-- --sessions=100,300]
-//        (writes load/results/replicas.{json,md})
+// With --incident, every session starts within a minute of one time (a team reviewing one
+// incident) and the runs compare the window cache on and off instead of replicas.
+// Usage: npm run bench:replicas [-- --dialect=timescaledb] [-- --sessions=100,300] [-- --incident]
+//        (writes load/results/replicas[-incident].{json,md})
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -35,9 +37,15 @@ const WINDOW_MS = 15_000;
 const arg = (name: string) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const dialect: Dialect = arg('dialect') === 'timescaledb' ? 'timescaledb' : 'postgres';
 const counts = (arg('sessions') ?? '100,300').split(',').map(Number);
+const incident = process.argv.includes('--incident');
+const INCIDENT_SPREAD_MS = 60_000;
 
 interface Run {
   replicas: boolean;
+  /** Whether the server's window cache was on. */
+  cache: boolean;
+  /** Forward windows served from the cache in the window. */
+  windowsFromMemory: number;
   sessions: number;
   latenessP50: number;
   latenessP99: number;
@@ -79,6 +87,7 @@ async function run(
   replicas: boolean,
   sessions: number,
   range: { earliest: number; latest: number },
+  cache = true,
 ): Promise<Run> {
   const app = await startMsr(
     msrUrl(primary),
@@ -89,16 +98,26 @@ async function run(
       CLEANUP_SERVICE_ENABLED: 'false',
       AGGREGATE_REFRESH_SECONDS: '0',
     },
-    { log },
+    { log, replay: cache ? {} : { windowCache: false } },
   );
   try {
     const url = `ws://127.0.0.1:${app.port}/v1/replay`;
-    const clients = await ClientProcess.start({ url, mode: 'play', count: sessions, ...range });
+    const clients = await ClientProcess.start({
+      url,
+      mode: 'play',
+      count: sessions,
+      ...range,
+      ...(incident ? { startWithinMs: INCIDENT_SPREAD_MS } : {}),
+    });
+    const hits = async () =>
+      (await app.metrics.windowReads.get()).values.find((v) => v.labels.cache === 'hit')?.value ?? 0;
     const [onPrimary, onReplica] = [await backends(primary), await backends(standby)];
     const cpuPrimary = await cpuWindow(onPrimary);
     const cpuReplica = await cpuWindow(onReplica);
     const readsBefore = await readsByServer(app);
+    const hitsBefore = await hits();
     await sleep(WINDOW_MS);
+    const windowsFromMemory = (await hits()) - hitsBefore;
     const [primaryShare, replicaShare] = [await cpuPrimary(), await cpuReplica()];
     const readsAfter = await readsByServer(app);
     const lag = (await app.metrics.replicaLag.get()).values[0]?.value;
@@ -108,6 +127,8 @@ async function run(
     );
     return {
       replicas,
+      cache,
+      windowsFromMemory,
       sessions,
       latenessP50: done.latenessP50,
       latenessP99: done.latenessP99,
@@ -149,16 +170,19 @@ async function main(): Promise<void> {
     const range = { earliest: seed.epoch.getTime(), latest: seed.epoch.getTime() + HISTORY_MS };
     const runs: Run[] = [];
     for (const sessions of counts) {
-      for (const replicas of [false, true]) {
-        const figures = await run(primary, standby, replicas, sessions, range);
+      for (const variant of [false, true]) {
+        const figures = incident
+          ? await run(primary, standby, false, sessions, range, variant)
+          : await run(primary, standby, variant, sessions, range);
         process.stderr.write(`bench: ${JSON.stringify(figures)}\n`);
         runs.push(figures);
       }
     }
     await mkdir(RESULTS, { recursive: true });
     const machine = `${cpus().length} cores, node ${process.version}`;
-    await writeFile(new URL('replicas.json', RESULTS), JSON.stringify({ machine, dialect, runs }, null, 2));
-    await writeFile(new URL('replicas.md', RESULTS), markdown(machine, seed.events, runs));
+    const name = incident ? 'replicas-incident' : 'replicas';
+    await writeFile(new URL(`${name}.json`, RESULTS), JSON.stringify({ machine, dialect, runs }, null, 2));
+    await writeFile(new URL(`${name}.md`, RESULTS), markdown(machine, seed.events, runs));
     process.stdout.write(markdown(machine, seed.events, runs));
   } finally {
     await standby?.stop();
@@ -172,6 +196,7 @@ function markdown(machine: string, events: number, runs: readonly Run[]): string
     [
       r.sessions,
       r.replicas ? 'on the replica' : 'on the primary',
+      r.cache ? `on (${r.windowsFromMemory} windows from memory)` : 'off',
       `${r.primaryCpuPct} %`,
       r.replicas ? `${r.replicaCpuPct} %` : '-',
       `${r.serverCpuPct} %`,
@@ -186,11 +211,12 @@ function markdown(machine: string, events: number, runs: readonly Run[]): string
     '# Replay reads on a hot standby',
     '',
     `Machine: ${machine}; primary, standby, MSR and the clients share it. Dialect: ${dialect}. ` +
-      `Demo city, ${events} events over ${HISTORY_MS / 3_600_000} hours; sessions at 1x from spread ` +
-      `start times; CPU over a ${WINDOW_MS / 1000} s window in percent of one core.`,
+      `Demo city, ${events} events over ${HISTORY_MS / 3_600_000} hours; sessions at 1x from ` +
+      (incident ? `start times within ${INCIDENT_SPREAD_MS / 1000} s of one time` : 'spread start times') +
+      `; CPU over a ${WINDOW_MS / 1000} s window in percent of one core.`,
     '',
-    '| sessions | replay reads | primary CPU | replica CPU | MSR CPU | reads in the window | replica lag | frame lateness p50 / p99 |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| sessions | replay reads | window cache | primary CPU | replica CPU | MSR CPU | reads in the window | replica lag | frame lateness p50 / p99 |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows.map((r) => `| ${r} |`),
     '',
   ].join('\n');

@@ -20,6 +20,8 @@ export interface ClientsPlan {
   readonly latest: number;
   readonly seekTimes?: readonly number[];
   readonly maxSpeedSeconds?: number;
+  /** play: start every session within this many ms of the middle of the range (one incident). */
+  readonly startWithinMs?: number;
 }
 
 export interface ClientsReady {
@@ -38,9 +40,11 @@ export interface ClientsDone {
   readonly maxSpeed?: { events: number; seconds: number };
 }
 
-/** Session i's start: spread over the day, an hour before its end at the latest. */
+/** Session i's start: spread over the day, an hour before its end at the latest, or near its middle. */
 const startOf = (plan: ClientsPlan, i: number) =>
-  Math.round(plan.earliest + (((i * 104729) % 997) / 997) * (plan.latest - plan.earliest - 3_600_000));
+  plan.startWithinMs === undefined
+    ? Math.round(plan.earliest + (((i * 104729) % 997) / 997) * (plan.latest - plan.earliest - 3_600_000))
+    : Math.round((plan.earliest + plan.latest) / 2 + (((i * 104729) % 997) / 997) * plan.startWithinMs);
 
 interface Reply {
   type: string;

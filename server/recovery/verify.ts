@@ -28,8 +28,8 @@ const SETTINGS = ['MAX_PLAYBACK_RANGE', 'MAX_ACTIVE_SESSIONS', 'DATA_RETENTION_C
 
 /**
  * The playbook's post-recovery validation, each step a named check: the seven relations, the
- * configuration entries, the hypertable, continuous aggregate and its links (TimescaleDB), event counts and
- * range, and a snapshot pointer that points at a populated table.
+ * configuration entries, the hypertable, the continuous aggregate and its links (TimescaleDB),
+ * event counts and range, and a snapshot pointer that points at a populated table.
  */
 export async function verify(pool: Pool): Promise<VerifyReport> {
   const checks: VerifyCheck[] = [];

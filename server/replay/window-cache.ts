@@ -6,7 +6,10 @@ import type { Micros } from './micros.js';
 export interface WindowCacheOptions {
   /** Changes held at most, over every window (the oldest windows go first). */
   readonly maxChanges: number;
-  /** How long a window read is served to other sessions (ms of wall time). */
+  /**
+   * How long a window read is served to other sessions (ms of wall time): no longer than a
+   * session's own read-ahead may hold what it read (PlayerLimits.readAheadMaxMs).
+   */
   readonly ttlMs: number;
   /**
    * Only windows ending at least this long (ms) before the wall clock are kept: rows may still
@@ -17,7 +20,7 @@ export interface WindowCacheOptions {
 
 export const DEFAULT_WINDOW_CACHE: WindowCacheOptions = {
   maxChanges: 100_000,
-  ttlMs: 10_000,
+  ttlMs: 30_000,
   settledMs: 60_000,
 };
 
@@ -48,8 +51,8 @@ interface Flight {
  * filter whose position falls inside them: sessions reviewing the same stretch of history at
  * nearby positions (a team on one incident) then share one read instead of making one each, and
  * a session whose position falls inside a read under way waits for it (single flight). A served
- * window holds exactly what a read of the database gave for that span ttlMs ago at most, as the
- * session's own read-ahead does, so frames stay equal to the SQL definition.
+ * window holds exactly what a read of the database gave for that span ttlMs ago at most, as a
+ * session's own read-ahead may, so frames stay equal to the SQL definition.
  */
 export class WindowCache {
   private readonly segments = new Map<string, Segment[]>();
