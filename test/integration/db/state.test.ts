@@ -95,6 +95,10 @@ describe('state at T (entity_states_at)', () => {
   it('matches the raw fold before the aggregate is materialized', async () => {
     const { rows } = await db.pool.query(`select count(*)::int as n from msr.entity_last_states`);
     expect(rows[0].n).toBe(0);
+    // Nothing is materialized: keyframes read only raw events (on TimescaleDB an empty aggregate's
+    // watermark is PostgreSQL's lowest timestamp, and the instant before it does not exist).
+    const watermark = await db.pool.query<{ w: string }>('select msr.entity_states_watermark()::text as w');
+    expect(watermark.rows[0]!.w).toBe('-infinity');
     await expectSame('unmaterialized');
   });
 
