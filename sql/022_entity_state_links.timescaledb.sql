@@ -210,14 +210,14 @@ language sql stable as $$
      and s.bucket >= lo and s.bucket < hi
 $$;
 
--- Retention as in 014, and the links' chunks with the aggregate's.
-create or replace function msr.drop_events_before(cutoff timestamptz) returns int
+-- Retention as in 014 (its function renamed), and the links' chunks with the aggregate's.
+alter function msr.drop_events_before(timestamptz) rename to drop_events_and_aggregate_before;
+
+create function msr.drop_events_before(cutoff timestamptz) returns int
 language plpgsql as $$
 declare
-  dropped int;
+  dropped int := msr.drop_events_and_aggregate_before(cutoff);
 begin
-  select count(*) into dropped from drop_chunks('msr.cdc_event', older_than => cutoff);
-  perform drop_chunks('msr.entity_last_states', older_than => msr.bucket_of(cutoff));
   perform drop_chunks('msr.entity_state_links', older_than => msr.bucket_of(cutoff));
   return dropped;
 end
