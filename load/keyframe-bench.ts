@@ -3,7 +3,8 @@
 // pgbench-like accounts, a snapshot and 100,000 updates over the day), seeded into a fresh plain
 // PostgreSQL 15 and a fresh TimescaleDB 2.22.1 server: the state at T (msr.entity_states_at) at 30
 // times of the day, 30 seeks of one session (first keyframe part, complete keyframe), GET
-// /api/v1/state, and the raw limit: a pg-cursor read of the same final rows from a plain table.
+// /api/v1/state, the raw limit: a pg-cursor read of the same final rows from a plain table, and
+// (cities only) 500 sessions opened at different times of the day.
 // Each dialect's figures are taken the same way, so the TimescaleDB / PostgreSQL ratios compare
 // like with like. The full picture (baselines, sessions matrix, backup) is `npm run bench`.
 // Usage: npm run bench:keyframes [-- demo | wide]   (writes load/results/keyframes[-wide].{json,md})
@@ -29,6 +30,7 @@ const city = process.argv.includes('demo') ? DEMO_CITY : LARGE;
 const wide = process.argv.includes('wide');
 const WIDE_ENTITIES = 200_000;
 const SEEKS = wide ? 10 : 30;
+const OPENS = 500;
 const log = createLogger('warn');
 
 interface Figures {
@@ -39,6 +41,8 @@ interface Figures {
   seek: { firstByteP50Ms: number; completeP50Ms: number; completeP95Ms: number };
   stateHttp: { p50Ms: number; p95Ms: number };
   rawCursor: { p50Ms: number };
+  /** OPENS sessions opened at different times of the day, in waves of 25 (not for the wide set). */
+  opens?: { sessions: number; seconds: number };
 }
 
 /** 200,000 accounts as a Debezium snapshot at the start of the day, then 100,000 updates over it. */
@@ -129,7 +133,12 @@ async function measure(dialect: Dialect): Promise<Figures> {
       entities = Math.max(entities, rows[0]!.n);
     }
 
-    const app = await startMsr(database.url, { AGGREGATE_REFRESH_SECONDS: '0' }, { log });
+    const app = await startMsr(
+      database.url,
+      { AGGREGATE_REFRESH_SECONDS: '0', MAX_ACTIVE_SESSIONS: String(OPENS + 10) },
+      { log },
+    );
+    let opens: Figures['opens'];
     const firstByte: number[] = [];
     const complete: number[] = [];
     const stateHttp: number[] = [];
@@ -154,6 +163,17 @@ async function measure(dialect: Dialect): Promise<Figures> {
         await response.arrayBuffer();
         stateHttp.push(performance.now() - started);
       }
+      if (!wide) {
+        const many = await ClientProcess.start({
+          url: `ws://127.0.0.1:${app.port}/v1/replay`,
+          mode: 'play',
+          count: OPENS,
+          earliest,
+          latest,
+        });
+        opens = { sessions: OPENS, seconds: Math.round(many.ready.openMs / 100) / 10 };
+        await many.finish();
+      }
     } finally {
       await app.stop();
     }
@@ -170,6 +190,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
       },
       stateHttp: { p50Ms: ms(stateHttp, 50), p95Ms: ms(stateHttp, 95) },
       rawCursor: { p50Ms: Math.round(raw) },
+      ...(opens ? { opens } : {}),
     };
   } finally {
     await pool.end();
@@ -206,6 +227,12 @@ const md = [
   row('seek to complete keyframe, p50 / p95', (f) => [f.seek.completeP50Ms, f.seek.completeP95Ms]),
   row('GET /api/v1/state, whole body, p50 / p95', (f) => [f.stateHttp.p50Ms, f.stateHttp.p95Ms]),
   row('raw limit: pg-cursor read of the same final rows from a plain table, p50', (f) => [f.rawCursor.p50Ms]),
+  ...(pgFigures.opens && ts.opens
+    ? [
+        `| ${OPENS} sessions opened at different times (waves of 25), whole | ${pgFigures.opens.seconds} s | ` +
+          `${ts.opens.seconds} s | ${ratio(ts.opens.seconds, pgFigures.opens.seconds)} |`,
+      ]
+    : []),
   '',
   `Complete keyframe against the raw read: ${results.map((f) => `${f.dialect} ${ratio(f.seek.completeP50Ms, f.rawCursor.p50Ms)}`).join(', ')}.`,
   '',
