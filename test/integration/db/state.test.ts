@@ -43,12 +43,7 @@ describe('state at T (entity_states_at)', () => {
   // the continuous aggregate). After MSR's refresh it must equal the entity's actual next bucket,
   // and on TimescaleDB the copy must hold exactly the aggregate's rows.
   const expectLinked = async () => {
-    const linked =
-      dialect === 'postgres'
-        ? `select bucket, (source, table_schema, table_name, entity_id)::text as entity, last_event::text as state,
-                  next_bucket from msr.entity_last_states`
-        : `select bucket, (source, table_schema, table_name, entity_id)::text as entity, last_event::text as state,
-                  next_bucket from msr.entity_state_links`;
+    const linked = dialect === 'postgres' ? 'msr.entity_last_states' : 'msr.entity_state_links';
     const { rows } = await db.pool.query(
       `select count(*)::int as rows,
               count(*) filter (where l.entity is null or a.entity is null)::int as unmatched,
@@ -58,7 +53,9 @@ describe('state at T (entity_states_at)', () => {
                       lead(bucket) over (partition by source, table_schema, table_name, entity_id
                                          order by bucket) as following
                  from msr.entity_last_states) a
-         full join (${linked}) l using (bucket, entity)`,
+         full join (select bucket, (source, table_schema, table_name, entity_id)::text as entity,
+                           last_event::text as state, next_bucket
+                      from ${linked}) l using (bucket, entity)`,
     );
     expect(rows[0].rows).toBeGreaterThan(0);
     expect(rows[0]).toEqual({ rows: rows[0].rows, unmatched: 0, broken: 0, changed: 0 });
