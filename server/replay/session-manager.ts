@@ -13,7 +13,7 @@ import { ReplayReaders } from '../db/replicas.js';
 import { ReplayError } from './errors.js';
 import { DEFAULT_LIMITS, LIVE_DELAY_MS, type PlayerLimits, type ReaderChoice } from './player.js';
 import { LiveTail } from './live-tail.js';
-import { DEFAULT_WINDOW_CACHE, WindowCache, type WindowCacheOptions } from './window-cache.js';
+import { WINDOW_CACHE_BOUNDS, WindowCache, type WindowCacheOptions } from './window-cache.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
 import { decodeResumeToken, resumeReason } from './resume.js';
 import { KeyframeReads } from './shared-keyframes.js';
@@ -88,7 +88,7 @@ export class SessionManager {
         ? undefined
         : new WindowCache(
             // A window is served as long as a session's own read-ahead may hold what it read.
-            options.windowCache ?? { ...DEFAULT_WINDOW_CACHE, ttlMs: this.limits.readAheadMaxMs },
+            options.windowCache ?? { ...WINDOW_CACHE_BOUNDS, ttlMs: this.limits.readAheadMaxMs },
             (hit) => this.metrics?.windowReads.inc({ cache: hit ? 'hit' : 'miss' }),
           );
     this.keyframes = new KeyframeReads(pool, (shared) =>

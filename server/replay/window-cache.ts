@@ -8,7 +8,7 @@ export interface WindowCacheOptions {
   readonly maxChanges: number;
   /**
    * How long a window read is served to other sessions (ms of wall time): no longer than a
-   * session's own read-ahead may hold what it read (PlayerLimits.readAheadMaxMs).
+   * session's own read-ahead may hold what it read (the server passes PlayerLimits.readAheadMaxMs).
    */
   readonly ttlMs: number;
   /**
@@ -18,9 +18,9 @@ export interface WindowCacheOptions {
   readonly settledMs: number;
 }
 
-export const DEFAULT_WINDOW_CACHE: WindowCacheOptions = {
+/** The cache's bounds apart from its lifetime, which the server takes from the read-ahead. */
+export const WINDOW_CACHE_BOUNDS: Omit<WindowCacheOptions, 'ttlMs'> = {
   maxChanges: 100_000,
-  ttlMs: 30_000,
   settledMs: 60_000,
 };
 
@@ -55,12 +55,13 @@ interface Flight {
  * session's own read-ahead may, so frames stay equal to the SQL definition.
  */
 export class WindowCache {
-  private readonly segments = new Map<string, Segment[]>();
+  /** In the order they were read, so the oldest are at the front. */
+  private readonly segments: Segment[] = [];
   private readonly inFlight: Flight[] = [];
   private held = 0;
 
   constructor(
-    private readonly options: WindowCacheOptions = DEFAULT_WINDOW_CACHE,
+    private readonly options: WindowCacheOptions,
     /** Each forward read asked of the cache: served from memory, or read from the database. */
     private readonly onRead: (hit: boolean) => void = () => undefined,
   ) {}
@@ -104,8 +105,8 @@ export class WindowCache {
   private serve(key: string, from: Micros, to: Micros, limit: number): DeltaWindow | undefined {
     const now = Date.now();
     let best: Segment | undefined;
-    for (const segment of this.segments.get(key) ?? []) {
-      if (now - segment.readAt > this.options.ttlMs) continue;
+    for (const segment of this.segments) {
+      if (segment.key !== key || now - segment.readAt > this.options.ttlMs) continue;
       if (segment.from <= from && from < segment.reached && (!best || segment.reached > best.reached))
         best = segment;
     }
@@ -139,26 +140,18 @@ export class WindowCache {
       readAt: now,
     };
     this.evict(now, this.options.maxChanges - segment.changes.length);
-    const list = this.segments.get(key) ?? [];
-    list.push(segment);
-    this.segments.set(key, list);
+    this.segments.push(segment);
     this.held += segment.changes.length;
   }
 
   /** Drops expired windows, then the oldest until at most `room` changes are held. */
   private evict(now: number, room: number): void {
-    const all = [...this.segments.values()].flat().sort((a, b) => a.readAt - b.readAt);
-    for (const segment of all) {
-      if (now - segment.readAt <= this.options.ttlMs && this.held <= room) break;
-      this.drop(segment);
+    while (this.segments.length > 0) {
+      const oldest = this.segments[0]!;
+      if (now - oldest.readAt <= this.options.ttlMs && this.held <= room) break;
+      this.segments.shift();
+      this.held -= oldest.changes.length;
     }
-  }
-
-  private drop(segment: Segment): void {
-    const list = this.segments.get(segment.key)!.filter((s) => s !== segment);
-    if (list.length > 0) this.segments.set(segment.key, list);
-    else this.segments.delete(segment.key);
-    this.held -= segment.changes.length;
   }
 }
 

@@ -1,11 +1,14 @@
 import { describe, expect, it, vi, afterEach } from 'vitest';
 import type { Change } from '@msr/protocol/messages';
 import type { DeltaWindow } from '../../server/replay/deltas.js';
-import { WindowCache } from '../../server/replay/window-cache.js';
+import { WINDOW_CACHE_BOUNDS, WindowCache } from '../../server/replay/window-cache.js';
 
 // Times are an hour before the clock (settled) in µs; each test builds its own "database".
 const HOUR_US = 3_600_000_000;
 const base = () => Date.now() * 1000 - HOUR_US;
+/** The server's bounds with its default read-ahead lifetime. */
+const serverCache = (onRead?: (hit: boolean) => void) =>
+  new WindowCache({ ...WINDOW_CACHE_BOUNDS, ttlMs: 30_000 }, onRead);
 
 /** A history of changes at the given offsets (µs after `t0`), one entity per change. */
 function history(t0: number, offsets: number[]): { at: number; change: Change; id: string }[] {
@@ -40,7 +43,7 @@ describe('WindowCache', () => {
     const t0 = base();
     const rows = history(t0, [10, 20, 30, 40, 50, 60]);
     const hits: boolean[] = [];
-    const cache = new WindowCache(undefined, (hit) => hits.push(hit));
+    const cache = serverCache((hit) => hits.push(hit));
     let reads = 0;
     const read = (from: number, to: number) => async () => {
       reads += 1;
@@ -60,7 +63,7 @@ describe('WindowCache', () => {
   it('cuts at the limit after the whole group of changes with the last time, as the database read does', async () => {
     const t0 = base();
     const rows = history(t0, [10, 20, 20, 20, 30, 40]);
-    const cache = new WindowCache();
+    const cache = serverCache();
     await cache.read(t0, t0 + 100, {}, 100, async () => databaseRead(rows, t0, t0 + 100, 100));
     const served = await cache.read(t0 + 5, t0 + 100, {}, 2, async () => {
       throw new Error('not read from the database');
@@ -73,7 +76,7 @@ describe('WindowCache', () => {
   it('shares only between equal filters (tables and entities in any order)', async () => {
     const t0 = base();
     const rows = history(t0, [10, 20]);
-    const cache = new WindowCache();
+    const cache = serverCache();
     const read = vi.fn(async () => databaseRead(rows, t0, t0 + 100, 100));
     await cache.read(t0, t0 + 100, { tables: ['a.b', 'c.d'] }, 100, read);
     await cache.read(t0 + 1, t0 + 100, { tables: ['c.d', 'a.b'] }, 100, read);
@@ -86,7 +89,7 @@ describe('WindowCache', () => {
   it('lets a session wait for a read under way that holds its position (single flight)', async () => {
     const t0 = base();
     const rows = history(t0, [10, 20, 30]);
-    const cache = new WindowCache();
+    const cache = serverCache();
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     const read = vi.fn(async () => {
