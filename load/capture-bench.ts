@@ -30,6 +30,7 @@ const RESULTS = new URL('./results/', import.meta.url);
 const BACKLOG_TRANSACTIONS = 25_000;
 const RATE_TPS = 500;
 const RATE_SECONDS = 20;
+const LIVE_DELAY_MS = 250;
 const log = createLogger('warn');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -153,36 +154,47 @@ async function storedLatency(msr: pg.Pool, source: string, from: Date, to: Date)
   return { changes: ms.length, p50Ms: Math.round(percentile(ms, 50)), p99Ms: Math.round(percentile(ms, 99)) };
 }
 
-/** A live session following pgbench_accounts: each change's arrival minus its commit time. */
+/**
+ * A live session following pgbench_accounts at the edge: each change's arrival minus its commit
+ * time. It plays at "max", so it catches up with what was committed while its 200,000-entity
+ * keyframe was sent and then follows the edge; changes committed before it caught up (2 s after
+ * the keyframe's last part) are not counted.
+ */
 async function liveLatency(
   port: number,
   seconds: number,
-): Promise<{ p50Ms: number; p99Ms: number; changes: number }> {
+): Promise<{ p50Ms: number; p99Ms: number; changes: number; keyframeMs: number }> {
   const client = await ReplayClient.connect(`ws://127.0.0.1:${port}/v1/replay`, {
     webSocket: (url, protocols) => new WebSocket(url, protocols) as unknown as WebSocketLike,
     validate: false,
   });
   const lateness: number[] = [];
+  let countFrom = Infinity;
   client.on((message) => {
     if (message.type !== 'frame') return;
     const now = Date.now();
-    for (const change of message.changes) lateness.push(now - change.ts);
+    for (const change of message.changes) if (change.ts >= countFrom) lateness.push(now - change.ts);
   });
   const now = Date.now();
+  const keyframe = client.waitFor((m) => m.type === 'keyframe' && m.last, 60_000);
   await client.open({
     from: now - 1_000,
     to: now + 3_600_000,
     at: now,
-    speed: 1,
+    speed: 'max',
     tables: ['public.pgbench_accounts'],
   });
+  await keyframe;
+  const keyframeMs = Date.now() - now;
+  countFrom = Date.now() + 2_000;
   await client.play();
-  await sleep(seconds * 1000);
+  await sleep(seconds * 1000 - keyframeMs);
   await client.close().catch(() => undefined);
   return {
     changes: lateness.length,
     p50Ms: Math.round(percentile(lateness, 50)),
     p99Ms: Math.round(percentile(lateness, 99)),
+    keyframeMs,
   };
 }
 
@@ -219,6 +231,9 @@ try {
     CAPTURE_SOURCE_URL: source.url,
     CAPTURE_SOURCE_NAME: 'builtin',
     DB_POOL_SIZE: '4',
+    // What the README advises with the built-in capture into the database (stored within tens of
+    // ms of the commit); the live session below measures it.
+    LIVE_DELAY_MS: String(LIVE_DELAY_MS),
   };
   let capture = await startServer(captureEnv);
   const snapshotStarted = Date.now();
@@ -387,7 +402,7 @@ const md = [
   `| backlog of ${b.changes} changes drained | ${b.builtinEventsPerSecond} events/s (${b.builtinMs} ms) | ${b.debeziumEventsPerSecond} events/s (${b.debeziumMs} ms) |`,
   `| ratio | ${(b.builtinEventsPerSecond / b.debeziumEventsPerSecond).toFixed(1)}x | 1x |`,
   `| commit to stored at 2,000 rows/s, p50 / p99 | ${r.builtinStored!.p50Ms} / ${r.builtinStored!.p99Ms} ms | ${r.debeziumStored!.p50Ms} / ${r.debeziumStored!.p99Ms} ms |`,
-  `| commit to a live session's frame, p50 / p99 (live sessions trail the clock by 1 s by design) | ${r.builtinLiveSession!.p50Ms} / ${r.builtinLiveSession!.p99Ms} ms | |`,
+  `| commit to a live session's frame at the edge (speed max after its ${r.builtinLiveSession!.keyframeMs} ms keyframe; LIVE_DELAY_MS=${LIVE_DELAY_MS}), p50 / p99 | ${r.builtinLiveSession!.p50Ms} / ${r.builtinLiveSession!.p99Ms} ms | |`,
   `| memory | MSR ${m.builtinCaptureMsrPeakRssMb} MB peak RSS through the backlog (${m.builtinWithLiveSessionPeakRssMb} MB once a live session took a 200,000-entity keyframe) | MSR ${m.kafkaIngestMsrPeakRssMb} MB peak RSS + Kafka Connect ${m.kafkaConnectRssMb} MB RSS (+ the broker) |`,
   '',
   `Built-in capture into Kafka (CAPTURE_TO=kafka; MSR's ingest in the same process stores what it sends): initial snapshot ${(figures.snapshotThroughKafka as { ms: number }).ms} ms; backlog drained at ${b.toKafkaEventsPerSecond} events/s (${b.toKafkaMs} ms, ${(b.toKafkaEventsPerSecond / b.debeziumEventsPerSecond).toFixed(1)}x Debezium's); MSR ${m.toKafkaCaptureAndIngestMsrPeakRssMb} MB peak RSS.`,

@@ -87,6 +87,7 @@ const envSchema = z.object({
   DATA_RETENTION_CRON_EXPRESSION: cronExpression.default('0 3 * * *'),
   CLEANUP_SERVICE_ENABLED: bool.default(true),
   AGGREGATE_REFRESH_SECONDS: int(0, 86_400).default(60),
+  LIVE_DELAY_MS: int(0, 60_000).default(1_000),
   DEMO: bool.optional(),
   DEMO_LIVE_EVENTS_PER_SECOND: int(0, 100000).default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -235,6 +236,11 @@ export interface Config {
   readonly cleanupEnabled: boolean;
   /** entity_last_states is refreshed this often (0: never, beside the daily maintenance). */
   readonly aggregateRefreshMs: number;
+  /**
+   * How far live sessions trail the wall clock (ms): rows committed but not yet stored within it
+   * are played in order; later ones come as corrections.
+   */
+  readonly liveDelayMs: number;
   readonly demo: boolean;
   readonly demoLiveEventsPerSecond: number;
   readonly logLevel: string;
@@ -297,6 +303,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionCron: e.DATA_RETENTION_CRON_EXPRESSION,
     cleanupEnabled: e.CLEANUP_SERVICE_ENABLED,
     aggregateRefreshMs: e.AGGREGATE_REFRESH_SECONDS * 1000,
+    liveDelayMs: e.LIVE_DELAY_MS,
     demo: e.DEMO ?? e.DATABASE_URL === undefined,
     demoLiveEventsPerSecond: e.DEMO_LIVE_EVENTS_PER_SECOND,
     logLevel: e.LOG_LEVEL,

@@ -61,6 +61,8 @@ export class SlotStream {
   private pendingCommitUs: bigint | undefined;
   private confirmed: bigint;
   private flushing: Promise<void> | undefined;
+  /** The stream's reads waiting for the next batch to be taken by flush. */
+  private waiting: (() => void)[] = [];
   private flushTimer: NodeJS.Timeout | undefined;
   private statusTimer: NodeJS.Timeout | undefined;
   private failure: ((err: Error) => void) | undefined;
@@ -219,10 +221,19 @@ export class SlotStream {
     }
   }
 
-  /** Holds a change; past the batch size the stream waits until the held ones are stored. */
+  /**
+   * Holds a change. A full batch starts its store and the stream reads on into the next one, so
+   * the source decodes while MSR's database writes; once the next batch is full too, the stream
+   * waits for the store under way. At most two batches are held.
+   */
   private async add(change: CapturedChange): Promise<void> {
     this.pending.push(change);
-    if (this.pending.length >= this.options.batchRows) await this.flush();
+    if (this.pending.length < this.options.batchRows) return;
+    if (!this.flushing) {
+      this.flush().catch((err: unknown) => this.fail(err as Error));
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
   }
 
   /** Stores soon, so that a lone transaction is visible within milliseconds. */
@@ -249,6 +260,7 @@ export class SlotStream {
           const commitUs = this.pendingCommitUs;
           this.pending = [];
           this.refused = [];
+          this.resumeReading();
           if (batch.length > 0 || refused.length > 0) await this.options.store(batch, refused);
           this.options.onStored?.(batch.length, commitUs);
           if (end !== undefined && end > this.confirmed) {
@@ -258,9 +270,16 @@ export class SlotStream {
         }
       } finally {
         this.flushing = undefined;
+        this.resumeReading();
       }
     })();
     return this.flushing;
+  }
+
+  private resumeReading(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resume of waiting) resume();
   }
 
   /**

@@ -5,7 +5,7 @@ import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
 import { msToUs } from '../replay/micros.js';
 import { readKeyframe, type KeyframeEntity } from '../replay/keyframe.js';
-import { LIVE_DELAY_MS, type ReaderChoice } from '../replay/player.js';
+import type { ReaderChoice } from '../replay/player.js';
 import { tablesParam } from './query-params.js';
 import { RequestLimit } from './request-limit.js';
 import { json, type Route } from './route.js';
@@ -66,7 +66,7 @@ export function stateRoutes(pool: Pool, config: Config, readers?: ReaderChoice):
           }
           // The first chunk is read before answering, so a failing query is still a clean error.
           // On a replica that holds t as the primary would (its replay position a live delay past t).
-          const reader = readers?.pick(undefined, t + LIVE_DELAY_MS);
+          const reader = readers?.pick(undefined, t + config.liveDelayMs);
           const chunks = readKeyframe(reader?.pool ?? pool, msToUs(t), { tables: tables.value });
           let first: IteratorResult<KeyframeEntity[]>;
           try {

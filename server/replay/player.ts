@@ -14,8 +14,6 @@ import type { WindowCache } from './window-cache.js';
 import type { ReplayReader } from '../db/replicas.js';
 import { deleteTable, entityKey } from '@msr/protocol/core';
 
-/** A live session trails the wall clock by this much, so rows still being ingested are not outrun. */
-export const LIVE_DELAY_MS = 1_000;
 /** How often a session at the live edge looks for rows that arrived late. */
 const LATE_CHECK_MS = 500;
 /** Wait before a failed read is tried again. */
@@ -117,6 +115,8 @@ export interface PlayerOptions {
   readonly filter: EntityFilter;
   readonly start: { readonly position: Micros; readonly speed: Speed };
   readonly limits?: PlayerLimits;
+  /** How far a live session trails the wall clock (ms), so rows still being stored are not outrun. */
+  readonly liveDelayMs: number;
   readonly onError?: (err: unknown) => void;
   /** How late each paced frame left against its tick (ms), for the lateness metric. */
   readonly onLateness?: (ms: number) => void;
@@ -162,6 +162,7 @@ export class Player {
   private readonly range: { readonly from: Micros; readonly to: Micros };
   private readonly filter: EntityFilter;
   private readonly limits: PlayerLimits;
+  private readonly liveDelayMs: number;
   private readonly onError: (err: unknown) => void;
   private readonly onLateness: (ms: number) => void;
   private readonly onSeek: (ms: number) => void;
@@ -180,6 +181,7 @@ export class Player {
     this.range = options.range;
     this.filter = options.filter;
     this.limits = options.limits ?? DEFAULT_LIMITS;
+    this.liveDelayMs = options.liveDelayMs;
     this.onError = options.onError ?? (() => undefined);
     this.onLateness = options.onLateness ?? (() => undefined);
     this.onSeek = options.onSeek ?? (() => undefined);
@@ -193,7 +195,7 @@ export class Player {
 
   /** Whether the range reaches the present, so that playing forward follows new events. */
   get followsLive(): boolean {
-    return this.range.to > Date.now() * 1000 - LIVE_DELAY_MS * 1000;
+    return this.range.to > Date.now() * 1000 - this.liveDelayMs * 1000;
   }
 
   get state(): PlayerState {
@@ -331,13 +333,13 @@ export class Player {
    * the clock on the primary.
    */
   private pickReader(t: number): ReplayReader {
-    this.reader = this.readers.pick(this.reader, t + LIVE_DELAY_MS);
+    this.reader = this.readers.pick(this.reader, t + this.liveDelayMs);
     return this.reader;
   }
 
   /** Replay time up to which the session's reader holds every row that is on time. */
   private liveEdge(): Micros {
-    return (Math.min(Date.now(), (this.reader ?? this.readers.primary).asOf()) - LIVE_DELAY_MS) * 1000;
+    return (Math.min(Date.now(), (this.reader ?? this.readers.primary).asOf()) - this.liveDelayMs) * 1000;
   }
 
   /** Plays tick by tick until paused, superseded, at `until` or at the end of the range. */
@@ -401,10 +403,11 @@ export class Player {
   private async advance(loop: Loop, tick: Tick, end: Micros): Promise<Change[] | undefined> {
     const step = tick.max ? Infinity : tick.elapsed * 1000 * Math.abs(this.speed as number);
     const target = tick.forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
+    // At the live edge there is nothing to read yet; at full speed, do not spin (on the tail too:
+    // it is read from memory, and a drained socket would let the loop run flat out).
+    if (tick.max && target === this.position) await sleep(this.limits.tickMs);
     // On the tail, late rows are settled every tick, whether the position moves or not.
     if (this.tailCursor !== undefined) return this.fromTail(target);
-    // At the live edge there is nothing to read yet; at full speed, do not spin.
-    if (tick.max && target === this.position) await sleep(this.limits.tickMs);
     if (target === this.position) return undefined;
     if (tick.max) {
       // Full speed reads window after window as the socket drains; nothing is read ahead.

@@ -11,7 +11,7 @@ import { readAvailability, type Availability } from './availability.js';
 import { msToUs, usToMs } from './micros.js';
 import { ReplayReaders } from '../db/replicas.js';
 import { ReplayError } from './errors.js';
-import { DEFAULT_LIMITS, LIVE_DELAY_MS, type PlayerLimits, type ReaderChoice } from './player.js';
+import { DEFAULT_LIMITS, type PlayerLimits, type ReaderChoice } from './player.js';
 import { LiveTail } from './live-tail.js';
 import { WINDOW_CACHE_BOUNDS, WindowCache, type WindowCacheOptions } from './window-cache.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
@@ -79,7 +79,7 @@ export class SessionManager {
         ? undefined
         : new LiveTail(
             pool,
-            LIVE_DELAY_MS,
+            config.liveDelayMs,
             (err) => log.warn({ err }, 'live tail read failed; retrying'),
             () => options.metrics?.liveTailReads.inc(),
           );
@@ -202,6 +202,7 @@ export class SessionManager {
       tail: this.tail,
       windows: this.windows,
       limits: this.limits,
+      liveDelayMs: this.config.liveDelayMs,
       log: this.log,
       metrics: this.metrics,
       earliest: async () => (await this.window()).earliest,

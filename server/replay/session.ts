@@ -47,6 +47,8 @@ export interface SessionContext {
   /** The server's cache of frame windows. */
   readonly windows?: WindowCache | undefined;
   readonly limits: PlayerLimits;
+  /** How far live sessions trail the wall clock (ms). */
+  readonly liveDelayMs: number;
   readonly log: Logger;
   readonly metrics?: Metrics | undefined;
   /** The earliest stored time now (epoch ms; null with nothing stored): seeks below it are refused. */
@@ -84,6 +86,7 @@ export class ReplaySession implements SessionOutput {
       filter: spec.filter,
       start: { position: spec.position, speed: spec.speed },
       limits: context.limits,
+      liveDelayMs: context.liveDelayMs,
       onError: (err) => this.log.error({ err, session: spec.id }, 'replay read failed'),
       onLateness: (ms) => this.metrics?.frameLateness.observe(ms / 1000),
       onSeek: (ms) => this.metrics?.seekSeconds.observe(ms / 1000),

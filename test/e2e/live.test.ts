@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FrameMessage } from '@msr/protocol/messages';
 import type { App } from '../../server/app.js';
@@ -57,6 +58,11 @@ describe.each([
     // Catches up with the stored rows, then waits at the live edge.
     const deadline = Date.now() + 10_000;
     while (c.t < Date.now() - 3_000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // At full speed on the edge the session looks again a tick later, it does not spin: the event
+    // loop (this process runs the server) stays mostly idle.
+    const busy = performance.eventLoopUtilization();
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(performance.eventLoopUtilization(busy).utilization).toBeLessThan(0.5);
 
     for (let i = 0; i < 5; i++) {
       await write(Date.now(), `new-${i}`, 'c', { v: nextId++ });
@@ -173,4 +179,43 @@ describe.each([
       for (const c of sessions) c.disconnect();
     },
   );
+});
+
+describe.each([{ delayMs: 1_000 }, { delayMs: 200 }])('LIVE_DELAY_MS=$delayMs', ({ delayMs }) => {
+  let db: TestDatabase;
+  let app: App;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await writeLiveChange(db.pool, [], Date.now() - 10_000, 'old', 'c', { v: 0 });
+    app = await startMsr(db.url, { DB_POOL_SIZE: '3', LIVE_DELAY_MS: String(delayMs) }, { log });
+  });
+  afterAll(async () => {
+    await app?.stop();
+    await db?.drop();
+  });
+
+  it('shows a new row once the edge, that far behind the clock, passes its time', async () => {
+    const c = await connect(app.port);
+    const keyframe = keyframeDone(c);
+    await c.open({ from: Date.now() - 5_000, to: Date.now() + 3_600_000, at: Date.now(), speed: 'max' });
+    await keyframe;
+    await c.play();
+    const lateness: number[] = [];
+    c.on((m) => {
+      if (m.type !== 'frame') return;
+      for (const ch of m.changes) if (ch.id.startsWith('new-')) lateness.push(Date.now() - ch.ts);
+    });
+    for (let i = 0; i < 3; i++) {
+      await writeLiveChange(db.pool, [], Date.now(), `new-${i}`, 'c', { v: i });
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    await until('the rows arrived', async () => (lateness.length === 3 ? true : undefined), 10_000);
+    // Never before the edge passes the row's time; the upper bound only tells the setting took.
+    for (const ms of lateness) {
+      expect(ms).toBeGreaterThanOrEqual(delayMs);
+      expect(ms).toBeLessThan(delayMs + 800);
+    }
+    c.disconnect();
+  });
 });

@@ -16,6 +16,7 @@ describe('loadConfig', () => {
       cleanupEnabled: true,
       demo: true,
       logLevel: 'info',
+      liveDelayMs: 1000,
     });
     expect(config.kafka).toMatchObject({
       groupId: 'msr-ingest',
@@ -82,8 +83,10 @@ describe('loadConfig', () => {
       CLEANUP_SERVICE_ENABLED: 'no',
       KAFKA_BROKERS: 'a:9092, b:9092',
       KAFKA_TOPIC_PATTERN: '^gis\\.',
+      LIVE_DELAY_MS: '250',
     });
     expect(config.port).toBe(0);
+    expect(config.liveDelayMs).toBe(250);
     expect(config.maxPlaybackRangeDays).toBe(30);
     expect(config.earliestValidTimestamp).toBe(Date.UTC(2026, 0, 1));
     expect(config.cleanupEnabled).toBe(false);
@@ -137,6 +140,7 @@ describe('loadConfig', () => {
         DEMO: 'maybe',
         EARLIEST_VALID_TIMESTAMP: 'yesterday',
         LOG_LEVEL: 'loud',
+        LIVE_DELAY_MS: '90000',
       });
     } catch (err) {
       error = err;
@@ -148,6 +152,7 @@ describe('loadConfig', () => {
       'DATA_RETENTION_CRON_EXPRESSION',
       'DEMO',
       'EARLIEST_VALID_TIMESTAMP',
+      'LIVE_DELAY_MS',
       'LOG_LEVEL',
       'MAX_ACTIVE_SESSIONS',
       'PORT',
