@@ -8,6 +8,9 @@ COPY server ./server
 COPY protocol ./protocol
 COPY sql ./sql
 COPY web ./web
+# The server runs built (dist/msr.mjs): about 40 MB less memory than through the tsx loader.
+COPY scripts/build-server.ts ./scripts/
+RUN npx tsx scripts/build-server.ts
 ENV HOST=0.0.0.0 PORT=8080 NODE_ENV=production
 EXPOSE 8080
-CMD ["node", "--import", "tsx", "server/main.ts"]
+CMD ["node", "--enable-source-maps", "dist/msr.mjs"]

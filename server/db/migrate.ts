@@ -4,8 +4,7 @@ import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
 import { asTimescaleSetupError, checkTimescaleSetup, detectDialect, type Dialect } from './dialect.js';
 import { AdvisoryLock } from './locks.js';
-
-export const SQL_DIR = new URL('../../sql/', import.meta.url);
+import { SQL_DIR } from '../assets.js';
 
 /** A file whose first line is this comment runs outside a transaction (for statements that refuse one). */
 const NO_TRANSACTION = '-- msr:no-transaction';

@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Pool, PoolClient } from 'pg';
 import type { Logger } from 'pino';
+import { DEMO_SQL_DIR } from '../assets.js';
 import { AdvisoryLock } from '../db/locks.js';
 import { inTransaction } from '../db/transaction.js';
 
-const sqlFile = (name: string) => readFileSync(new URL(name, import.meta.url), 'utf8');
+const sqlFile = (name: string) => readFileSync(new URL(name, DEMO_SQL_DIR), 'utf8');
 const FUNCTIONS_SQL = sqlFile('./demo_functions.sql');
 const VEHICLE_EVENTS_SQL = sqlFile('./vehicle_events.sql');
 const INCIDENT_EVENTS_SQL = sqlFile('./incident_events.sql');

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { build } from 'esbuild';
+import { WEB_DIR } from '../assets.js';
 import type { Route } from './route.js';
-
-const WEB_DIR = new URL('../../web/', import.meta.url);
 
 /** A module of web/ bundled by esbuild (with the protocol client) on first request, then kept. */
 function bundled(entry: string): () => Promise<string> {
