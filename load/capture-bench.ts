@@ -20,7 +20,7 @@ import WebSocket from 'ws';
 import { ReplayClient, type WebSocketLike } from '@msr/protocol';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../server/db/embedded.js';
 import { createLogger } from '../server/logger.js';
-import { buildServer } from '../scripts/build-server.js';
+import { buildServer, startArguments } from '../scripts/build-server.js';
 import { startKafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { percentile } from './percentile.js';
 
@@ -47,7 +47,8 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   const profile = process.argv.includes('--profile')
     ? ['--cpu-prof', '--cpu-prof-dir', new URL('./results/', import.meta.url).pathname]
     : [];
-  const child = spawn(process.execPath, [...profile, '--enable-source-maps', await buildServer()], {
+  await buildServer();
+  const child = spawn(process.execPath, [...profile, ...(await startArguments())], {
     cwd: ROOT,
     env: {
       ...process.env,

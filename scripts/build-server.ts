@@ -10,6 +10,20 @@ const ROOT = new URL('../', import.meta.url);
 /** The built server, one level below the root as server/assets.ts expects. */
 export const SERVER_BUNDLE = fileURLToPath(new URL('dist/msr.mjs', ROOT));
 
+/**
+ * Node's arguments as `npm start` gives them (package.json is their one owner), for tests and
+ * benchmarks that run the server as users do.
+ */
+export async function startArguments(): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(new URL('package.json', ROOT), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const [command, ...args] = manifest.scripts.start!.split(/\s+/);
+  if (command !== 'node' || args.at(-1) !== 'dist/msr.mjs')
+    throw new Error(`package.json's start script is not "node ... dist/msr.mjs": ${manifest.scripts.start}`);
+  return [...args.slice(0, -1), SERVER_BUNDLE];
+}
+
 /** Builds dist/msr.mjs; concurrent builds are safe (each file is renamed into place whole). */
 export async function buildServer(): Promise<string> {
   const manifest = JSON.parse(await readFile(new URL('package.json', ROOT), 'utf8')) as {

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startArguments } from '../../scripts/build-server.js';
 import { startServerProcess } from '../support/process.js';
 
 // `npm start` as a user runs it: the real process entry, its exit codes and its signals.
@@ -13,6 +14,14 @@ describe('the server process', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'msr-process-'));
   });
   afterAll(() => rm(dir, { recursive: true, force: true }));
+
+  it('runs in the image as npm start runs it', async () => {
+    const dockerfile = await readFile(new URL('../../Dockerfile', import.meta.url), 'utf8');
+    const cmd = JSON.parse(/^CMD (.+)$/m.exec(dockerfile)![1]!) as string[];
+    const root = new URL('../../', import.meta.url).pathname;
+    expect(cmd).toEqual(['node', ...(await startArguments()).map((a) => a.replace(root, ''))]);
+    expect(cmd).toContain('--max-semi-space-size=4');
+  });
 
   it('exits non-zero naming every bad variable', async () => {
     const server = startServerProcess({ PORT: 'abc', MAX_PLAYBACK_RANGE: '0', DATABASE_URL: 'nope' });

@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
-import { buildServer } from '../../scripts/build-server.js';
+import { buildServer, startArguments } from '../../scripts/build-server.js';
 
 const root = new URL('../../', import.meta.url).pathname;
-// What `npm start` builds before it runs (each test file builds it once).
-const bundle = await buildServer();
+// What `npm start` builds before it runs (each test file builds it once), run as it runs it.
+await buildServer();
+const serverArguments = await startArguments();
 
 /** The server as `npm start` runs it, without npm in between so signals reach it. */
 export function startServerProcess(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--enable-source-maps', bundle], {
+  const child = spawn(process.execPath, serverArguments, {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: 'pipe',
