@@ -1,5 +1,6 @@
 // Builds the server that `npm start` runs: server/main.ts and the client package it imports, in
-// one ES module (dist/msr.mjs, with its source map), the installed packages left as imports.
+// one ES module (dist/msr.mjs, with its source map; the ingest's decoding thread in
+// dist/decode-worker.mjs), the installed packages left as imports.
 // Running the sources through tsx instead costs about 40 MB more memory for the life of the
 // process (the loader and its transform cache). Usage: tsx scripts/build-server.ts
 import { readFile, rename, writeFile, mkdir } from 'node:fs/promises';
@@ -30,8 +31,13 @@ export async function buildServer(): Promise<string> {
     dependencies: Record<string, string>;
   };
   const result = await build({
-    entryPoints: [fileURLToPath(new URL('server/main.ts', ROOT))],
-    outfile: SERVER_BUNDLE,
+    // The ingest's decoding thread is a module of its own (server/assets.ts finds it).
+    entryPoints: {
+      msr: fileURLToPath(new URL('server/main.ts', ROOT)),
+      'decode-worker': fileURLToPath(new URL('server/ingest/decode-worker.ts', ROOT)),
+    },
+    outdir: fileURLToPath(new URL('dist/', ROOT)),
+    outExtension: { '.js': '.mjs' },
     bundle: true,
     platform: 'node',
     format: 'esm',

@@ -9,3 +9,10 @@ export const SQL_DIR = new URL('sql/', ROOT);
 export const WEB_DIR = new URL('web/', ROOT);
 /** The demo city's SQL. */
 export const DEMO_SQL_DIR = new URL('server/demo/', ROOT);
+/**
+ * The ingest's decoding thread: built beside the server (dist/decode-worker.mjs), or its source
+ * when the server itself runs from source (tests, tsx).
+ */
+export const DECODE_WORKER = import.meta.url.endsWith('.ts')
+  ? new URL('server/ingest/decode-worker.ts', ROOT)
+  : new URL('dist/decode-worker.mjs', ROOT);

@@ -97,6 +97,7 @@ const envSchema = z.object({
   KAFKA_SESSION_TIMEOUT_MS: int(6_000, 300_000).default(30_000),
   KAFKA_MAX_BATCH_BYTES: int(16_384, 67_108_864).default(1_048_576),
   KAFKA_CONCURRENT_PARTITIONS: int(1, 64).default(3),
+  KAFKA_DECODE_THREADS: int(0, 16).default(1),
   INGEST_LAG_THRESHOLD: int(0, 1_000_000_000).default(100_000),
   KAFKA_TOPICS: list.optional(),
   KAFKA_SSL: bool.default(false),
@@ -251,6 +252,8 @@ export interface Config {
     readonly maxBatchBytes: number;
     /** Partitions whose batches are decoded and stored at the same time (one connection each). */
     readonly concurrentPartitions: number;
+    /** Threads that decode fetched records beside the main thread (0: decode on it). */
+    readonly decodeThreads: number;
     /** /readyz fails while more records than this wait in the ingest's topics. */
     readonly lagThreshold: number;
     readonly topics: readonly string[] | undefined;
@@ -379,6 +382,7 @@ function kafkaConfig(e: z.infer<typeof envSchema>): Config['kafka'] {
     sessionTimeoutMs: e.KAFKA_SESSION_TIMEOUT_MS,
     maxBatchBytes: e.KAFKA_MAX_BATCH_BYTES,
     concurrentPartitions: e.KAFKA_CONCURRENT_PARTITIONS,
+    decodeThreads: e.KAFKA_DECODE_THREADS,
     lagThreshold: e.INGEST_LAG_THRESHOLD,
     topics: e.KAFKA_TOPICS,
     topicPattern: e.KAFKA_TOPIC_PATTERN,

@@ -5,7 +5,6 @@ import {
   type Admin,
   type Consumer,
   type EachBatchPayload,
-  type KafkaMessage,
   type LogEntry,
 } from 'kafkajs';
 import type { Pool } from 'pg';
@@ -16,7 +15,7 @@ import { kafkaClient } from './kafka-client.js';
 import { LagWatch, type PartitionLag } from './lag-watch.js';
 import { Refusals } from './refusals.js';
 import type { Metrics } from '../metrics.js';
-import { DecodeError, decodeRecord } from './debezium.js';
+import { DecodePool } from './decode-pool.js';
 import { storeBatch } from './store.js';
 import { ingestTopics } from './topics.js';
 import type { FailedRecord, StoredChange } from './change.js';
@@ -70,6 +69,7 @@ export class Ingest {
   private readonly lag: LagWatch;
   private readonly inFlight = new Set<Promise<void>>();
   private readonly refusals: Refusals;
+  private readonly decoders: DecodePool;
   private readonly stopping = new AbortController();
   private restarting: Promise<void> = Promise.resolve();
 
@@ -81,6 +81,7 @@ export class Ingest {
     private readonly options: IngestOptions = {},
   ) {
     this.refusals = new Refusals(log, metrics);
+    this.decoders = new DecodePool(config.decodeThreads, log);
     this.lag = new LagWatch(() => this.partitionLags(), metrics.ingestLag, log);
     this.kafka = kafkaClient(config, {
       logLevel: logLevel.WARN,
@@ -142,6 +143,7 @@ export class Ingest {
     await Promise.allSettled([...this.inFlight]);
     await this.consumer?.disconnect();
     this.consumer = undefined;
+    await this.decoders.stop();
     await this.dropAdmin();
     this.stateValue = 'stopped';
   }
@@ -263,14 +265,8 @@ export class Ingest {
     const { batch } = payload;
     if (batch.messages.length === 0) return;
     const { topic, partition } = batch;
-    const changes: StoredChange[] = [];
-    const failures: FailedRecord[] = [];
-    for (const message of batch.messages) {
-      const outcome = this.decode(topic, partition, message);
-      if (outcome === 'skip') this.metrics.ingestSkipped.inc({ topic });
-      else if ('event' in outcome) changes.push(outcome);
-      else failures.push(outcome);
-    }
+    const { changes, failures, skipped } = await this.decoders.decode(topic, partition, batch.messages);
+    if (skipped > 0) this.metrics.ingestSkipped.inc({ topic }, skipped);
 
     const timer = this.metrics.ingestBatchSeconds.startTimer();
     const stored = await this.storeWithRetry(payload, changes, failures);
@@ -285,31 +281,6 @@ export class Ingest {
     this.metrics.ingestEvents.inc({ topic }, changes.length);
     this.refusals.note(stored.failures);
     this.lag.noteBatch(topic, partition, Number(BigInt(batch.highWatermark) - BigInt(next)));
-  }
-
-  private decode(
-    topic: string,
-    partition: number,
-    message: KafkaMessage,
-  ): StoredChange | FailedRecord | 'skip' {
-    const { key, value, offset } = message;
-    try {
-      const decoded = decodeRecord({ topic, key, value });
-      if (decoded.kind === 'skip') return 'skip';
-      const at = decoded.coordinates ?? { partition, offset };
-      return { topic, ...at, key, value, event: decoded.event };
-    } catch (err) {
-      const known = err instanceof DecodeError;
-      return {
-        topic,
-        partition,
-        offset,
-        key,
-        value,
-        reason: known ? err.reason : 'DECODER_FAILED',
-        detail: (err as Error).message,
-      };
-    }
   }
 
   private async storeWithRetry(

@@ -1,0 +1,62 @@
+import { DecodeError, decodeRecord, type Coordinates } from './debezium.js';
+import type { ChangeEvent, FailedRecord, IngestErrorReason, StoredChange } from './change.js';
+
+/** A Kafka record as the decoder needs it. */
+export interface RawRecord {
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  readonly offset: string;
+}
+
+/**
+ * What one record decodes to, without its bytes: small enough to pass back from a decoding
+ * worker, which then need not send the records it was given back again.
+ */
+export type DecodeResult =
+  | { readonly event: ChangeEvent; readonly coordinates?: Coordinates }
+  | { readonly reason: IngestErrorReason; readonly detail: string }
+  | 'skip';
+
+export interface DecodedBatch {
+  readonly changes: StoredChange[];
+  readonly failures: FailedRecord[];
+  readonly skipped: number;
+}
+
+export function decodeResults(topic: string, records: readonly RawRecord[]): DecodeResult[] {
+  return records.map(({ key, value }) => {
+    try {
+      const decoded = decodeRecord({ topic, key, value });
+      if (decoded.kind === 'skip') return 'skip';
+      return decoded.coordinates
+        ? { event: decoded.event, coordinates: decoded.coordinates }
+        : { event: decoded.event };
+    } catch (err) {
+      return {
+        reason: err instanceof DecodeError ? err.reason : 'DECODER_FAILED',
+        detail: (err as Error).message,
+      };
+    }
+  });
+}
+
+/** Joins each record's result with the record: changes to store, and records kept whole. */
+export function assembleBatch(
+  topic: string,
+  partition: number,
+  records: readonly RawRecord[],
+  results: readonly DecodeResult[],
+): DecodedBatch {
+  const changes: StoredChange[] = [];
+  const failures: FailedRecord[] = [];
+  let skipped = 0;
+  records.forEach(({ key, value, offset }, i) => {
+    const result = results[i]!;
+    if (result === 'skip') skipped++;
+    else if ('event' in result) {
+      const at = result.coordinates ?? { partition, offset };
+      changes.push({ topic, ...at, key, value, event: result.event });
+    } else failures.push({ topic, partition, offset, key, value, ...result });
+  });
+  return { changes, failures, skipped };
+}
