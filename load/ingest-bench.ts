@@ -29,7 +29,15 @@ const EVENTS = Number(process.argv[2] ?? 150_000);
 const ENTITIES = 2_000;
 const PARTITIONS = 3;
 const TOPIC = 'bench.city.vehicle';
-const BATCH_BYTES = [65_536, 262_144, 1_048_576, 4_194_304];
+// Each batch size with a decoding thread; the default size with decoding in place too, run just
+// before its threaded twin so that the two meet the same state of the machine.
+const RUNS = [
+  { maxBatchBytes: 65_536, decodeThreads: 1 },
+  { maxBatchBytes: 262_144, decodeThreads: 1 },
+  { maxBatchBytes: 1_048_576, decodeThreads: 0 },
+  { maxBatchBytes: 1_048_576, decodeThreads: 1 },
+  { maxBatchBytes: 4_194_304, decodeThreads: 1 },
+];
 const RESULTS = new URL('./results/', import.meta.url);
 const log = createLogger('warn');
 
@@ -92,11 +100,11 @@ async function main() {
         '',
         `COPY of the same decoded rows into msr.cdc_event: ${copy.rowsPerSecond} rows/s. Peak RSS of the benchmark process: ${peakRssMb} MB (it also holds every record and decoded row of the run).`,
         '',
-        '| KAFKA_MAX_BATCH_BYTES | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL (% of a core) |',
-        '| --- | --- | --- | --- | --- | --- |',
+        '| KAFKA_MAX_BATCH_BYTES | KAFKA_DECODE_THREADS | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL (% of a core) |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
         ...ingest.map(
           (r) =>
-            `| ${r.maxBatchBytes} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} |`,
+            `| ${r.maxBatchBytes} | ${r.decodeThreads} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} |`,
         ),
         '',
       ]),
@@ -119,6 +127,7 @@ interface DialectResult {
 
 interface IngestRun {
   readonly maxBatchBytes: number;
+  readonly decodeThreads: number;
   readonly totalMs: number;
   readonly eventsPerSecond: number;
   readonly batches: number;
@@ -142,16 +151,17 @@ async function runDialect(
     let peakRss = 0;
     const rss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 100);
     const runs: IngestRun[] = [];
-    for (const maxBatchBytes of BATCH_BYTES) {
+    for (const { maxBatchBytes, decodeThreads } of RUNS) {
       await pool.query('truncate msr.cdc_event');
       const metrics = new Metrics();
       const config = loadConfig({
         DATABASE_URL: database.url,
         AUTH_MODE: 'none',
         KAFKA_BROKERS: brokers.join(','),
-        KAFKA_GROUP_ID: `bench-${dialect}-${maxBatchBytes}`,
+        KAFKA_GROUP_ID: `bench-${dialect}-${maxBatchBytes}-${decodeThreads}`,
         KAFKA_TOPICS: TOPIC,
         KAFKA_MAX_BATCH_BYTES: String(maxBatchBytes),
+        KAFKA_DECODE_THREADS: String(decodeThreads),
       });
       const ingest = new Ingest(pool, { ...config.kafka, brokers }, log, metrics);
       const started = performance.now();
@@ -187,6 +197,7 @@ async function runDialect(
       const steadyMs = doneAt - firstRowAt;
       runs.push({
         maxBatchBytes,
+        decodeThreads,
         totalMs: Math.round(doneAt - started),
         eventsPerSecond: Math.round(decoded.length / (steadyMs / 1000)),
         batches,
@@ -194,7 +205,7 @@ async function runDialect(
         nodeCpuPct: shares.serverPct,
         postgresCpuPct: shares.databasePct,
       });
-      process.stdout.write(`${dialect} batch ${maxBatchBytes} B: ${JSON.stringify(runs.at(-1))}\n`);
+      process.stdout.write(`${dialect}: ${JSON.stringify(runs.at(-1))}\n`);
     }
 
     await pool.query('truncate msr.cdc_event');
