@@ -10,6 +10,7 @@ export default tseslint.config(
       'coverage/**',
       '.cache/**',
       'protocol/dist/**',
+      'dist/**',
       // Checked by the test that installs the built package next to it (one must not type-check).
       'test/fixtures/protocol-consumer/*.ts',
     ],
