@@ -1,7 +1,9 @@
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../server/logger.js';
+import { buildServer } from '../../scripts/build-server.js';
+import { pino } from 'pino';
 import { DecodePool } from '../../server/ingest/decode-pool.js';
-import type { RawRecord } from '../../server/ingest/decode-batch.js';
+import { decodeResults, type RawRecord } from '../../server/ingest/decode-batch.js';
 import { debeziumRecords } from '../../load/debezium-records.js';
 
 // The ingest decodes fetched batches on a thread of its own. What it hands back must be what
@@ -9,7 +11,9 @@ import { debeziumRecords } from '../../load/debezium-records.js';
 // tombstones included; and a thread that dies must not cost a batch.
 
 const TOPIC = 'bench.city.vehicle';
-const log = createLogger('silent');
+/** Warnings the pool logs: each is a batch that fell back to decoding in place. */
+const warnings: string[] = [];
+const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(line) });
 
 /** Like a Kafka fetch: every record a view into one shared response buffer. */
 function fetched(): RawRecord[] {
@@ -38,12 +42,14 @@ describe('DecodePool', () => {
   };
   afterEach(async () => {
     await Promise.all(pools.splice(0).map((p) => p.stop()));
+    warnings.length = 0;
   });
 
   it('decodes on a thread exactly as in place, keeping each record its own bytes', async () => {
     const records = fetched();
     const inPlace = await pool(0).decode(TOPIC, 2, records);
     const threaded = await pool(1).decode(TOPIC, 2, records);
+    expect(warnings).toEqual([]); // decoded on the thread, not in place after a failure
     expect(threaded).toEqual(inPlace);
     expect(threaded.changes).toHaveLength(300);
     expect(threaded.skipped).toBe(1);
@@ -70,6 +76,8 @@ describe('DecodePool', () => {
         p.decode(TOPIC, partition, records.slice(partition * 50, partition * 50 + 50)),
       ),
     );
+    expect(warnings).toEqual([]);
+    expect((p as unknown as { threads: unknown[] }).threads).toHaveLength(2);
     batches.forEach((batch, partition) => {
       expect(batch.changes.map((c) => c.offset)).toEqual(
         records
@@ -89,11 +97,30 @@ describe('DecodePool', () => {
     const pending = p.decode(TOPIC, 0, records);
     await threads[0]!.worker.terminate();
     const batch = await pending;
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('decoded in place');
     expect(batch.changes).toHaveLength(300);
     expect(batch.failures).toHaveLength(1);
     const after = await p.decode(TOPIC, 1, records.slice(0, 20));
     expect(after.changes).toHaveLength(19); // and the tombstone
     expect(after.skipped).toBe(1);
+    expect(warnings).toHaveLength(1);
     expect((p as unknown as { threads: unknown[] }).threads).toHaveLength(1);
+  });
+
+  it('runs as built for npm start (dist/decode-worker.mjs)', async () => {
+    await buildServer();
+    const worker = new Worker(new URL('../../dist/decode-worker.mjs', import.meta.url));
+    try {
+      const records = fetched();
+      const answer = new Promise<{ id: number; results: unknown }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      worker.postMessage({ id: 7, topic: TOPIC, records });
+      expect(await answer).toEqual({ id: 7, results: decodeResults(TOPIC, records) });
+    } finally {
+      await worker.terminate();
+    }
   });
 });
