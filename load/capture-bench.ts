@@ -33,6 +33,8 @@ const RATE_TPS = 500;
 const RATE_SECONDS = 20;
 const LIVE_DELAY_MS = 250;
 const log = createLogger('warn');
+// Built once; every MSR process of the run is started as `npm start` starts it.
+const serverArguments = buildServer().then(() => startArguments());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Server {
@@ -47,8 +49,7 @@ async function startServer(env: Record<string, string>): Promise<Server> {
   const profile = process.argv.includes('--profile')
     ? ['--cpu-prof', '--cpu-prof-dir', new URL('./results/', import.meta.url).pathname]
     : [];
-  await buildServer();
-  const child = spawn(process.execPath, [...profile, ...(await startArguments())], {
+  const child = spawn(process.execPath, [...profile, ...(await serverArguments)], {
     cwd: ROOT,
     env: {
       ...process.env,
