@@ -9,7 +9,7 @@ import { build } from 'esbuild';
 
 const ROOT = new URL('../', import.meta.url);
 /** The built server, one level below the root as server/assets.ts expects. */
-export const SERVER_BUNDLE = fileURLToPath(new URL('dist/msr.mjs', ROOT));
+const SERVER_BUNDLE = fileURLToPath(new URL('dist/msr.mjs', ROOT));
 
 interface Manifest {
   readonly dependencies: Record<string, string>;
@@ -31,7 +31,7 @@ export async function startArguments(): Promise<string[]> {
 }
 
 /** Builds dist/msr.mjs; concurrent builds are safe (each file is renamed into place whole). */
-export async function buildServer(): Promise<string> {
+export async function buildServer(): Promise<void> {
   const { dependencies } = await manifest();
   const result = await build({
     // The ingest's decoding thread is a module of its own (server/assets.ts finds it).
@@ -60,7 +60,6 @@ export async function buildServer(): Promise<string> {
     await writeFile(temporary, file.contents);
     await rename(temporary, file.path);
   }
-  return SERVER_BUNDLE;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await buildServer();
