@@ -2,9 +2,9 @@
 // vehicles, about 2 million events a day; `demo`: the demo city) or a wide table (`wide`: 200,000
 // pgbench-like accounts, a snapshot and 100,000 updates over the day), seeded into a fresh plain
 // PostgreSQL 15 and a fresh TimescaleDB 2.22.1 server: the state at T (msr.entity_states_at) at 30
-// times of the day, 30 seeks of one session (first keyframe part, complete keyframe), GET
-// /api/v1/state, the raw limit: a pg-cursor read of the same final rows from a plain table, and
-// (cities only) 500 sessions opened at different times of the day.
+// times of the day, 30 seeks of one session (first keyframe part, complete keyframe; msr.v1.json
+// and msr.v2.json taking turns), GET /api/v1/state, the raw limit: a pg-cursor read of the same
+// final rows from a plain table, and (cities only) 500 sessions opened at different times of the day.
 // Each dialect's figures are taken the same way, so the TimescaleDB / PostgreSQL ratios compare
 // like with like. The full picture (baselines, sessions matrix, backup) is `npm run bench`.
 // Usage: npm run bench:keyframes [-- demo | wide]   (writes load/results/keyframes[-wide].{json,md})
@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Pool } from 'pg';
 import Cursor from 'pg-cursor';
 import { ClientProcess } from './client-process.js';
+import type { SeekTimes } from './session-clients.js';
 import type { Dialect } from '../server/db/dialect.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
@@ -38,7 +39,9 @@ interface Figures {
   events: number;
   entities: number;
   stateAtT: { p50Ms: number; p95Ms: number };
+  /** Seeks speaking msr.v1.json, and the same seeks (taking turns) speaking msr.v2.json. */
   seek: { firstByteP50Ms: number; completeP50Ms: number; completeP95Ms: number };
+  seekV2: { firstByteP50Ms: number; completeP50Ms: number; completeP95Ms: number };
   stateHttp: { p50Ms: number; p95Ms: number };
   rawCursor: { p50Ms: number };
   /** OPENS sessions opened at different times of the day, in waves of 25 (not for the wide set). */
@@ -139,8 +142,8 @@ async function measure(dialect: Dialect): Promise<Figures> {
       { log },
     );
     let opens: Figures['opens'];
-    const firstByte: number[] = [];
-    const complete: number[] = [];
+    let seeks: SeekTimes | undefined;
+    let seeksV2: SeekTimes | undefined;
     const stateHttp: number[] = [];
     try {
       // The client in a process of its own, as in npm run bench: its parsing of the parts does not
@@ -153,10 +156,9 @@ async function measure(dialect: Dialect): Promise<Figures> {
         latest,
         seekTimes: times.map((t) => Math.round(t)),
         maxSpeedSeconds: 0,
+        compareSubprotocol: 'msr.v2.json',
       });
-      const { seeks } = await single.finish();
-      firstByte.push(...seeks!.firstByte);
-      complete.push(...seeks!.complete);
+      ({ seeks, seeksCompared: seeksV2 } = await single.finish());
       for (const t of times) {
         const started = performance.now();
         const response = await fetch(`http://127.0.0.1:${app.port}/api/v1/state?t=${Math.round(t)}`);
@@ -178,16 +180,18 @@ async function measure(dialect: Dialect): Promise<Figures> {
       await app.stop();
     }
     const ms = (values: number[], p: number) => Math.round(percentile(values, p));
+    const seekFigures = (s: SeekTimes) => ({
+      firstByteP50Ms: ms(s.firstByte, 50),
+      completeP50Ms: ms(s.complete, 50),
+      completeP95Ms: ms(s.complete, 95),
+    });
     return {
       dialect,
       events,
       entities,
       stateAtT: { p50Ms: ms(state, 50), p95Ms: ms(state, 95) },
-      seek: {
-        firstByteP50Ms: ms(firstByte, 50),
-        completeP50Ms: ms(complete, 50),
-        completeP95Ms: ms(complete, 95),
-      },
+      seek: seekFigures(seeks!),
+      seekV2: seekFigures(seeksV2!),
       stateHttp: { p50Ms: ms(stateHttp, 50), p95Ms: ms(stateHttp, 95) },
       rawCursor: { p50Ms: Math.round(raw) },
       ...(opens ? { opens } : {}),
@@ -223,8 +227,18 @@ const md = [
     f.stateAtT.p50Ms,
     f.stateAtT.p95Ms,
   ]),
-  row('seek to first keyframe part, p50', (f) => [f.seek.firstByteP50Ms]),
-  row('seek to complete keyframe, p50 / p95', (f) => [f.seek.completeP50Ms, f.seek.completeP95Ms]),
+  row('seek to first keyframe part, p50 (msr.v1.json)', (f) => [f.seek.firstByteP50Ms]),
+  row('seek to complete keyframe, p50 / p95 (msr.v1.json)', (f) => [
+    f.seek.completeP50Ms,
+    f.seek.completeP95Ms,
+  ]),
+  row('seek to first keyframe part, p50 (msr.v2.json, same seeks taking turns)', (f) => [
+    f.seekV2.firstByteP50Ms,
+  ]),
+  row('seek to complete keyframe, p50 / p95 (msr.v2.json)', (f) => [
+    f.seekV2.completeP50Ms,
+    f.seekV2.completeP95Ms,
+  ]),
   row('GET /api/v1/state, whole body, p50 / p95', (f) => [f.stateHttp.p50Ms, f.stateHttp.p95Ms]),
   row('raw limit: pg-cursor read of the same final rows from a plain table, p50', (f) => [f.rawCursor.p50Ms]),
   ...(pgFigures.opens && ts.opens
@@ -234,7 +248,12 @@ const md = [
       ]
     : []),
   '',
-  `Complete keyframe against the raw read: ${results.map((f) => `${f.dialect} ${ratio(f.seek.completeP50Ms, f.rawCursor.p50Ms)}`).join(', ')}.`,
+  `Complete keyframe against the raw read, msr.v1.json / msr.v2.json: ${results
+    .map(
+      (f) =>
+        `${f.dialect} ${ratio(f.seek.completeP50Ms, f.rawCursor.p50Ms)} / ${ratio(f.seekV2.completeP50Ms, f.rawCursor.p50Ms)}`,
+    )
+    .join(', ')}.`,
   '',
 ].join('\n');
 const name = wide ? 'keyframes-wide' : 'keyframes';

@@ -22,6 +22,13 @@ export interface ClientsPlan {
   readonly maxSpeedSeconds?: number;
   /** play: start every session within this many ms of the middle of the range (one incident). */
   readonly startWithinMs?: number;
+  /** The sessions' subprotocol (a JSON one): msr.v1.json unless given. */
+  readonly subprotocol?: string;
+  /**
+   * seek-max: also time every seek on a second socket speaking this (JSON) subprotocol, taking
+   * turns with the first so that neither gets the warmer caches.
+   */
+  readonly compareSubprotocol?: string;
 }
 
 export interface ClientsReady {
@@ -35,7 +42,9 @@ export interface ClientsDone {
   /** This process's CPU from the end of the opening to the finish, in percent of one core. */
   readonly cpuPct: number;
   /** seek-max: each seek's time to its first and to its last keyframe part (ms), and the entities. */
-  readonly seeks?: { firstByte: number[]; complete: number[]; entities: number };
+  readonly seeks?: SeekTimes;
+  /** seek-max with compareSubprotocol: the same seeks on the socket speaking it. */
+  readonly seeksCompared?: SeekTimes;
   /** seek-max: changes received while playing at max speed. */
   readonly maxSpeed?: { events: number; seconds: number };
 }
@@ -46,6 +55,12 @@ const startOf = (plan: ClientsPlan, i: number) =>
     ? Math.round(plan.earliest + (((i * 104729) % 997) / 997) * (plan.latest - plan.earliest - 3_600_000))
     : Math.round((plan.earliest + plan.latest) / 2 + (((i * 104729) % 997) / 997) * plan.startWithinMs);
 
+export interface SeekTimes {
+  readonly firstByte: number[];
+  readonly complete: number[];
+  readonly entities: number;
+}
+
 interface Reply {
   type: string;
   rid?: number;
@@ -54,11 +69,19 @@ interface Reply {
   t?: number;
   code?: string;
   entities?: unknown[];
+  /** A keyframe part in protocol v2. */
+  tables?: Record<string, Record<string, unknown>>;
   changes?: unknown[];
 }
 
+/** The entities a keyframe part holds, in either version. */
+const partEntities = (m: Reply) =>
+  m.tables
+    ? Object.values(m.tables).reduce((n, states) => n + Object.keys(states).length, 0)
+    : (m.entities?.length ?? 0);
+
 /**
- * One socket speaking protocol v1 as a bare client: it keeps no replayed state (500 sessions of
+ * One socket speaking protocol v1 (or v2) JSON as a bare client: it keeps no replayed state (500 sessions of
  * 10,000 entities each would be gigabytes in this process), only what the figures need.
  */
 class BareSession {
@@ -81,8 +104,8 @@ class BareSession {
     });
   }
 
-  static connect(url: string): Promise<BareSession> {
-    const ws = new WebSocket(url, ['msr.v1.json']);
+  static connect(url: string, subprotocol = 'msr.v1.json'): Promise<BareSession> {
+    const ws = new WebSocket(url, [subprotocol]);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(new BareSession(ws)));
       ws.once('error', reject);
@@ -101,7 +124,9 @@ class BareSession {
 }
 
 async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
-  const clients = await Promise.all(Array.from({ length: plan.count }, () => BareSession.connect(plan.url)));
+  const clients = await Promise.all(
+    Array.from({ length: plan.count }, () => BareSession.connect(plan.url, plan.subprotocol)),
+  );
   // Sessions arrive in waves of 25 (every keyframe is a full state query); the time to get them
   // all opened is reported apart from the steady-state lateness.
   const openStarted = performance.now();
@@ -161,32 +186,43 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 async function seekAndMax(
   plan: ClientsPlan,
 ): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
-  const c = await BareSession.connect(plan.url);
   const keyframeAt = (t: number) => (m: Reply) => m.type === 'keyframe' && m.t === t && m.last === true;
-  await c.request(
-    { type: 'open', from: plan.earliest, to: plan.latest, at: plan.earliest },
-    keyframeAt(plan.earliest),
+  const sockets = await Promise.all(
+    [plan.subprotocol, ...(plan.compareSubprotocol ? [plan.compareSubprotocol] : [])].map(async (sp) => {
+      const session = await BareSession.connect(plan.url, sp);
+      await session.request(
+        { type: 'open', from: plan.earliest, to: plan.latest, at: plan.earliest },
+        keyframeAt(plan.earliest),
+      );
+      return { session, times: { firstByte: [] as number[], complete: [] as number[], entities: 0 } };
+    }),
   );
-  const firstByte: number[] = [];
-  const complete: number[] = [];
-  let entities = 0;
+  const c = sockets[0]!.session;
   const times =
     plan.seekTimes ??
     Array.from({ length: 30 }, (_, i) =>
       Math.round(plan.earliest + (((i * 7919) % 1000) / 1000) * (plan.latest - plan.earliest - 60_000)),
     );
-  for (const t of times) {
-    const started = performance.now();
-    let first: number | undefined;
-    entities = 0;
-    c.onMessage = (m) => {
-      if (m.type !== 'keyframe' || m.t !== t) return;
-      first ??= performance.now() - started;
-      entities += m.entities?.length ?? 0;
-    };
-    await c.request({ type: 'seek', t }, keyframeAt(t));
-    complete.push(performance.now() - started);
-    firstByte.push(first!);
+  for (const [i, t] of times.entries()) {
+    // Turns alternate, so that neither socket always seeks into the other's warmed pages.
+    for (const { session, times: figures } of i % 2 === 0 ? sockets : [...sockets].reverse()) {
+      const started = performance.now();
+      let first: number | undefined;
+      let entities = 0;
+      session.onMessage = (m) => {
+        if (m.type !== 'keyframe' || m.t !== t) return;
+        first ??= performance.now() - started;
+        entities += partEntities(m);
+      };
+      await session.request({ type: 'seek', t }, keyframeAt(t));
+      figures.complete.push(performance.now() - started);
+      figures.firstByte.push(first!);
+      figures.entities = entities;
+    }
+  }
+  for (const { session } of sockets.slice(1)) {
+    await session.request({ type: 'close' });
+    session.ws.close();
   }
   let events = 0;
   let seconds = 0;
@@ -212,7 +248,8 @@ async function seekAndMax(
       latenessP50: NaN,
       latenessP99: NaN,
       cpuPct: NaN,
-      seeks: { firstByte, complete, entities },
+      seeks: sockets[0]!.times,
+      ...(sockets[1] ? { seeksCompared: sockets[1].times } : {}),
       maxSpeed: { events, seconds },
     }),
   };
@@ -223,7 +260,7 @@ async function slow(plan: ClientsPlan): Promise<{ openMs: number; finish: () => 
   const started = performance.now();
   const sockets = await Promise.all(
     Array.from({ length: plan.count }, async (_, i) => {
-      const c = await BareSession.connect(plan.url);
+      const c = await BareSession.connect(plan.url, plan.subprotocol);
       // In the first half of the day: 50 s at 100x must not reach the end of the history.
       const at = Math.round(plan.earliest + ((i / plan.count) * (plan.latest - plan.earliest)) / 2);
       // Not awaited: once reading stops, the replies may never be read.

@@ -1,7 +1,20 @@
 import { encode, parse } from './codec.js';
 import { CloseCode, ErrorCode, RESUME_PREFIX } from './codes.js';
-import type { Change, ClientMessage, OpenMessage, ServerMessage, Speed } from './messages.js';
-import { SUBPROTOCOL_JSON, type Subprotocol } from './wire.js';
+import type {
+  AnyServerMessage,
+  Change,
+  ClientMessage,
+  OpenMessage,
+  ServerMessage,
+  Speed,
+} from './messages.js';
+import {
+  groupsKeyframes,
+  isMsgpack,
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOL_MSGPACK,
+  type Subprotocol,
+} from './wire.js';
 import { deleteTable, entityKey } from './entity-key.js';
 
 export { deleteTable, entityKey, splitEntityKey } from './entity-key.js';
@@ -22,6 +35,10 @@ export interface WebSocketLike {
 export type WebSocketFactory = (url: string, protocols: string[]) => WebSocketLike;
 
 export interface ReplayClientOptions {
+  /**
+   * What to speak (default msr.v1.json). A v2 choice also offers its v1 twin, for servers older
+   * than v2; the client's `subprotocol` says which the server took, and `state` is kept either way.
+   */
   readonly subprotocol?: Subprotocol;
   /** How sockets are made; defaults to the global WebSocket (browsers, Node 22+), else `ws` (Node 20). */
   readonly webSocket?: WebSocketFactory;
@@ -47,7 +64,7 @@ export class ReplayRequestError extends Error {
   }
 }
 
-type Listener = (message: ServerMessage) => void;
+type Listener = (message: AnyServerMessage) => void;
 
 /**
  * The socket's state as a user should hear of it: `reconnecting` after a close the client will
@@ -67,7 +84,8 @@ const RECONNECT_ATTEMPTS = 10;
 const RESUMABLE = new Set<number>([CloseCode.GOING_AWAY, CloseCode.TOO_SLOW, CloseCode.ABNORMAL]);
 
 /**
- * Typed client of protocol v1: controls as promises, a stream of server messages, and the
+ * Typed client of protocol v1 (or v2, whose keyframe parts group entities by table; choose it with
+ * `subprotocol`): controls as promises, a stream of server messages, and the
  * replayed world as a local map (`state`, keyed `table|id`) kept by applying keyframes and frames.
  * This core trusts what the server sends and carries no schema library (the browser's player is
  * built on it); `ReplayClient` in client.ts checks each message against its schema.
@@ -87,7 +105,7 @@ export class ReplayClient {
   private nextRid = 1;
   private readonly pending = new Map<
     number,
-    { resolve: (m: ServerMessage) => void; reject: (e: Error) => void }
+    { resolve: (m: AnyServerMessage) => void; reject: (e: Error) => void }
   >();
   private readonly listeners = new Set<Listener>();
   private readonly connectionListeners = new Set<(event: ConnectionEvent) => void>();
@@ -111,8 +129,8 @@ export class ReplayClient {
   }
 
   /** The message a parsed value is, or undefined to drop it. */
-  protected check(value: unknown): ServerMessage | undefined {
-    return value as ServerMessage;
+  protected check(value: unknown): AnyServerMessage | undefined {
+    return value as AnyServerMessage;
   }
 
   get subprotocol(): Subprotocol {
@@ -136,9 +154,12 @@ export class ReplayClient {
   }
 
   /** Resolves with the first message (arriving from now on) that matches. */
-  waitFor<T extends ServerMessage>(predicate: (m: ServerMessage) => m is T, timeoutMs?: number): Promise<T>;
-  waitFor(predicate: (m: ServerMessage) => boolean, timeoutMs?: number): Promise<ServerMessage>;
-  waitFor(predicate: (m: ServerMessage) => boolean, timeoutMs = 10_000): Promise<ServerMessage> {
+  waitFor<T extends AnyServerMessage>(
+    predicate: (m: AnyServerMessage) => m is T,
+    timeoutMs?: number,
+  ): Promise<T>;
+  waitFor(predicate: (m: AnyServerMessage) => boolean, timeoutMs?: number): Promise<AnyServerMessage>;
+  waitFor(predicate: (m: AnyServerMessage) => boolean, timeoutMs = 10_000): Promise<AnyServerMessage> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         off();
@@ -191,7 +212,7 @@ export class ReplayClient {
     this.socket.send(data);
   }
 
-  private request(message: ClientMessage): Promise<ServerMessage> {
+  private request(message: ClientMessage): Promise<AnyServerMessage> {
     const rid = this.nextRid++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -228,7 +249,7 @@ export class ReplayClient {
         ? this.url
         : `${this.url}${this.url.includes('?') ? '&' : '?'}access_token=${encodeURIComponent(token)}`;
     const factory = this.options.webSocket ?? (await defaultWebSocket());
-    const socket = factory(url, [this.options.subprotocol ?? SUBPROTOCOL_JSON]);
+    const socket = factory(url, offered(this.options.subprotocol ?? SUBPROTOCOL_JSON));
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
     return new Promise((resolve, reject) => {
@@ -294,7 +315,7 @@ export class ReplayClient {
       const waiter = typeof rid === 'number' ? this.pending.get(rid) : undefined;
       if (waiter) {
         this.pending.delete(rid as number);
-        waiter.reject(new Error('the server answered with a message that does not fit protocol v1'));
+        waiter.reject(new Error(`the server answered with a message that does not fit ${this.subprotocol}`));
       }
       return;
     }
@@ -314,7 +335,7 @@ export class ReplayClient {
   }
 
   /** Keeps `state` equal to the server's replayed world. */
-  private apply(message: ServerMessage): void {
+  private apply(message: AnyServerMessage): void {
     switch (message.type) {
       case 'opened':
         // Epochs count per session and server: after (re)attaching, any epoch is new.
@@ -327,7 +348,13 @@ export class ReplayClient {
           this.state.clear();
           this.keyframeComplete = false;
         }
-        for (const e of message.entities) this.state.set(entityKey(e.table, e.id), e.state);
+        if ('tables' in message) {
+          for (const [table, states] of Object.entries(message.tables)) {
+            for (const [id, state] of Object.entries(states)) this.state.set(entityKey(table, id), state);
+          }
+        } else {
+          for (const e of message.entities) this.state.set(entityKey(e.table, e.id), e.state);
+        }
         this.t = message.t;
         if (message.last) this.keyframeComplete = true;
         break;
@@ -357,6 +384,12 @@ export function applyChange(state: Map<string, Record<string, unknown>>, change:
   } else {
     state.set(entityKey(change.table, change.id), change.state ?? {});
   }
+}
+
+/** The subprotocols to offer: the one chosen, then for v2 its v1 twin, which a server older than v2 speaks. */
+function offered(subprotocol: Subprotocol): string[] {
+  if (!groupsKeyframes(subprotocol)) return [subprotocol];
+  return [subprotocol, isMsgpack(subprotocol) ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL_JSON];
 }
 
 /** The global WebSocket where there is one (browsers, Node 22+), else the `ws` package (Node 20). */

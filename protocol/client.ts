@@ -1,5 +1,5 @@
 import { ReplayClient as TrustingClient } from './client-core.js';
-import { ServerMessage } from './messages.js';
+import { groupsKeyframes, ServerMessage, ServerMessageV2, type AnyServerMessage } from './messages.js';
 
 export {
   applyChange,
@@ -15,9 +15,9 @@ export {
  * `validate: false`: a message that does not fit is dropped.
  */
 export class ReplayClient extends TrustingClient {
-  protected override check(value: unknown): ServerMessage | undefined {
-    if (this.options.validate === false) return value as ServerMessage;
-    const checked = ServerMessage.safeParse(value);
+  protected override check(value: unknown): AnyServerMessage | undefined {
+    if (this.options.validate === false) return value as AnyServerMessage;
+    const checked = (groupsKeyframes(this.subprotocol) ? ServerMessageV2 : ServerMessage).safeParse(value);
     return checked.success ? checked.data : undefined;
   }
 }

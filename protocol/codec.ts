@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr';
 import { ErrorCode } from './codes.js';
-import { SUBPROTOCOL_JSON, type Subprotocol } from './wire.js';
+import { isMsgpack, type Subprotocol } from './wire.js';
 
 // Plain maps and arrays on the wire, no msgpackr record extension, so any msgpack library reads them.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
@@ -13,7 +13,7 @@ export type Decoded<T> =
 
 /** Encodes a protocol message for the socket's subprotocol: text for JSON, binary for msgpack. */
 export function encode(message: object, subprotocol: Subprotocol): string | Uint8Array {
-  return subprotocol === SUBPROTOCOL_JSON ? JSON.stringify(message) : packr.pack(message);
+  return isMsgpack(subprotocol) ? packr.pack(message) : JSON.stringify(message);
 }
 
 /**
@@ -37,7 +37,7 @@ export function parse(
   try {
     const bytes =
       typeof data === 'string' ? undefined : data instanceof Uint8Array ? data : new Uint8Array(data);
-    if (subprotocol === SUBPROTOCOL_JSON) {
+    if (!isMsgpack(subprotocol)) {
       const text = bytes === undefined ? (data as string) : utf8Decoder.decode(bytes);
       return { ok: true, message: JSON.parse(text) as unknown };
     }
@@ -46,7 +46,7 @@ export function parse(
     return {
       ok: false,
       code: ErrorCode.BAD_MESSAGE,
-      message: `not valid ${subprotocol === SUBPROTOCOL_JSON ? 'JSON' : 'msgpack'}: ${(err as Error).message}`,
+      message: `not valid ${isMsgpack(subprotocol) ? 'msgpack' : 'JSON'}: ${(err as Error).message}`,
     };
   }
 }

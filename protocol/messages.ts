@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * Wire protocol v1: one zod schema per message; the TypeScript types are inferred from them.
+ * Wire protocol v1 (and v2, which differs in the keyframe part only): one zod schema per message; the TypeScript types are inferred from them.
  * Times are epoch milliseconds. Client messages may carry `rid`, echoed in the one `ok` or
  * `error` that answers them.
  */
@@ -13,7 +13,11 @@ export {
   PROTOCOL_VERSION,
   SUBPROTOCOL_JSON,
   SUBPROTOCOL_MSGPACK,
+  SUBPROTOCOL_V2_JSON,
+  SUBPROTOCOL_V2_MSGPACK,
   SUBPROTOCOLS,
+  groupsKeyframes,
+  isMsgpack,
   type Subprotocol,
 } from './wire.js';
 import { MAX_RID_LENGTH, MAX_SPEED, MIN_SPEED } from './wire.js';
@@ -125,6 +129,10 @@ export const KeyframeMessage = z.object({
   last: z.boolean(),
   entities: z.array(z.object({ table: z.string(), id: z.string(), state: entityState })),
 });
+/** A keyframe part in protocol v2 (msr.v2.*): each table named once, its ids mapped to states. */
+export const GroupedKeyframeMessage = KeyframeMessage.omit({ entities: true }).extend({
+  tables: z.record(z.string(), z.record(z.string(), entityState)),
+});
 export const Change = z.object({
   table: z.string(),
   id: z.string(),
@@ -161,6 +169,20 @@ export const ServerMessage = z.discriminatedUnion('type', [
   EndMessage,
 ]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
+/** What a server speaking protocol v2 sends: v1's messages with keyframe parts grouped by table. */
+export const ServerMessageV2 = z.discriminatedUnion('type', [
+  OpenedMessage,
+  OkMessage,
+  ErrorMessage,
+  GroupedKeyframeMessage,
+  FrameMessage,
+  ClockMessage,
+  EndMessage,
+]);
+export type ServerMessageV2 = z.infer<typeof ServerMessageV2>;
+export type GroupedKeyframeMessage = z.infer<typeof GroupedKeyframeMessage>;
+/** A server message in either version of the protocol. */
+export type AnyServerMessage = ServerMessage | ServerMessageV2;
 export type KeyframeMessage = z.infer<typeof KeyframeMessage>;
 export type FrameMessage = z.infer<typeof FrameMessage>;
 export type ClockMessage = z.infer<typeof ClockMessage>;

@@ -5,7 +5,8 @@
 // `tables` (comma-separated) and `entity` (`table|id`) to open at, and `link`: take those from the
 // page's query string too and write the Link button's address there.
 import { ReplayClient, ReplayRequestError, splitEntityKey, type ConnectionEvent } from '@msr/protocol/core';
-import type { ServerMessage, Speed } from '@msr/protocol/messages';
+import type { AnyServerMessage, Speed } from '@msr/protocol/messages';
+import { SUBPROTOCOL_V2_JSON } from '@msr/protocol/wire';
 import { drawActivity } from './activity-strip.js';
 import { Api, type Activity, type Availability } from './api.js';
 import { Bookmarks } from './bookmarks.js';
@@ -119,6 +120,8 @@ export class MsrPlayer extends HTMLElement {
         ? base.replace(/^http/, 'ws')
         : `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}`;
       const client = await ReplayClient.connect(`${socketBase}/v1/replay`, {
+        // Keyframes grouped by table: a fifth fewer bytes for the page to take in.
+        subprotocol: SUBPROTOCOL_V2_JSON,
         reconnect: true,
         ...(token ? { token } : {}),
       });
@@ -198,7 +201,7 @@ export class MsrPlayer extends HTMLElement {
     client.onConnection((event) => this.onConnection(event));
   }
 
-  private onMessage(m: ServerMessage): void {
+  private onMessage(m: AnyServerMessage): void {
     if (m.type === 'error') this.status(EXPLAINED[m.code] ?? `${m.code}: ${m.message}`, true);
     else if (m.type === 'end') this.status('end of range');
     else if (m.type === 'keyframe' && m.last) this.noteTables();

@@ -1,6 +1,6 @@
 import { encode } from '@msr/protocol/codec';
 import type { KeyframeMessage, ServerMessage } from '@msr/protocol/messages';
-import { SUBPROTOCOL_JSON, type Subprotocol } from '@msr/protocol/wire';
+import { groupsKeyframes, isMsgpack, type Subprotocol } from '@msr/protocol/wire';
 
 // The server's side of the wire: messages as the replay core produces them, keyframe states still
 // the database's text, and their encoding for a socket. Clients only ever see protocol messages.
@@ -35,35 +35,65 @@ export interface KeyframeTextEntity {
 /** A keyframe part whose states are JSON text; on the wire it is a KeyframeMessage. */
 export type KeyframeText = Omit<KeyframeMessage, 'entities'> & { entities: readonly KeyframeTextEntity[] };
 
-/** What the server sends: a protocol message, or a keyframe part still holding JSON text. */
-export type OutgoingMessage = ServerMessage | KeyframeText;
+/** What the server sends: a protocol message; a keyframe part always holds its states as JSON text. */
+export type OutgoingMessage = Exclude<ServerMessage, KeyframeMessage> | KeyframeText;
 
-const holdsText = (message: object): message is KeyframeText => {
-  const entities = (message as { entities?: unknown }).entities;
-  return (
-    Array.isArray(entities) &&
-    entities.length > 0 &&
-    (entities[0] as KeyframeTextEntity).state instanceof JsonText
-  );
-};
+const isKeyframe = (message: OutgoingMessage): message is KeyframeText => message.type === 'keyframe';
 
 /** One entity as JSON, its state spliced in as the database's text. */
 export const entityJson = (entity: KeyframeTextEntity): string =>
   `{"table":${JSON.stringify(entity.table)},"id":${JSON.stringify(entity.id)},"state":${entity.state.text}}`;
 
+/** A part's entities by table, in the order each table first appears. */
+function byTable(entities: readonly KeyframeTextEntity[]): Map<string, KeyframeTextEntity[]> {
+  const tables = new Map<string, KeyframeTextEntity[]>();
+  for (const entity of entities) {
+    const group = tables.get(entity.table);
+    if (group) group.push(entity);
+    else tables.set(entity.table, [entity]);
+  }
+  return tables;
+}
+
+/** v2's `tables` as JSON: `{table: {id: state}}`, states spliced in as the database's text. */
+function groupedJson(entities: readonly KeyframeTextEntity[]): string {
+  const tables: string[] = [];
+  for (const [table, group] of byTable(entities)) {
+    const states = group.map((e) => `${JSON.stringify(e.id)}:${e.state.text}`);
+    tables.push(`${JSON.stringify(table)}:{${states.join(',')}}`);
+  }
+  return `{${tables.join(',')}}`;
+}
+
+/** v2's `tables` as an object, states parsed (for msgpack). */
+function groupedValue(entities: readonly KeyframeTextEntity[]): Record<string, Record<string, unknown>> {
+  const tables: Record<string, Record<string, unknown>> = {};
+  for (const [table, group] of byTable(entities)) {
+    const states: Record<string, unknown> = {};
+    for (const e of group) states[e.id] = e.state.value();
+    tables[table] = states;
+  }
+  return tables;
+}
+
 /**
- * Encodes what the server sends for the socket's subprotocol. A keyframe holding text is written
- * around its states for JSON, and sent with its states parsed for msgpack.
+ * Encodes what the server sends for the socket's subprotocol. A keyframe part is written around
+ * its states' text for JSON and sent with its states parsed for msgpack; for v2 its entities are
+ * grouped by table.
  */
 export function encodeOutgoing(message: OutgoingMessage, subprotocol: Subprotocol): string | Uint8Array {
-  if (!holdsText(message)) return encode(message, subprotocol);
+  if (!isKeyframe(message)) return encode(message, subprotocol);
   const { entities, ...header } = message;
-  if (subprotocol !== SUBPROTOCOL_JSON) {
-    return encode(
-      { ...header, entities: entities.map((e) => ({ table: e.table, id: e.id, state: e.state.value() })) },
-      subprotocol,
-    );
+  const grouped = groupsKeyframes(subprotocol);
+  if (isMsgpack(subprotocol)) {
+    const body = grouped
+      ? { tables: groupedValue(entities) }
+      : { entities: entities.map((e) => ({ table: e.table, id: e.id, state: e.state.value() })) };
+    return encode({ ...header, ...body }, subprotocol);
   }
   const head = JSON.stringify(header);
-  return `${head.slice(0, -1)},"entities":[${entities.map(entityJson).join(',')}]}`;
+  const body = grouped
+    ? `"tables":${groupedJson(entities)}`
+    : `"entities":[${entities.map(entityJson).join(',')}]`;
+  return `${head.slice(0, -1)},${body}}`;
 }

@@ -2,7 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pack } from 'msgpackr';
 import type { ReplayClient } from '@msr/protocol';
-import type { KeyframeMessage, ServerMessage } from '@msr/protocol/messages';
+import type { AnyServerMessage, KeyframeMessage, ServerMessage, Subprotocol } from '@msr/protocol/messages';
 import type { App } from '../../server/app.js';
 import { DEFAULT_LIMITS } from '../../server/replay/player.js';
 import { createLogger } from '../../server/logger.js';
@@ -67,7 +67,7 @@ describe('replay over WebSocket', () => {
     await db?.drop();
   });
 
-  const client = async (subprotocol?: 'msr.v1.json' | 'msr.v1.msgpack') => {
+  const client = async (subprotocol?: Subprotocol) => {
     const c = await connect(app.port, subprotocol ? { subprotocol } : {});
     clients.push(c);
     return c;
@@ -78,7 +78,7 @@ describe('replay over WebSocket', () => {
   const playChecked = async (c: ReplayClient, want: (t: number) => Map<string, unknown> = expected) => {
     let frames = 0;
     let failure: string | undefined;
-    const off = c.on((m: ServerMessage) => {
+    const off = c.on((m: AnyServerMessage) => {
       if (m.type !== 'frame' || failure) return;
       frames += 1;
       try {
@@ -109,6 +109,39 @@ describe('replay over WebSocket', () => {
     expect(frames).toBeGreaterThan(10);
     expect(c.state).toEqual(expected(end));
   });
+
+  it.each(['msr.v2.json', 'msr.v2.msgpack'] as const)(
+    'speaks %s: keyframe parts grouped by table, state exact after seeks and frames',
+    async (subprotocol) => {
+      const c = await client(subprotocol);
+      expect(c.subprotocol).toBe(subprotocol);
+      const parts: AnyServerMessage[] = [];
+      c.on((m) => {
+        if (m.type === 'keyframe') parts.push(m);
+      });
+      const at = start + 40 * 60_000;
+      const keyframe = keyframeDone(c);
+      await c.open({ from: start, to: end, at, speed: 'max' });
+      await keyframe;
+      expect(c.state).toEqual(expected(at));
+      expect(parts.length).toBeGreaterThan(1);
+      let entities = 0;
+      for (const part of parts) {
+        if (part.type !== 'keyframe' || !('tables' in part)) throw new Error('a part without tables');
+        for (const states of Object.values(part.tables)) entities += Object.keys(states).length;
+      }
+      // Each entity in exactly one part.
+      expect(entities).toBe(expected(at).size);
+      const again = keyframeDone(c);
+      await c.seek(start + 20 * 60_000);
+      await again;
+      expect(c.state).toEqual(expected(start + 20 * 60_000));
+      const frames = await playChecked(c);
+      expect(frames).toBeGreaterThan(10);
+      expect(c.state).toEqual(expected(end));
+      await c.close();
+    },
+  );
 
   it('keeps every frame exact while maintenance rotates the snapshot and drops old days mid-play', async () => {
     await app.maintenance!.run('manual'); // the bootstrap run, or a first one
@@ -312,7 +345,7 @@ describe('replay over WebSocket', () => {
     const c = await client();
     await c.open({ from: start, to: end, at: start });
     await keyframeDone(c);
-    const seen: ServerMessage[] = [];
+    const seen: AnyServerMessage[] = [];
     c.on((m) => seen.push(m));
     const times = Array.from({ length: 100 }, (_, i) => start + ((i * 7919) % 100) * 60_000);
     await Promise.all(times.map((t) => c.seek(t)));

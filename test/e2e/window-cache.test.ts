@@ -1,7 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReplayClient } from '@msr/protocol';
-import type { ServerMessage } from '@msr/protocol/messages';
+import type { AnyServerMessage } from '@msr/protocol/messages';
 import type { App } from '../../server/app.js';
 import { createLogger } from '../../server/logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -53,7 +53,7 @@ describe('window cache shared by sessions at nearby positions', () => {
         await c.open({ from: start, to: end, at: at + i * 1000, speed: 300 });
         await keyframe;
         expect(new Map(c.state)).toEqual(expected(at + i * 1000));
-        c.on((m: ServerMessage) => {
+        c.on((m: AnyServerMessage) => {
           if (m.type !== 'frame') return;
           if (!isDeepStrictEqual(new Map(c.state), expected(m.t)))
             failures.push(`session ${i}: frame ${m.seq} at ${m.t}`);

@@ -1,6 +1,6 @@
 import WebSocket from 'ws';
 import { ReplayClient, type ReplayClientOptions, type WebSocketLike } from '@msr/protocol';
-import type { KeyframeMessage } from '@msr/protocol/messages';
+import type { GroupedKeyframeMessage, KeyframeMessage } from '@msr/protocol/messages';
 
 export const wsFactory = (url: string, protocols: string[]) =>
   new WebSocket(url, protocols) as unknown as WebSocketLike;
@@ -19,7 +19,13 @@ export function asClientKeys(reference: Map<string, unknown>): Map<string, unkno
   );
 }
 
-/** Resolves with the last part of the client's next complete keyframe. */
-export function keyframeDone(c: ReplayClient, timeoutMs?: number): Promise<KeyframeMessage> {
-  return c.waitFor((m): m is KeyframeMessage => m.type === 'keyframe' && m.last, timeoutMs);
+/** Resolves with the last part of the client's next complete keyframe (v1 or v2). */
+export function keyframeDone(
+  c: ReplayClient,
+  timeoutMs?: number,
+): Promise<KeyframeMessage | GroupedKeyframeMessage> {
+  return c.waitFor(
+    (m): m is KeyframeMessage | GroupedKeyframeMessage => m.type === 'keyframe' && m.last,
+    timeoutMs,
+  );
 }

@@ -32,7 +32,7 @@ describe('a client given an answer outside the protocol', () => {
       requestTimeoutMs: 10_000,
     });
     const started = Date.now();
-    await expect(client.open({ from: 0, to: 1 })).rejects.toThrow('does not fit protocol v1');
+    await expect(client.open({ from: 0, to: 1 })).rejects.toThrow('does not fit msr.v1.json');
     expect(Date.now() - started).toBeLessThan(5_000);
     client.disconnect();
   });

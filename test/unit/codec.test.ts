@@ -4,7 +4,14 @@ import { encode, parse } from '@msr/protocol/codec';
 import { MAX_CLIENT_MESSAGE_BYTES } from '@msr/protocol/wire';
 import { encodeOutgoing, JsonText } from '../../server/replay/outgoing.js';
 import { decodeClientMessage } from '../../server/transport/decode-client.js';
-import { SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, ServerMessage } from '@msr/protocol/messages';
+import {
+  SUBPROTOCOL_JSON,
+  SUBPROTOCOL_MSGPACK,
+  SUBPROTOCOL_V2_JSON,
+  SUBPROTOCOL_V2_MSGPACK,
+  ServerMessage,
+  ServerMessageV2,
+} from '@msr/protocol/messages';
 
 const json = (v: unknown) => JSON.stringify(v);
 
@@ -174,5 +181,82 @@ describe("keyframes holding the database's JSON text", () => {
   it('encodes an empty last part like any message', () => {
     const empty = { ...part, entities: [] };
     expect(JSON.parse(encodeOutgoing(empty, SUBPROTOCOL_JSON) as string)).toEqual(empty);
+  });
+});
+
+describe('keyframes in protocol v2, grouped by table', () => {
+  // Tables interleaved as a part may hold them (the database's order is by entity, not table).
+  const rows = [
+    { table: 'city.vehicle', id: '7', text: '{"id": 7, "big": 12345678901234567890}' },
+    { table: 'city.stop', id: 'a|b', text: '{"name": "a \\"b\\" é"}' },
+    { table: 'city.vehicle', id: '8', text: '{"id": 8}' },
+    { table: 'city.stop', id: '2', text: '{}' },
+  ];
+  const part = {
+    type: 'keyframe' as const,
+    epoch: 2,
+    t: 99.5,
+    part: 4,
+    last: false,
+    entities: rows.map((r) => ({ table: r.table, id: r.id, state: new JsonText(r.text) })),
+  };
+  /** The v1 part's entities, as (table, id, state) triples. */
+  const v1Entities = () =>
+    (JSON.parse(encodeOutgoing(part, SUBPROTOCOL_JSON) as string) as { entities: unknown[] }).entities;
+  const triples = (tables: Record<string, Record<string, unknown>>) =>
+    Object.entries(tables).flatMap(([table, states]) =>
+      Object.entries(states).map(([id, state]) => ({ table, id, state })),
+    );
+
+  it('names each table once, holds the same entities as v1, and validates as a v2 message', () => {
+    const text = encodeOutgoing(part, SUBPROTOCOL_V2_JSON) as string;
+    expect(text.match(/city\.vehicle/g)).toHaveLength(1);
+    expect(text).toContain('"7":{"id": 7, "big": 12345678901234567890}');
+    const message = ServerMessageV2.parse(JSON.parse(text));
+    expect(message).toMatchObject({ type: 'keyframe', epoch: 2, t: 99.5, part: 4, last: false });
+    if (!('tables' in message)) throw new Error('not a grouped keyframe');
+    expect(Object.keys(message.tables)).toEqual(['city.vehicle', 'city.stop']);
+    expect(new Set(triples(message.tables).map((e) => JSON.stringify(e)))).toEqual(
+      new Set(v1Entities().map((e) => JSON.stringify(e))),
+    );
+    expect(ServerMessage.safeParse(message).success).toBe(false);
+  });
+
+  it('is shorter than v1 for the same part', () => {
+    const many = {
+      ...part,
+      entities: Array.from({ length: 1000 }, (_, i) => ({
+        table: 'public.pgbench_accounts',
+        id: String(i),
+        state: new JsonText(`{"aid": ${i}, "bid": 1, "abalance": 0}`),
+      })),
+    };
+    const v1 = (encodeOutgoing(many, SUBPROTOCOL_JSON) as string).length;
+    const v2 = (encodeOutgoing(many, SUBPROTOCOL_V2_JSON) as string).length;
+    expect(v2).toBeLessThan(v1 * 0.6);
+  });
+
+  it('parses the text for msgpack, to the same message as v2 JSON', () => {
+    const decoded = unpack(encodeOutgoing(part, SUBPROTOCOL_V2_MSGPACK) as Uint8Array) as unknown;
+    expect(decoded).toEqual(JSON.parse(encodeOutgoing(part, SUBPROTOCOL_V2_JSON) as string));
+  });
+
+  it('sends an empty part with no tables', () => {
+    const empty = { ...part, last: true, entities: [] };
+    const { entities: _, ...header } = empty;
+    expect(JSON.parse(encodeOutgoing(empty, SUBPROTOCOL_V2_JSON) as string)).toEqual({
+      ...header,
+      tables: {},
+    });
+    expect(unpack(encodeOutgoing(empty, SUBPROTOCOL_V2_MSGPACK) as Uint8Array)).toEqual({
+      ...header,
+      tables: {},
+    });
+  });
+
+  it('leaves every other message as in v1', () => {
+    const frame = { type: 'frame' as const, epoch: 1, seq: 0, t: 5, changes: [] };
+    expect(encodeOutgoing(frame, SUBPROTOCOL_V2_JSON)).toBe(encodeOutgoing(frame, SUBPROTOCOL_JSON));
+    expect(encodeOutgoing(frame, SUBPROTOCOL_V2_MSGPACK)).toEqual(encodeOutgoing(frame, SUBPROTOCOL_MSGPACK));
   });
 });
