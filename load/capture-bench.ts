@@ -6,8 +6,9 @@
 // into Kafka, then MSR's Kafka ingest.
 // Measured: the initial snapshot, the rate each way drains the same backlog of changes, the time
 // from source commit to stored (ingested_at - event_timestamp) and to a live session's frame
-// while pgbench runs at 500 transactions (2,000 row changes) a second, and memory of each
-// capturing process (the rate phase runs the direct capture and Debezium only).
+// while pgbench runs at 500 transactions (2,000 row changes) a second, memory of each
+// capturing process (the rate phase runs the direct capture and Debezium only), and last how long
+// after Debezium's initial snapshot of the source has reached Kafka MSR has stored it.
 // Usage: npm run bench:capture [-- --profile]   (writes load/results/capture.{json,md}; needs
 // Debian's pgbench)
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -15,13 +16,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { Kafka, logLevel } from 'kafkajs';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { ReplayClient, type WebSocketLike } from '@msr/protocol';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../server/db/embedded.js';
 import { createLogger } from '../server/logger.js';
 import { buildServer, startArguments } from '../scripts/build-server.js';
-import { startKafkaCluster } from '../scripts/services/kafka-cluster.js';
+import { startKafkaCluster, type KafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { percentile } from './percentile.js';
 
 const run = promisify(execFile);
@@ -201,6 +203,87 @@ async function liveLatency(
   };
 }
 
+/** A Debezium connector on the source (pgoutput, the `msr` publication, JSON with schemas). */
+async function putConnector(
+  cluster: KafkaCluster,
+  sourceUrl: string,
+  name: string,
+  settings: Record<string, string>,
+): Promise<void> {
+  const source = new URL(sourceUrl);
+  const response = await fetch(`${cluster.connectUrl}/connectors/${name}/config`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
+      'database.hostname': '127.0.0.1',
+      'database.port': source.port,
+      'database.user': 'postgres',
+      'database.password': decodeURIComponent(source.password),
+      'database.dbname': 'msr',
+      'plugin.name': 'pgoutput',
+      'publication.name': 'msr',
+      'publication.autocreate.mode': 'disabled',
+      'skipped.operations': 'none',
+      'decimal.handling.mode': 'precise',
+      'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
+      'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
+      ...settings,
+    }),
+  });
+  if (!response.ok) throw new Error(`connector ${name}: ${response.status} ${await response.text()}`);
+}
+
+/**
+ * Debezium's initial snapshot of the whole source, stored by an MSR ingest consuming it as it
+ * arrives (default batch size): when its last record reached Kafka (the topics' end offsets,
+ * polled every 100 ms) and how long after that MSR had stored every row.
+ */
+async function debeziumSnapshot(
+  cluster: KafkaCluster,
+  sourcePool: pg.Pool,
+  msr: pg.Pool,
+  ingest: Server,
+): Promise<{ rows: number; inKafkaMs: number; storedAfterLastRecordMs: number; peakRssMb: number }> {
+  const tables = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'];
+  const { rows } = await sourcePool.query<{ n: string }>(
+    `select ${tables.map((t) => `(select count(*) from ${t})`).join(' + ')} as n`,
+  );
+  const total = Number(rows[0]!.n);
+  const kafka = new Kafka({ brokers: cluster.brokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  const inKafka = async () => {
+    let n = 0;
+    for (const table of tables) {
+      const offsets = await admin.fetchTopicOffsets(`snapshot.public.${table}`).catch(() => []);
+      for (const o of offsets) n += Number(o.high);
+    }
+    return n;
+  };
+  try {
+    const requested = Date.now();
+    await putConnector(cluster, sourcePool.options.connectionString!, 'snapshot', {
+      'topic.prefix': 'snapshot',
+      'slot.name': 'debezium_snapshot',
+      'snapshot.mode': 'initial',
+    });
+    const deadline = Date.now() + 600_000;
+    while ((await inKafka()) < total && Date.now() < deadline) await sleep(100);
+    const lastRecordAt = Date.now();
+    while ((await count(msr, 'snapshot', `op = 'r'`)) < total && Date.now() < deadline) await sleep(100);
+    const storedAt = Date.now();
+    return {
+      rows: total,
+      inKafkaMs: lastRecordAt - requested,
+      storedAfterLastRecordMs: storedAt - lastRecordAt,
+      peakRssMb: await peakRssMb(ingest.child.pid!),
+    };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 const dirs: string[] = [];
 const started: { stop(): Promise<void> }[] = [];
 const figures: Record<string, unknown> = {};
@@ -286,31 +369,12 @@ try {
     DB_POOL_SIZE: '4',
   });
   started.push(ingest);
-  const { port } = new URL(source.url);
   const t2 = new Date();
-  const response = await fetch(`${cluster.connectUrl}/connectors/bench/config`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      'connector.class': 'io.debezium.connector.postgresql.PostgresConnector',
-      'database.hostname': '127.0.0.1',
-      'database.port': port,
-      'database.user': 'postgres',
-      'database.password': decodeURIComponent(new URL(source.url).password),
-      'database.dbname': 'msr',
-      'topic.prefix': 'debezium',
-      'plugin.name': 'pgoutput',
-      'slot.name': 'debezium',
-      'publication.name': 'msr',
-      'publication.autocreate.mode': 'disabled',
-      'snapshot.mode': 'no_data',
-      'skipped.operations': 'none',
-      'decimal.handling.mode': 'precise',
-      'key.converter': 'org.apache.kafka.connect.json.JsonConverter',
-      'value.converter': 'org.apache.kafka.connect.json.JsonConverter',
-    }),
+  await putConnector(cluster, source.url, 'bench', {
+    'topic.prefix': 'debezium',
+    'slot.name': 'debezium',
+    'snapshot.mode': 'no_data',
   });
-  if (!response.ok) throw new Error(`connector: ${response.status} ${await response.text()}`);
   const debezium = await drained(msr, 'debezium', backlog, t2);
   const ingestRss = await peakRssMb(ingest.child.pid!);
   const connectRss = cluster.connectPid ? await rssMb(cluster.connectPid) : NaN;
@@ -368,6 +432,21 @@ try {
     kafkaIngestMsrPeakRssMb: Math.max(ingestRss, await peakRssMb(ingest.child.pid!)),
     kafkaConnectRssMb: connectRss,
   };
+  figures.debeziumSnapshot = await debeziumSnapshot(
+    cluster,
+    sourcePool,
+    msr,
+    await startServer({
+      DATABASE_URL: target.url,
+      KAFKA_BROKERS: cluster.brokers.join(','),
+      KAFKA_TOPIC_PATTERN: '^snapshot\\.',
+      KAFKA_GROUP_ID: 'snapshot',
+      DB_POOL_SIZE: '4',
+    }).then((server) => {
+      started.push(server);
+      return server;
+    }),
+  );
   const equal = await msr.query(
     `select (select count(*) from msr.cdc_event where source = 'builtin' and op <> 'r')::int as builtin,
             (select count(*) from msr.cdc_event where source = 'tokafka' and op <> 'r')::int as tokafka,
@@ -394,6 +473,7 @@ const b = figures.backlog as Record<
 >;
 const r = figures.at2000RowsPerSecond as Record<string, Record<string, number>>;
 const m = figures.memory as Record<string, number>;
+const ds = figures.debeziumSnapshot as Awaited<ReturnType<typeof debeziumSnapshot>>;
 const md = [
   '# Capture benchmark',
   '',
@@ -409,6 +489,8 @@ const md = [
   `| memory | MSR ${m.builtinCaptureMsrPeakRssMb} MB peak RSS through the backlog (${m.builtinWithLiveSessionPeakRssMb} MB once a live session took a 200,000-entity keyframe) | MSR ${m.kafkaIngestMsrPeakRssMb} MB peak RSS + Kafka Connect ${m.kafkaConnectRssMb} MB RSS (+ the broker) |`,
   '',
   `Built-in capture into Kafka (CAPTURE_TO=kafka; MSR's ingest in the same process stores what it sends): initial snapshot ${(figures.snapshotThroughKafka as { ms: number }).ms} ms; backlog drained at ${b.toKafkaEventsPerSecond} events/s (${b.toKafkaMs} ms, ${(b.toKafkaEventsPerSecond / b.debeziumEventsPerSecond).toFixed(1)}x Debezium's); MSR ${m.toKafkaCaptureAndIngestMsrPeakRssMb} MB peak RSS.`,
+  '',
+  `Debezium's initial snapshot of the source afterwards (${ds.rows} rows, snapshot.mode=initial, one partition per topic; an MSR ingest with the default batch size consuming as it arrives): its last record reached Kafka ${ds.inKafkaMs} ms after the connector was made; MSR had stored every row ${ds.storedAfterLastRecordMs} ms after that (MSR ${ds.peakRssMb} MB peak RSS).`,
   '',
   `Stored changes: ${JSON.stringify(figures.storedChanges)}.`,
   '',
