@@ -164,6 +164,10 @@ export class Ingest {
     await admin?.then((a) => a.disconnect()).catch(() => undefined);
   }
 
+  private get heartbeatMs(): number {
+    return Math.min(3_000, Math.floor(this.config.sessionTimeoutMs / 3));
+  }
+
   private async matchingTopics(): Promise<string[]> {
     if (this.config.topics) return ingestTopics([], this.config);
     return ingestTopics(await this.withAdmin((admin) => admin.listTopics()), this.config);
@@ -221,7 +225,7 @@ export class Ingest {
     const consumer = this.kafka.consumer({
       groupId: this.config.groupId,
       sessionTimeout: this.config.sessionTimeoutMs,
-      heartbeatInterval: Math.min(3_000, Math.floor(this.config.sessionTimeoutMs / 3)),
+      heartbeatInterval: this.heartbeatMs,
       allowAutoTopicCreation: false,
       maxBytesPerPartition: this.config.maxBatchBytes,
       maxBytes: Math.max(10 * 1_048_576, this.config.maxBatchBytes),
@@ -229,8 +233,13 @@ export class Ingest {
     this.consumer = consumer;
     consumer.on(consumer.events.CRASH, (event) => {
       this.lastError = describeConnectionFailure(event.payload.error);
-      if (!event.payload.restart) this.stateValue = 'failed';
       this.log.error({ err: event.payload.error, restart: event.payload.restart }, 'ingest consumer crashed');
+      if (event.payload.restart) return;
+      // kafkajs gives up on errors it deems final (a member the group no longer knows, a refused
+      // request): the ingest would stand still for good. It starts over with a new consumer,
+      // from the committed offsets, as often as it takes; /readyz says why meanwhile.
+      this.stateValue = 'failed';
+      this.restarting = this.restarting.then(() => this.recover(consumer));
     });
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       this.stateValue = 'consuming';
@@ -254,9 +263,39 @@ export class Ingest {
     this.log.info({ topics, groupId: this.config.groupId }, 'ingest consuming');
   }
 
+  /** After a crash kafkajs does not restart from: a new consumer, after a growing wait. */
+  private async recover(crashed: Consumer): Promise<void> {
+    for (let attempt = 0; !this.stopping.signal.aborted && this.consumer === crashed; attempt++) {
+      const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempt);
+      await sleep(wait, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+      if (this.stopping.signal.aborted) return;
+      try {
+        await this.restart(this.subscribed);
+        this.log.info({ attempt: attempt + 1 }, 'ingest consumer started again after its crash');
+        return;
+      } catch (err) {
+        this.lastError = `cannot restart the consumer: ${describeConnectionFailure(err)}`;
+        this.log.warn({ err, attempt }, 'ingest consumer could not start again; retrying');
+      }
+    }
+  }
+
   private async handleBatch(consumer: Consumer, payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (batch.messages.length === 0) return;
+    // The group hears from this member only through heartbeats, which kafkajs sends between
+    // batches: a batch written for longer than the session timeout (a slow or locked database, a
+    // large snapshot) would cost the member its partitions, and the batch its offset commit.
+    const beat = setInterval(() => void payload.heartbeat().catch(() => undefined), this.heartbeatMs);
+    try {
+      await this.storeAndCommit(consumer, payload);
+    } finally {
+      clearInterval(beat);
+    }
+  }
+
+  private async storeAndCommit(consumer: Consumer, payload: EachBatchPayload): Promise<void> {
+    const { batch } = payload;
     const { topic, partition } = batch;
     const { changes, failures, skipped } = await this.decoders.decode(topic, partition, batch.messages);
     if (skipped > 0) this.metrics.ingestSkipped.inc({ topic }, skipped);
