@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { CaptureConfig } from '../config.js';
 import { connectionProblem, describeConnectionFailure } from '../connection-failure.js';
-import { storeByTable } from '../ingest/store.js';
+import { storeBatch } from '../ingest/store.js';
 import { inTransaction } from '../db/transaction.js';
 import { Refusals } from '../ingest/refusals.js';
 import { writeChanges } from '../ingest/writer.js';
@@ -378,7 +378,7 @@ export class Capture {
       store: async (changes, refused) => {
         const sink = this.options.kafka;
         const tooLarge = sink ? await sink.send(changes) : [];
-        const { failures } = await storeByTable(this.pool, sink ? [] : changes, refused);
+        const { failures } = await storeBatch(this.pool, sink ? [] : changes, refused);
         this.refusals.note([...failures, ...tooLarge]);
         await this.options.afterStore?.();
       },

@@ -52,35 +52,3 @@ export async function storeBatch(
   await writeBatch(pool, [], all);
   return { failures: all };
 }
-
-/**
- * Stores a batch that spans several tables as one storeBatch per table, at once on as many
- * connections (the pool's size bounds them), and resolves when every one has committed. Each
- * table's changes keep their order, which is all that orders them: replay order is each event's
- * own (time, lsn, offset), keyless entities are numbered within their table, and a column the
- * source could not read is filled from the same entity's previous event. A batch cut short by a
- * failure may be partly stored; storing it again, as the caller does, is a no-op for that part.
- * Refused records go with the first table's transaction.
- */
-export async function storeByTable(
-  pool: Pool,
-  changes: readonly StoredChange[],
-  failures: readonly FailedRecord[],
-): Promise<{ failures: readonly FailedRecord[] }> {
-  const tables = new Map<string, StoredChange[]>();
-  for (const change of changes) {
-    const table = tables.get(change.topic);
-    if (table) table.push(change);
-    else tables.set(change.topic, [change]);
-  }
-  if (tables.size <= 1) return storeBatch(pool, changes, failures);
-  const stores = [...tables.values()].map((table, i) => storeBatch(pool, table, i === 0 ? failures : []));
-  // Every write settles before a failure is passed on: the caller's retry must not overlap a
-  // table's write still under way.
-  const results = await Promise.allSettled(stores);
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
-  return {
-    failures: results.flatMap((r) => (r.status === 'fulfilled' ? r.value.failures : [])),
-  };
-}

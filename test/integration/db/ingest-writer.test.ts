@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent, StoredChange } from '../../../server/ingest/change.js';
-import { storeBatch, storeByTable } from '../../../server/ingest/store.js';
+import { storeBatch } from '../../../server/ingest/store.js';
 import { writeChanges } from '../../../server/ingest/writer.js';
 import { inTransaction } from '../../../server/db/transaction.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
@@ -164,59 +164,5 @@ describe('ingest batch writes', () => {
       [7, 'NOT_JSON'],
     ]);
     expect(errors[1].record_value).toEqual(Buffer.from([0xff, 0x00]));
-  });
-
-  it('stores a batch of several tables one transaction per table, each in its order, once, with refusals from any table', async () => {
-    const inTable = (table: string, c: StoredChange): StoredChange => ({
-      ...c,
-      topic: `w.gis.${table}`,
-      event: { ...c.event, table },
-    });
-    const batch = [
-      inTable('road', change(20, '1', { id: 1, n: 0 }, { op: 'c' })),
-      inTable('stop', change(21, '1', { id: 1, n: 0, body: 'kept' }, { op: 'c' })),
-      inTable('road', change(22, '1', { id: 1, n: 1 })),
-      inTable('stop', change(23, '1', { id: 1, n: 1 }, { unavailable: ['body'] })),
-      inTable('lane', change(24, '9', null, { op: 'c', after: '{"text": "a\\u0000b"}' })),
-      inTable('road', change(25, '1', { id: 1, n: 2 })),
-    ];
-    // A batch cut short earlier: one table's part stored, the rest not.
-    await storeBatch(db.pool, batch.filter((c) => c.topic === 'w.gis.road').slice(0, 2), []);
-    const undecodable = {
-      topic: 'w.gis.lane',
-      partition: 0,
-      offset: '26',
-      key: null,
-      value: Buffer.from('x'),
-      reason: 'NOT_JSON' as const,
-      detail: 'x',
-    };
-    const first = await storeByTable(db.pool, batch, [undecodable]);
-    const again = await storeByTable(db.pool, batch, [undecodable]);
-    for (const result of [first, again]) {
-      expect(result.failures.map((f) => [f.offset, f.reason]).sort()).toEqual([
-        ['24', 'REJECTED_BY_DATABASE'],
-        ['26', 'NOT_JSON'],
-      ]);
-    }
-    const { rows: stored } = await db.pool.query(
-      `select table_name, kafka_offset::int as offset, after from msr.cdc_event
-        where source = 'w' and kafka_offset between 20 and 26 order by table_name, id`,
-    );
-    expect(stored).toEqual([
-      { table_name: 'road', offset: 20, after: { id: 1, n: 0 } },
-      { table_name: 'road', offset: 22, after: { id: 1, n: 1 } },
-      { table_name: 'road', offset: 25, after: { id: 1, n: 2 } },
-      { table_name: 'stop', offset: 21, after: { id: 1, n: 0, body: 'kept' } },
-      { table_name: 'stop', offset: 23, after: { id: 1, n: 1, body: 'kept' } },
-    ]);
-    const { rows: errors } = await db.pool.query(
-      `select kafka_offset::int as offset, reason from msr.ingest_error
-        where kafka_topic = 'w.gis.lane' order by kafka_offset`,
-    );
-    expect(errors).toEqual([
-      { offset: 24, reason: 'REJECTED_BY_DATABASE' },
-      { offset: 26, reason: 'NOT_JSON' },
-    ]);
   });
 });
