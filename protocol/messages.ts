@@ -159,26 +159,20 @@ export const ClockMessage = z.object({
 });
 export const EndMessage = z.object({ type: z.literal('end'), epoch: z.number().int(), t: time });
 
-export const ServerMessage = z.discriminatedUnion('type', [
+/** The server's messages that both versions share: they differ in the keyframe part alone. */
+const everyVersion = [
   OpenedMessage,
   OkMessage,
   ErrorMessage,
-  KeyframeMessage,
   FrameMessage,
   ClockMessage,
   EndMessage,
-]);
+] as const;
+
+export const ServerMessage = z.discriminatedUnion('type', [...everyVersion, KeyframeMessage]);
 export type ServerMessage = z.infer<typeof ServerMessage>;
 /** What a server speaking protocol v2 sends: v1's messages with keyframe parts grouped by table. */
-export const ServerMessageV2 = z.discriminatedUnion('type', [
-  OpenedMessage,
-  OkMessage,
-  ErrorMessage,
-  GroupedKeyframeMessage,
-  FrameMessage,
-  ClockMessage,
-  EndMessage,
-]);
+export const ServerMessageV2 = z.discriminatedUnion('type', [...everyVersion, GroupedKeyframeMessage]);
 export type ServerMessageV2 = z.infer<typeof ServerMessageV2>;
 export type GroupedKeyframeMessage = z.infer<typeof GroupedKeyframeMessage>;
 /** A server message in either version of the protocol. */

@@ -60,6 +60,16 @@ async function startIngest(
   });
 }
 
+/** One partition of incidents produced under a fresh prefix, for a consumer group of its own. */
+async function incidentBacklog(name: string, seed: number) {
+  const prefix = uniquePrefix(name);
+  const topic = `${prefix}.city.incident`;
+  await createTopics([{ topic, partitions: 1 }]);
+  const events = debeziumHistory(prefix, seed, 400).filter((e) => e.table === 'incident');
+  await produce(events, prefix);
+  return { prefix, topic, events, groupId: `g-${prefix}` };
+}
+
 /** Each record stored once: as many rows as distinct records, and as many as were produced. */
 async function expectStoredOnce(db: TestDatabase, prefix: string, records: number): Promise<void> {
   const { rows } = await db.pool.query(
@@ -231,12 +241,7 @@ describe('ingest from Kafka', () => {
   });
 
   it('keeps its partitions through a batch written for longer than the session timeout', async () => {
-    const prefix = uniquePrefix('slow');
-    const topic = `${prefix}.city.incident`;
-    await createTopics([{ topic, partitions: 1 }]);
-    const events = debeziumHistory(prefix, 11, 400).filter((e) => e.table === 'incident');
-    await produce(events, prefix);
-    const groupId = `g-${prefix}`;
+    const { prefix, topic, events, groupId } = await incidentBacklog('slow', 11);
     let held = false;
     // The first batch takes twice the session timeout (6 s) between its database commit and its
     // offset commit, as a write waiting on a lock or a large snapshot batch may.
@@ -260,12 +265,7 @@ describe('ingest from Kafka', () => {
   });
 
   it('starts consuming again after a crash kafkajs does not restart from, storing nothing twice', async () => {
-    const prefix = uniquePrefix('final');
-    const topic = `${prefix}.city.incident`;
-    await createTopics([{ topic, partitions: 1 }]);
-    const events = debeziumHistory(prefix, 13, 400).filter((e) => e.table === 'incident');
-    await produce(events, prefix);
-    const groupId = `g-${prefix}`;
+    const { prefix, topic, events, groupId } = await incidentBacklog('final', 13);
     let crashed = false;
     app = await startIngest(db, prefix, groupId, () => {
       if (crashed) return;
