@@ -10,11 +10,12 @@ import { percentile } from './percentile.js';
 export interface ClientsPlan {
   readonly url: string;
   /**
-   * idle: sockets without a session; play: 1x sessions; slow: 100x sessions that stop reading;
+   * idle: sockets without a session; play: 1x sessions; live: 1x sessions following the live edge
+   * (their range from a minute ago to an hour ahead); slow: 100x sessions that stop reading;
    * seek-max: one session timing 30 seeks (or those of seekTimes), then playing at max speed for
    * 10 s (or maxSpeedSeconds; 0: not at all).
    */
-  readonly mode: 'idle' | 'play' | 'slow' | 'seek-max';
+  readonly mode: 'idle' | 'play' | 'live' | 'slow' | 'seek-max';
   readonly count: number;
   readonly earliest: number;
   readonly latest: number;
@@ -71,7 +72,7 @@ interface Reply {
   entities?: unknown[];
   /** A keyframe part in protocol v2. */
   tables?: Record<string, Record<string, unknown>>;
-  changes?: unknown[];
+  changes?: { ts: number }[];
 }
 
 /** The entities a keyframe part holds, in either version. */
@@ -182,6 +183,59 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Sessions following the live edge at 1x: each change's lateness is its arrival minus its own
+ * time (the commit time the writer stamped), counted once the opening is over.
+ */
+async function following(plan: ClientsPlan): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
+  const clients = await Promise.all(
+    Array.from({ length: plan.count }, () => BareSession.connect(plan.url, plan.subprotocol)),
+  );
+  const openStarted = performance.now();
+  for (let first = 0; first < clients.length; first += 25) {
+    await Promise.all(
+      clients.slice(first, first + 25).map((c) => {
+        const now = Date.now();
+        return c.request(
+          { type: 'open', from: now - 60_000, to: now + 3_600_000, at: now - 2_000, speed: 1 },
+          (m) => m.type === 'keyframe' && m.last === true,
+        );
+      }),
+    );
+  }
+  const openMs = performance.now() - openStarted;
+  await Promise.all(clients.map((c) => c.request({ type: 'play' })));
+  // Sessions opened early played on meanwhile; the figures start when all are at the edge.
+  await sleep(3_000);
+  const lateness: number[] = [];
+  let frames = 0;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  for (const c of clients) {
+    c.onMessage = (m) => {
+      if (m.type !== 'frame') return;
+      frames += 1;
+      const now = Date.now();
+      for (const change of m.changes ?? []) lateness.push(now - change.ts);
+    };
+  }
+  return {
+    openMs,
+    finish: async () => {
+      const used = process.cpuUsage(cpu);
+      const done = {
+        cpuPct: Math.round(((used.user + used.system) / 1000 / (performance.now() - started)) * 100),
+        frames,
+        latenessP50: Math.round(percentile(lateness, 50)),
+        latenessP99: Math.round(percentile(lateness, 99)),
+      };
+      await Promise.all(clients.map((c) => c.request({ type: 'close' })));
+      for (const c of clients) c.ws.close();
+      return done;
+    },
+  };
+}
+
 /** Seek latency and full-speed throughput of one session, measured before `ready` is reported. */
 async function seekAndMax(
   plan: ClientsPlan,
@@ -285,7 +339,9 @@ const run =
     ? await slow(plan)
     : plan.mode === 'seek-max'
       ? await seekAndMax(plan)
-      : await playing(plan);
+      : plan.mode === 'live'
+        ? await following(plan)
+        : await playing(plan);
 process.stdout.write(`${JSON.stringify({ openMs: Math.round(run.openMs) } satisfies ClientsReady)}\n`);
 const input = createInterface({ input: process.stdin });
 for await (const _line of input) {
