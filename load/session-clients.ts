@@ -192,21 +192,22 @@ async function following(plan: ClientsPlan): Promise<{ openMs: number; finish: (
     Array.from({ length: plan.count }, () => BareSession.connect(plan.url, plan.subprotocol)),
   );
   const openStarted = performance.now();
+  // As a viewer going live does: open at the clock and play once the keyframe is in. A 1x session
+  // plays on from where it opened, so one that waited would trail the edge by its wait for good.
   for (let first = 0; first < clients.length; first += 25) {
     await Promise.all(
-      clients.slice(first, first + 25).map((c) => {
+      clients.slice(first, first + 25).map(async (c) => {
         const now = Date.now();
-        return c.request(
-          { type: 'open', from: now - 60_000, to: now + 3_600_000, at: now - 2_000, speed: 1 },
+        await c.request(
+          { type: 'open', from: now - 60_000, to: now + 3_600_000, at: now, speed: 1 },
           (m) => m.type === 'keyframe' && m.last === true,
         );
+        await c.request({ type: 'play' });
       }),
     );
   }
   const openMs = performance.now() - openStarted;
-  await Promise.all(clients.map((c) => c.request({ type: 'play' })));
-  // Sessions opened early played on meanwhile; the figures start when all are at the edge.
-  await sleep(3_000);
+  await sleep(2_000);
   const lateness: number[] = [];
   let frames = 0;
   const cpu = process.cpuUsage();
