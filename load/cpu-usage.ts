@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 const TICK_MS = 10;
 
 /** User + system CPU time of a process so far, in ms; undefined when it is gone or not readable. */
-async function processCpuMs(pid: number): Promise<number | undefined> {
+export async function processCpuMs(pid: number): Promise<number | undefined> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.

@@ -23,6 +23,7 @@ import { createLogger } from '../server/logger.js';
 import { startBenchDatabase } from './bench-database.js';
 import { startMsr } from '../scripts/services/msr.js';
 import { percentile } from './percentile.js';
+import { processCpuMs } from './cpu-usage.js';
 import { REFRESH_AGGREGATE } from '../server/db/sql-fragments.js';
 
 const RESULTS = new URL('./results/', import.meta.url);
@@ -32,6 +33,8 @@ const wide = process.argv.includes('wide');
 const WIDE_ENTITIES = 200_000;
 const SEEKS = wide ? 10 : 30;
 const OPENS = 500;
+const TOGETHER = 50;
+const SAME_T_ROUNDS = 3;
 const log = createLogger('warn');
 
 interface Figures {
@@ -46,6 +49,11 @@ interface Figures {
   rawCursor: { p50Ms: number };
   /** OPENS sessions opened at different times of the day, in waves of 25 (not for the wide set). */
   opens?: { sessions: number; seconds: number; secondsV2: number };
+  /**
+   * Database CPU time of one session opening at a time T, and of TOGETHER sessions opening at
+   * once at another T (cities only), ms, in each of SAME_T_ROUNDS.
+   */
+  sameT?: { oneMs: number[]; togetherMs: number[] };
 }
 
 /** 200,000 accounts as a Debezium snapshot at the start of the day, then 100,000 updates over it. */
@@ -72,6 +80,27 @@ async function seedWide(pool: Pool, epoch: number): Promise<number> {
     [epoch, WIDE_ENTITIES, WIDE_ENTITIES / 2],
   );
   return WIDE_ENTITIES + WIDE_ENTITIES / 2;
+}
+
+/**
+ * The CPU time (ms) the database's backends spend while `work` runs, from /proc: those there at
+ * the start from what they had then, those that connected meanwhile from nothing.
+ */
+async function databaseCpuMs(pool: Pool, work: () => Promise<void>): Promise<number> {
+  const backends = async () =>
+    (
+      await pool.query<{ pid: number }>(
+        'select pid from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()',
+      )
+    ).rows.map((r) => r.pid);
+  const before = new Map<number, number>();
+  for (const pid of await backends()) before.set(pid, (await processCpuMs(pid)) ?? 0);
+  await work();
+  let spent = 0;
+  for (const pid of new Set([...before.keys(), ...(await backends())])) {
+    spent += ((await processCpuMs(pid)) ?? before.get(pid) ?? 0) - (before.get(pid) ?? 0);
+  }
+  return spent;
 }
 
 /** The raw limit: a pg-cursor read, in keyframe-sized chunks, of a plain table holding the keyframe's rows. */
@@ -142,6 +171,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
       { log },
     );
     let opens: Figures['opens'];
+    let sameT: Figures['sameT'];
     let seeks: SeekTimes | undefined;
     let seeksV2: SeekTimes | undefined;
     const stateHttp: number[] = [];
@@ -181,6 +211,35 @@ async function measure(dialect: Dialect): Promise<Figures> {
           await many.finish();
         }
         opens = { sessions: OPENS, seconds: seconds['msr.v1.json']!, secondsV2: seconds['msr.v2.json']! };
+        // One session opening at T, then TOGETHER opening at once at another T, in rounds at
+        // different times (the middle of a range cut shorter each time): keyframe reads asked for
+        // while one is under way share it.
+        sameT = { oneMs: [], togetherMs: [] };
+        for (let round = 0; round < SAME_T_ROUNDS; round++) {
+          for (const [count, into] of [
+            [1, sameT.oneMs],
+            [TOGETHER, sameT.togetherMs],
+          ] as const) {
+            const cut = (2 * round + (count === 1 ? 1 : 2)) * 3_600_000;
+            let clients: ClientProcess | undefined;
+            into.push(
+              await databaseCpuMs(pool, async () => {
+                clients = await ClientProcess.start({
+                  url: `ws://127.0.0.1:${app.port}/v1/replay`,
+                  mode: 'play',
+                  count,
+                  earliest,
+                  latest: latest - cut,
+                  startWithinMs: 0,
+                  wave: count,
+                  openOnly: true,
+                });
+              }),
+            );
+            // Closing the sessions is not part of opening them.
+            await clients!.finish();
+          }
+        }
       }
     } finally {
       await app.stop();
@@ -201,6 +260,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
       stateHttp: { p50Ms: ms(stateHttp, 50), p95Ms: ms(stateHttp, 95) },
       rawCursor: { p50Ms: Math.round(raw) },
       ...(opens ? { opens } : {}),
+      ...(sameT ? { sameT } : {}),
     };
   } finally {
     await pool.end();
@@ -213,6 +273,7 @@ const results: Figures[] = [];
 for (const dialect of ['postgres', 'timescaledb'] as const) results.push(await measure(dialect));
 const [pgFigures, ts] = results as [Figures, Figures];
 const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+const median = (values: number[]) => percentile(values, 50);
 const machine = `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
 const dataset = wide
   ? `${WIDE_ENTITIES} pgbench-like accounts, ${pgFigures.events} events in 24 h`
@@ -255,7 +316,21 @@ const md = [
           `${ts.opens.secondsV2} s | ${ratio(ts.opens.secondsV2, pgFigures.opens.secondsV2)} |`,
       ]
     : []),
+  ...(pgFigures.sameT && ts.sameT
+    ? [
+        row(`database CPU of one session opening at T, ${SAME_T_ROUNDS} rounds`, (f) => f.sameT!.oneMs),
+        row(`database CPU of ${TOGETHER} sessions opening at once at one T`, (f) => f.sameT!.togetherMs),
+      ]
+    : []),
   '',
+  ...(pgFigures.sameT && ts.sameT
+    ? [
+        `${TOGETHER} sessions opening at once at one T against one opening alone (database CPU, median of the rounds): ${results
+          .map((f) => `${f.dialect} ${ratio(median(f.sameT!.togetherMs), median(f.sameT!.oneMs))}`)
+          .join(', ')}.`,
+        '',
+      ]
+    : []),
   `Complete keyframe against the raw read, msr.v1.json / msr.v2.json: ${results
     .map(
       (f) =>

@@ -23,6 +23,10 @@ export interface ClientsPlan {
   readonly maxSpeedSeconds?: number;
   /** play: start every session within this many ms of the middle of the range (one incident). */
   readonly startWithinMs?: number;
+  /** play: sessions opened at once in waves of this many (default 25). */
+  readonly wave?: number;
+  /** play: open the sessions and leave them paused. */
+  readonly openOnly?: boolean;
   /** The sessions' subprotocol (a JSON one): msr.v1.json unless given. */
   readonly subprotocol?: string;
   /**
@@ -132,10 +136,11 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
   // all opened is reported apart from the steady-state lateness.
   const openStarted = performance.now();
   const sessions = plan.mode === 'play' ? clients : [];
-  for (let first = 0; first < sessions.length; first += 25) {
+  const wave = plan.wave ?? 25;
+  for (let first = 0; first < sessions.length; first += wave) {
     await Promise.all(
       sessions
-        .slice(first, first + 25)
+        .slice(first, first + wave)
         .map((c, k) =>
           c.request(
             { type: 'open', from: plan.earliest, to: plan.latest, at: startOf(plan, first + k), speed: 1 },
@@ -150,7 +155,7 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
   const cpu = process.cpuUsage();
   const playStarted = performance.now();
   await Promise.all(
-    sessions.map((c) => {
+    (plan.openOnly ? [] : sessions).map((c) => {
       // Lateness against the session's own clock: the first playing clock anchors replay time
       // to wall time, and frame t should arrive at anchor + (t - anchor t) at 1x.
       let origin: { wall: number; t: number } | undefined;
