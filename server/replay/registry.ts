@@ -1,4 +1,4 @@
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { Speed } from '@msr/protocol/messages';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import type { EntityFilter } from './entity-filter.js';
@@ -32,7 +32,21 @@ export class SessionLimitError extends Error {
  * msr.session as the shared list of active sessions: a session holds a slot while its lease is
  * renewed by its server; a crashed server's sessions lapse when their leases run out.
  */
+/** A session waiting for its slot. */
+interface PendingClaim {
+  readonly session: SessionRecord;
+  readonly perUser: number | undefined;
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+/** Claims one admission takes at most (one INSERT of that many rows). */
+const MAX_ADMITTED_AT_ONCE = 500;
+
 export class SessionRegistry {
+  private waiting: PendingClaim[] = [];
+  private admitting = false;
+
   constructor(
     private readonly pool: Pool,
     private readonly serverId: string,
@@ -42,39 +56,90 @@ export class SessionRegistry {
 
   /**
    * Takes a slot for a new session, or throws SessionLimitError when all are taken or, with
-   * `perUser`, when its owner already holds that many.
+   * `perUser`, when its owner already holds that many. Claims made while an admission is under
+   * way are admitted together by the next one, in the order they came.
    */
-  async claim(session: SessionRecord, perUser?: number): Promise<void> {
-    await inTransaction(this.pool, async (client) => {
-      await client.query('select pg_advisory_xact_lock($1)', [AdvisoryLock.SESSION_ADMISSION]);
-      if ((await activeSessions(client)) >= this.maxActive()) {
-        throw new SessionLimitError(`all ${this.maxActive()} session slots are in use`);
+  claim(session: SessionRecord, perUser?: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ session, perUser, resolve, reject });
+      if (!this.admitting) void this.admitWaiting();
+    });
+  }
+
+  /**
+   * Admissions one after another, each taking every claim waiting: one transaction, one lock and
+   * one count however many sessions open at once (a team opening one incident).
+   */
+  private async admitWaiting(): Promise<void> {
+    this.admitting = true;
+    try {
+      while (this.waiting.length > 0) {
+        const batch = this.waiting.splice(0, MAX_ADMITTED_AT_ONCE);
+        try {
+          const refusals = await this.admit(batch);
+          batch.forEach((claim, i) => (refusals[i] ? claim.reject(refusals[i]) : claim.resolve()));
+        } catch (err) {
+          for (const claim of batch) claim.reject(err);
+        }
       }
-      if (perUser !== undefined && session.owner !== null) {
-        if ((await activeSessions(client, session.owner)) >= perUser) {
-          throw new SessionLimitError(
+    } finally {
+      this.admitting = false;
+    }
+  }
+
+  /** Admits what the cap and each owner's share allow, in order; the refusals by position. */
+  private admit(batch: readonly PendingClaim[]): Promise<(SessionLimitError | undefined)[]> {
+    return inTransaction(this.pool, async (client) => {
+      await client.query('select pg_advisory_xact_lock($1)', [AdvisoryLock.SESSION_ADMISSION]);
+      const { rows } = await client.query<{ owner: string | null; n: number }>(
+        `select owner, count(*)::int as n from msr.session where ${ACTIVE_SESSION} group by owner`,
+      );
+      const byOwner = new Map(rows.map((r) => [r.owner, r.n]));
+      let active = rows.reduce((n, r) => n + r.n, 0);
+      const admitted: SessionRecord[] = [];
+      const refusals = batch.map(({ session, perUser }) => {
+        if (active >= this.maxActive()) {
+          return new SessionLimitError(`all ${this.maxActive()} session slots are in use`);
+        }
+        const owned = byOwner.get(session.owner) ?? 0;
+        if (perUser !== undefined && session.owner !== null && owned >= perUser) {
+          return new SessionLimitError(
             `user ${session.owner} already has ${perUser} active sessions, the most one user may have`,
             true,
           );
         }
+        active += 1;
+        byOwner.set(session.owner, owned + 1);
+        admitted.push(session);
+        return undefined;
+      });
+      if (admitted.length > 0) {
+        await client.query(
+          `insert into msr.session (id, owner, server_id, range_from, range_to, filter, position, speed, playing, lease_until, shared_with)
+           select u.id, u.owner, $2, ${sqlAt('u.range_from')}, ${sqlAt('u.range_to')}, u.filter,
+                  ${sqlAt('u.position')}, u.speed, u.playing, now() + $3 * interval '1 millisecond', u.shared_with
+             from jsonb_to_recordset($1::jsonb) as u(id uuid, owner text, range_from bigint, range_to bigint,
+                  filter jsonb, position bigint, speed float8, playing boolean, shared_with text[])`,
+          [
+            JSON.stringify(
+              admitted.map((session) => ({
+                id: session.id,
+                owner: session.owner,
+                range_from: session.from,
+                range_to: session.to,
+                filter: session.filter,
+                position: session.position,
+                speed: encodeSpeed(session.speed),
+                playing: session.playing,
+                shared_with: session.sharedWith,
+              })),
+            ),
+            this.serverId,
+            this.leaseMs,
+          ],
+        );
       }
-      await client.query(
-        `insert into msr.session (id, owner, server_id, range_from, range_to, filter, position, speed, playing, lease_until, shared_with)
-         values ($1, $2, $3, ${sqlAt('$4')}, ${sqlAt('$5')}, $6, ${sqlAt('$7')}, $8, $9, now() + $10 * interval '1 millisecond', $11)`,
-        [
-          session.id,
-          session.owner,
-          this.serverId,
-          session.from,
-          session.to,
-          JSON.stringify(session.filter),
-          session.position,
-          encodeSpeed(session.speed),
-          session.playing,
-          this.leaseMs,
-          session.sharedWith,
-        ],
-      );
+      return refusals;
     });
   }
 
@@ -175,18 +240,13 @@ export class SessionRegistry {
     };
   }
 
-  activeCount(): Promise<number> {
-    return activeSessions(this.pool);
+  /** Sessions holding a slot across all servers. */
+  async activeCount(): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `select count(*)::int as n from msr.session where ${ACTIVE_SESSION}`,
+    );
+    return rows[0]!.n;
   }
-}
-
-/** Sessions holding a slot across all servers, or those of one owner. */
-async function activeSessions(db: Pool | PoolClient, owner?: string): Promise<number> {
-  const { rows } = await db.query<{ n: number }>(
-    `select count(*)::int as n from msr.session where ${ACTIVE_SESSION} and ($1::text is null or owner = $1)`,
-    [owner ?? null],
-  );
-  return rows[0]!.n;
 }
 
 // 'max' is stored as an infinite speed, so the column stays a plain number.
