@@ -28,10 +28,6 @@ export class SessionLimitError extends Error {
   }
 }
 
-/**
- * msr.session as the shared list of active sessions: a session holds a slot while its lease is
- * renewed by its server; a crashed server's sessions lapse when their leases run out.
- */
 /** A session waiting for its slot. */
 interface PendingClaim {
   readonly session: SessionRecord;
@@ -43,6 +39,10 @@ interface PendingClaim {
 /** Claims one admission takes at most (one INSERT of that many rows). */
 const MAX_ADMITTED_AT_ONCE = 500;
 
+/**
+ * msr.session as the shared list of active sessions: a session holds a slot while its lease is
+ * renewed by its server; a crashed server's sessions lapse when their leases run out.
+ */
 export class SessionRegistry {
   private waiting: PendingClaim[] = [];
   private admitting = false;
