@@ -86,8 +86,8 @@ const partEntities = (m: Reply) =>
     : (m.entities?.length ?? 0);
 
 /**
- * One socket speaking protocol v1 (or v2) JSON as a bare client: it keeps no replayed state (500 sessions of
- * 10,000 entities each would be gigabytes in this process), only what the figures need.
+ * One socket speaking protocol v1 (or v2) JSON as a bare client: it keeps no replayed state (500
+ * sessions of 10,000 entities each would be gigabytes in this process), only what the figures need.
  */
 class BareSession {
   private nextRid = 1;
@@ -132,8 +132,8 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
   const clients = await Promise.all(
     Array.from({ length: plan.count }, () => BareSession.connect(plan.url, plan.subprotocol)),
   );
-  // Sessions arrive in waves of 25 (every keyframe is a full state query); the time to get them
-  // all opened is reported apart from the steady-state lateness.
+  // Sessions arrive in waves, of 25 unless the plan says (every keyframe is a full state query);
+  // the time to get them all opened is reported apart from the steady-state lateness.
   const openStarted = performance.now();
   const sessions = plan.mode === 'play' ? clients : [];
   const wave = plan.wave ?? 25;
