@@ -7,14 +7,17 @@ import { createTestDatabase, type TestDatabase } from '../../support/database.js
 // Admission to msr.session's slots: claims made at the same moment are admitted together (one
 // transaction), first come first served, and the cap and each owner's share hold exactly.
 
+/** An hour ago in whole seconds, as epoch microseconds. */
+const BASE_US = (Math.floor(Date.now() / 1000) - 3_600) * 1_000_000;
+
 const record = (owner: string | null, speed: SessionRecord['speed'] = 1): SessionRecord => ({
   id: randomUUID(),
   owner,
   sharedWith: owner ? [`${owner}-friend`, 'other "quoted"'] : [],
-  from: 1_700_000_000_000_000,
-  to: 1_700_000_600_000_000,
+  from: BASE_US,
+  to: BASE_US + 600_000_000,
   filter: { tables: ['city.vehicle'] },
-  position: 1_700_000_123_456_789,
+  position: BASE_US + 123_456_789,
   speed,
   playing: false,
 });
