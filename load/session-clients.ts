@@ -128,6 +128,17 @@ class BareSession {
   }
 }
 
+/** The playing sessions' figures: this process's CPU since `started`, frames and lateness. */
+function playedFigures(cpu: NodeJS.CpuUsage, started: number, frames: number, lateness: number[]) {
+  const used = process.cpuUsage(cpu);
+  return {
+    cpuPct: Math.round(((used.user + used.system) / 1000 / (performance.now() - started)) * 100),
+    frames,
+    latenessP50: Math.round(percentile(lateness, 50)),
+    latenessP99: Math.round(percentile(lateness, 99)),
+  };
+}
+
 async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () => Promise<ClientsDone> }> {
   const clients = await Promise.all(
     Array.from({ length: plan.count }, () => BareSession.connect(plan.url, plan.subprotocol)),
@@ -172,13 +183,7 @@ async function playing(plan: ClientsPlan): Promise<{ openMs: number; finish: () 
   return {
     openMs,
     finish: async () => {
-      const used = process.cpuUsage(cpu);
-      const done = {
-        cpuPct: Math.round(((used.user + used.system) / 1000 / (performance.now() - playStarted)) * 100),
-        frames,
-        latenessP50: Math.round(percentile(lateness, 50)),
-        latenessP99: Math.round(percentile(lateness, 99)),
-      };
+      const done = playedFigures(cpu, playStarted, frames, lateness);
       await Promise.all(sessions.map((c) => c.request({ type: 'close' })));
       for (const c of clients) c.ws.close();
       return done;
@@ -228,13 +233,7 @@ async function following(plan: ClientsPlan): Promise<{ openMs: number; finish: (
   return {
     openMs,
     finish: async () => {
-      const used = process.cpuUsage(cpu);
-      const done = {
-        cpuPct: Math.round(((used.user + used.system) / 1000 / (performance.now() - started)) * 100),
-        frames,
-        latenessP50: Math.round(percentile(lateness, 50)),
-        latenessP99: Math.round(percentile(lateness, 99)),
-      };
+      const done = playedFigures(cpu, started, frames, lateness);
       await Promise.all(clients.map((c) => c.request({ type: 'close' })));
       for (const c of clients) c.ws.close();
       return done;
