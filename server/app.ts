@@ -29,6 +29,7 @@ import { AggregateRefresh } from './maintenance/aggregate-refresh.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance/scheduler.js';
 import { Metrics } from './metrics.js';
 import { SessionManager, type SessionManagerOptions } from './replay/session-manager.js';
+import { LiveClock } from './replay/live-clock.js';
 import { Transport } from './transport/transport.js';
 
 export interface App {
@@ -77,6 +78,8 @@ interface Storage {
   readonly schema: MigrationResult;
   readonly demo: DemoWorld | undefined;
   readonly metrics: Metrics;
+  /** Where the live edge stands: moved by this process's capture, read by its sessions. */
+  readonly liveClock: LiveClock;
 }
 
 /**
@@ -102,6 +105,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       ...options.replay,
       metrics: storage.metrics,
       readers,
+      clock: storage.liveClock,
     });
     sessions.start();
     start.lifecycle.started('sessions', () => sessions.stop());
@@ -156,7 +160,7 @@ async function startStorage({ config, options, log, lifecycle }: Start): Promise
   }
   const metrics = new Metrics();
   metrics.watchPool(pool);
-  return { pool, databaseUrl, schema, demo, metrics };
+  return { pool, databaseUrl, schema, demo, metrics, liveClock: new LiveClock(config.liveDelayMs) };
 }
 
 interface Writers {
@@ -205,7 +209,7 @@ function startWriters(start: Start, storage: Storage): Writers {
 /** The configured capture, or the live demo's own (one capture per process). */
 function startCapture(
   { config, options, log, lifecycle }: Start,
-  { pool, metrics, demo, databaseUrl }: Storage,
+  { pool, metrics, demo, databaseUrl, liveClock }: Storage,
 ) {
   const demoCapture = demo?.captureConfig(databaseUrl, config.captureTiming);
   if (!config.capture && !demoCapture) return undefined;
@@ -213,9 +217,15 @@ function startCapture(
     config.capture?.to === 'kafka'
       ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log, pool)
       : undefined;
+  // Into the database, what the capture has stored is where live sessions may play up to.
+  const into = kafka ? { kafka } : { storedThrough: (commitUs: number) => liveClock.stored(commitUs) };
   const capture = config.capture
-    ? new Capture(config.capture, pool, log, metrics, { ...options.capture, ...(kafka ? { kafka } : {}) })
-    : new Capture(demoCapture!, pool, log, metrics, { ...options.capture, after: demo!.sourceReady });
+    ? new Capture(config.capture, pool, log, metrics, { ...options.capture, ...into })
+    : new Capture(demoCapture!, pool, log, metrics, {
+        ...options.capture,
+        ...into,
+        after: demo!.sourceReady,
+      });
   if (!config.capture) demo!.watch(capture);
   capture.start();
   lifecycle.started('capture', () => capture.stop());

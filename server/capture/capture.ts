@@ -52,6 +52,11 @@ export interface CaptureOptions {
   readonly afterStore?: () => Promise<void> | void;
   /** CAPTURE_TO=kafka: changes go to Kafka in Debezium's format instead of into msr.cdc_event. */
   readonly kafka?: KafkaSink;
+  /**
+   * Into the database: after each committed batch, every change of the source committed up to
+   * this commit time (epoch µs) is stored (the slot sends transactions in commit order).
+   */
+  readonly storedThrough?: (commitUs: number) => void;
 }
 
 /**
@@ -384,8 +389,9 @@ export class Capture {
       },
       onStored: (changes, commitUs) => {
         this.metrics.captureEvents.inc(changes);
-        if (commitUs !== undefined)
-          this.metrics.captureCommitLag.set(Date.now() / 1000 - Number(commitUs) / 1e6);
+        if (commitUs === undefined) return;
+        this.metrics.captureCommitLag.set(Date.now() / 1000 - Number(commitUs) / 1e6);
+        if (!this.options.kafka) this.options.storedThrough?.(Number(commitUs));
       },
     });
     this.stream = stream;

@@ -3,11 +3,14 @@ import type { Change } from '@msr/protocol/messages';
 import { filterMatches, type EntityFilter } from './entity-filter.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
+import type { LiveClock } from './live-clock.js';
 import { qualifiedTable } from '../db/sql-fragments.js';
 import { entityKey } from '@msr/protocol/core';
 
 /** How often the tail reads what became visible at the live edge. */
 const POLL_MS = 100;
+/** The least time between two reads when the capture moves the edge sooner (bounds reads a second). */
+const MIN_POLL_GAP_MS = 25;
 /** How often it looks for rows that committed after the edge passed their time. */
 const LATE_CHECK_MS = 500;
 /** Replay time kept behind the edge, so sessions a little behind it read from memory too. */
@@ -97,7 +100,8 @@ function replayOrder(a: TailRow, b: TailRow): number {
  * replay time is held in replay order, each row with the count of the read that brought it, so a
  * session takes its frames from memory and knows which rows came late for it.
  *
- * The edge trails the clock by `delayMs`, as each session's would.
+ * The edge is the process's LiveClock, as each session's would be. When the capture moves it,
+ * the tail reads at once (at most every MIN_POLL_GAP_MS) and wakes the sessions waiting there.
  */
 export class LiveTail {
   private rows: TailRow[] = [];
@@ -115,9 +119,15 @@ export class LiveTail {
   private running: Promise<void> | undefined;
   private stopped = false;
   private readonly waiting: (() => void)[] = [];
+  /** Sessions at the edge waiting for it to move. */
+  private readonly atEdge = new Set<() => void>();
+  /** The capture moved the edge since the last read began. */
+  private poked = false;
+  /** Ends the pause between two reads early (set while pausing). */
+  private wake: (() => void) | undefined;
   constructor(
     private readonly pool: Pool,
-    private readonly delayMs: number,
+    private readonly clock: LiveClock,
     private readonly onError: (err: unknown) => void = () => undefined,
     /** Each database read of the tail (one or two per interval, whatever the sessions). */
     private readonly onRead: () => void = () => undefined,
@@ -151,6 +161,22 @@ export class LiveTail {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.running;
+  }
+
+  /**
+   * Resolves once a read moved `reached` on, or after `ms`: a session at the edge plays on as soon
+   * as there is more, not on its next tick.
+   */
+  nextAdvance(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.atEdge.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.atEdge.add(done);
+    });
   }
 
   /** Resolves after the next read that looked for late rows (a session leaving the tail waits for it). */
@@ -228,25 +254,54 @@ export class LiveTail {
   }
 
   private async loop(): Promise<void> {
-    while (!this.stopped && Date.now() - this.wantedAt < IDLE_MS) {
-      const started = Date.now();
-      try {
-        await this.poll();
-      } catch (err) {
-        this.onError(err);
+    const unsubscribe = this.clock.onStored(() => {
+      this.poked = true;
+      this.wake?.();
+    });
+    try {
+      while (!this.stopped && Date.now() - this.wantedAt < IDLE_MS) {
+        const started = Date.now();
+        this.poked = false;
+        const reached = this.reachedUs;
+        try {
+          await this.poll();
+        } catch (err) {
+          this.onError(err);
+        }
+        if (this.reachedUs > reached) for (const done of [...this.atEdge]) done();
+        await this.pause(started);
       }
-      await new Promise((r) => setTimeout(r, Math.max(0, started + POLL_MS - Date.now())));
+    } finally {
+      unsubscribe();
+      this.reset();
     }
-    this.reset();
+  }
+
+  /** Until the next interval, or from MIN_POLL_GAP_MS after `started` once the capture moved the edge. */
+  private pause(started: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      let timer = setTimeout(done, Math.max(0, started + POLL_MS - Date.now()));
+      const soon = () => {
+        this.wake = undefined;
+        clearTimeout(timer);
+        timer = setTimeout(done, Math.max(0, started + MIN_POLL_GAP_MS - Date.now()));
+      };
+      if (this.poked) soon();
+      else this.wake = soon;
+    }).finally(() => (this.wake = undefined));
   }
 
   private async poll(): Promise<void> {
     if (this.marks.empty) {
       await this.marks.mark();
-      this.reachedUs = this.startUs = (Date.now() - this.delayMs) * 1000;
+      this.reachedUs = this.startUs = this.clock.edge();
       return;
     }
-    const edge = (Date.now() - this.delayMs) * 1000;
+    const edge = this.clock.edge();
     const now = Date.now();
     if (now - this.lateCheckedAt >= LATE_CHECK_MS) {
       this.lateCheckedAt = now;

@@ -8,6 +8,7 @@ import type { EntityFilter } from './entity-filter.js';
 import type { KeyframeEntity } from './keyframe.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import { LiveEdge } from './live.js';
+import type { LiveClock } from './live-clock.js';
 import type { LateLookup, LiveTail, TailCorrections } from './live-tail.js';
 import { ReadAhead } from './read-ahead.js';
 import type { WindowCache } from './window-cache.js';
@@ -83,6 +84,14 @@ interface Loop {
   clockWall: number;
   clockPosition: Micros;
   ahead?: ReadAhead | undefined;
+  /**
+   * Replay time a live session could not play because the edge held it back (the capture stores
+   * in batches, so the edge moves in steps): played on once the edge moves, so that a 1x session
+   * keeps up with the edge instead of falling back a step each time.
+   */
+  owed: Micros;
+  /** The last tick ended at the live edge: the next one comes as soon as the edge moves. */
+  atEdge: boolean;
 }
 
 interface Tick {
@@ -115,8 +124,8 @@ export interface PlayerOptions {
   readonly filter: EntityFilter;
   readonly start: { readonly position: Micros; readonly speed: Speed };
   readonly limits?: PlayerLimits;
-  /** How far a live session trails the wall clock (ms), so rows still being stored are not outrun. */
-  readonly liveDelayMs: number;
+  /** Where the live edge stands on the primary (the wall clock less LIVE_DELAY_MS, or the capture's). */
+  readonly clock: LiveClock;
   readonly onError?: (err: unknown) => void;
   /** How late each paced frame left against its tick (ms), for the lateness metric. */
   readonly onLateness?: (ms: number) => void;
@@ -162,7 +171,7 @@ export class Player {
   private readonly range: { readonly from: Micros; readonly to: Micros };
   private readonly filter: EntityFilter;
   private readonly limits: PlayerLimits;
-  private readonly liveDelayMs: number;
+  private readonly clock: LiveClock;
   private readonly onError: (err: unknown) => void;
   private readonly onLateness: (ms: number) => void;
   private readonly onSeek: (ms: number) => void;
@@ -181,7 +190,7 @@ export class Player {
     this.range = options.range;
     this.filter = options.filter;
     this.limits = options.limits ?? DEFAULT_LIMITS;
-    this.liveDelayMs = options.liveDelayMs;
+    this.clock = options.clock;
     this.onError = options.onError ?? (() => undefined);
     this.onLateness = options.onLateness ?? (() => undefined);
     this.onSeek = options.onSeek ?? (() => undefined);
@@ -195,7 +204,7 @@ export class Player {
 
   /** Whether the range reaches the present, so that playing forward follows new events. */
   get followsLive(): boolean {
-    return this.range.to > Date.now() * 1000 - this.liveDelayMs * 1000;
+    return this.range.to > this.clock.edge();
   }
 
   get state(): PlayerState {
@@ -333,18 +342,26 @@ export class Player {
    * the clock on the primary.
    */
   private pickReader(t: number): ReplayReader {
-    this.reader = this.readers.pick(this.reader, t + this.liveDelayMs);
+    this.reader = this.readers.pick(this.reader, t + this.clock.delayMs);
     return this.reader;
   }
 
   /** Replay time up to which the session's reader holds every row that is on time. */
   private liveEdge(): Micros {
-    return (Math.min(Date.now(), (this.reader ?? this.readers.primary).asOf()) - this.liveDelayMs) * 1000;
+    const reader = this.reader ?? this.readers.primary;
+    if (reader === this.readers.primary) return this.clock.edge();
+    return (Math.min(Date.now(), reader.asOf()) - this.clock.delayMs) * 1000;
   }
 
   /** Plays tick by tick until paused, superseded, at `until` or at the end of the range. */
   private async frames(signal: AbortSignal): Promise<void> {
-    const loop: Loop = { lastWall: Date.now(), clockWall: Date.now(), clockPosition: this.position };
+    const loop: Loop = {
+      lastWall: Date.now(),
+      clockWall: Date.now(),
+      clockPosition: this.position,
+      owed: 0,
+      atEdge: false,
+    };
     const stale = () => signal.aborted || !this.playing;
     try {
       while (!signal.aborted && this.playing && !this.closed) {
@@ -377,7 +394,7 @@ export class Player {
     const max = this.speed === 'max' || this.speed === '-max';
     if (max) await this.drained(signal);
     // Ticks keep their cadence: the time a read took comes off the wait.
-    else await sleep(Math.max(0, loop.lastWall + this.limits.tickMs - Date.now()));
+    else await this.waitAtEdge(loop.atEdge, Math.max(0, loop.lastWall + this.limits.tickMs - Date.now()));
     const wall = Date.now();
     const tick = {
       wall,
@@ -401,11 +418,18 @@ export class Player {
 
   /** Moves the position toward `end` by this tick's share; the changes passed, or none when it stays. */
   private async advance(loop: Loop, tick: Tick, end: Micros): Promise<Change[] | undefined> {
-    const step = tick.max ? Infinity : tick.elapsed * 1000 * Math.abs(this.speed as number);
+    const live = tick.forward && this.followsLive;
+    const step = tick.max ? Infinity : tick.elapsed * 1000 * Math.abs(this.speed as number) + loop.owed;
     const target = tick.forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
+    loop.atEdge = live && target === end;
+    // Held back by the edge for at most LIVE_DELAY_MS of wall time: it never trails the clock more.
+    loop.owed =
+      loop.atEdge && !tick.max
+        ? Math.min(this.position + step - target, this.clock.delayMs * 1000 * Math.abs(this.speed as number))
+        : 0;
     // At the live edge there is nothing to read yet; at full speed, do not spin (on the tail too:
     // it is read from memory, and a drained socket would let the loop run flat out).
-    if (tick.max && target === this.position) await sleep(this.limits.tickMs);
+    if (tick.max && target === this.position) await this.waitAtEdge(live, this.limits.tickMs);
     // On the tail, late rows are settled every tick, whether the position moves or not.
     if (this.tailCursor !== undefined) return this.fromTail(target);
     if (target === this.position) return undefined;
@@ -432,6 +456,11 @@ export class Player {
     const taken = loop.ahead.take(target);
     this.position = taken.position;
     return taken.changes;
+  }
+
+  /** Waits `ms`; at the edge on the live tail, only until the tail holds more. */
+  private waitAtEdge(atEdge: boolean, ms: number): Promise<unknown> {
+    return atEdge && this.tailCursor !== undefined ? this.tail!.nextAdvance(ms) : sleep(ms);
   }
 
   /** Sends a tick's changes (a paced tick's lateness is measured), or holds them while the socket is behind. */

@@ -13,6 +13,7 @@ import { ReplayReaders } from '../db/replicas.js';
 import { ReplayError } from './errors.js';
 import { DEFAULT_LIMITS, type PlayerLimits, type ReaderChoice } from './player.js';
 import { LiveTail } from './live-tail.js';
+import { LiveClock } from './live-clock.js';
 import { WINDOW_CACHE_BOUNDS, WindowCache, type WindowCacheOptions } from './window-cache.js';
 import { SessionLimitError, SessionRegistry } from './registry.js';
 import { decodeResumeToken, resumeReason } from './resume.js';
@@ -36,6 +37,8 @@ export interface SessionManagerOptions {
   readonly liveTail?: boolean;
   /** The window cache shared by this server's sessions (default on; `false` turns it off). */
   readonly windowCache?: WindowCacheOptions | false;
+  /** Where the live edge stands (default: the wall clock less LIVE_DELAY_MS). */
+  readonly clock?: LiveClock;
 }
 
 export type OpenParams = Omit<OpenMessage, 'type' | 'rid'>;
@@ -50,6 +53,7 @@ export class SessionManager {
   private readonly metrics: Metrics | undefined;
   private readonly keyframes: KeyframeReads;
   private readonly readers: ReaderChoice;
+  private readonly clock: LiveClock;
   /** Feeds every live-follow session of this server near the edge, with one read per interval. */
   readonly tail: LiveTail | undefined;
   /** Frame windows one session read, served to the others at nearby positions. */
@@ -74,12 +78,13 @@ export class SessionManager {
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.metrics = options.metrics;
     this.readers = options.readers ?? new ReplayReaders(pool, { urls: [], maxLagMs: 0 }, 0, log);
+    this.clock = options.clock ?? new LiveClock(config.liveDelayMs);
     this.tail =
       options.liveTail === false
         ? undefined
         : new LiveTail(
             pool,
-            config.liveDelayMs,
+            this.clock,
             (err) => log.warn({ err }, 'live tail read failed; retrying'),
             () => options.metrics?.liveTailReads.inc(),
           );
@@ -202,7 +207,7 @@ export class SessionManager {
       tail: this.tail,
       windows: this.windows,
       limits: this.limits,
-      liveDelayMs: this.config.liveDelayMs,
+      clock: this.clock,
       log: this.log,
       metrics: this.metrics,
       earliest: async () => (await this.window()).earliest,

@@ -5,6 +5,7 @@ import type { EntityFilter } from './entity-filter.js';
 import type { Metrics } from '../metrics.js';
 import type { KeyframeReads } from './shared-keyframes.js';
 import type { LiveTail } from './live-tail.js';
+import type { LiveClock } from './live-clock.js';
 import type { WindowCache } from './window-cache.js';
 import { CloseCode, ErrorCode } from '@msr/protocol/codes';
 import { ReplayError } from './errors.js';
@@ -47,8 +48,8 @@ export interface SessionContext {
   /** The server's cache of frame windows. */
   readonly windows?: WindowCache | undefined;
   readonly limits: PlayerLimits;
-  /** How far live sessions trail the wall clock (ms). */
-  readonly liveDelayMs: number;
+  /** Where the live edge stands on the primary. */
+  readonly clock: LiveClock;
   readonly log: Logger;
   readonly metrics?: Metrics | undefined;
   /** The earliest stored time now (epoch ms; null with nothing stored): seeks below it are refused. */
@@ -86,7 +87,7 @@ export class ReplaySession implements SessionOutput {
       filter: spec.filter,
       start: { position: spec.position, speed: spec.speed },
       limits: context.limits,
-      liveDelayMs: context.liveDelayMs,
+      clock: context.clock,
       onError: (err) => this.log.error({ err, session: spec.id }, 'replay read failed'),
       onLateness: (ms) => this.metrics?.frameLateness.observe(ms / 1000),
       onSeek: (ms) => this.metrics?.seekSeconds.observe(ms / 1000),
