@@ -77,6 +77,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly liveTailRows = new Counter({
+    name: 'msr_live_tail_rows_total',
+    help: 'Rows the live tail read: at the edge, and late ones (only ids it has not read are asked for)',
+    labelNames: ['read'] as const,
+    registers: [this.registry],
+  });
+
   readonly liveEdgeChecks = new Counter({
     name: 'msr_live_edge_checks_total',
     help: 'Late-row checks a live session made with its own query (off the live tail)',

@@ -4,6 +4,7 @@ import { filterMatches, type EntityFilter } from './entity-filter.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
 import type { LiveClock } from './live-clock.js';
+import { SeenIds } from './seen-ids.js';
 import { qualifiedTable } from '../db/sql-fragments.js';
 import { entityKey } from '@msr/protocol/core';
 
@@ -69,10 +70,11 @@ const WINDOW_SQL = `
    order by e.event_timestamp, coalesce(e.lsn, -1), coalesce(e.kafka_offset, -1), e.id
    limit ${POLL_ROWS}`;
 
+// Only ids the tail has not read (SeenIds): after the highest, or skipped below it.
 const LATE_SQL = `
   select ${COLUMNS}
     from msr.cdc_event e
-   where e.id > $1::bigint and e.event_timestamp <= ${sqlAt('$2')}
+   where (e.id > $1::bigint or e.id = any($2::bigint[])) and e.event_timestamp <= ${sqlAt('$3')}
    order by e.event_timestamp, coalesce(e.lsn, -1), coalesce(e.kafka_offset, -1), e.id`;
 
 /** Decimal texts of non-negative integers (or -1) compared as numbers, without BigInt per row. */
@@ -108,7 +110,7 @@ export class LiveTail {
   /** The rows held, in the order they arrived. */
   private arrived: TailRow[] = [];
   private readonly byEntity = new Map<string, TailRow[]>();
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new SeenIds();
   private readonly marks: SequenceMarks;
   private readonly old: (LateLookup & { arrival: number; wall: number })[] = [];
   private startUs: Micros = Infinity;
@@ -129,8 +131,8 @@ export class LiveTail {
     private readonly pool: Pool,
     private readonly clock: LiveClock,
     private readonly onError: (err: unknown) => void = () => undefined,
-    /** Each database read of the tail (one or two per interval, whatever the sessions). */
-    private readonly onRead: () => void = () => undefined,
+    /** Each database read of the tail (one or two per interval, whatever the sessions), and its rows. */
+    private readonly onRead: (read: 'edge' | 'late', rows: number) => void = () => undefined,
   ) {
     this.marks = new SequenceMarks(pool);
   }
@@ -298,6 +300,7 @@ export class LiveTail {
   private async poll(): Promise<void> {
     if (this.marks.empty) {
       await this.marks.mark();
+      this.seen.start(this.marks.floor());
       this.reachedUs = this.startUs = this.clock.edge();
       return;
     }
@@ -305,10 +308,14 @@ export class LiveTail {
     const now = Date.now();
     if (now - this.lateCheckedAt >= LATE_CHECK_MS) {
       this.lateCheckedAt = now;
-      const floor = this.marks.floor();
+      const unseen = this.seen.unseen(this.marks.floor());
       await this.marks.mark();
-      const { rows } = await this.pool.query<StoredRow>(LATE_SQL, [floor, this.reachedUs]);
-      this.onRead();
+      const { rows } = await this.pool.query<StoredRow>(LATE_SQL, [
+        unseen.after,
+        unseen.holes,
+        this.reachedUs,
+      ]);
+      this.onRead('late', rows.length);
       this.arrive(
         rows.filter((r) => !this.seen.has(r.id)),
         true,
@@ -318,7 +325,7 @@ export class LiveTail {
     }
     if (edge > this.reachedUs) {
       const { rows } = await this.pool.query<StoredRow>(WINDOW_SQL, [this.reachedUs, edge]);
-      this.onRead();
+      this.onRead('edge', rows.length);
       // A full read may stop inside a group of rows at one time: keep to the groups it finished.
       let reached = edge;
       let kept = rows;
@@ -339,7 +346,7 @@ export class LiveTail {
     const wall = Date.now();
     let unordered = false;
     for (const r of rows) {
-      this.seen.set(r.id, wall);
+      this.seen.add(r.id, wall);
       const tsUs = Number(r.ts_us);
       if (late && tsUs <= this.startUs) {
         this.old.push({
@@ -406,7 +413,7 @@ export class LiveTail {
     const wall = Date.now();
     while (this.old.length > 0 && this.old[0]!.wall < wall - KEEP_MS) this.old.shift();
     this.marks.prune();
-    for (const [id, at] of this.seen) if (at < wall - 2 * LATE_WINDOW_MS) this.seen.delete(id);
+    this.seen.prune(this.marks.floor(), wall - 2 * LATE_WINDOW_MS);
   }
 
   private reset(): void {

@@ -86,7 +86,10 @@ export class SessionManager {
             pool,
             this.clock,
             (err) => log.warn({ err }, 'live tail read failed; retrying'),
-            () => options.metrics?.liveTailReads.inc(),
+            (read, rows) => {
+              options.metrics?.liveTailReads.inc();
+              options.metrics?.liveTailRows.inc({ read }, rows);
+            },
           );
     this.windows =
       options.windowCache === false

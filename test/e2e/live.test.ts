@@ -123,7 +123,10 @@ describe.each([
         },
         20_000,
       );
+      const lateRows = async () =>
+        (await app.metrics.liveTailRows.get()).values.find((v) => v.labels.read === 'late')?.value ?? 0;
       const before = {
+        lateRows: await lateRows(),
         tail: await counter('liveTailReads'),
         reads: await counter('replayReads'),
         checks: await counter('liveEdgeChecks'),
@@ -151,6 +154,11 @@ describe.each([
       expect(tailReads).toBeLessThanOrEqual(Math.ceil(seconds * 12) + 2);
       expect((await counter('replayReads')) - before.reads).toBe(0);
       expect((await counter('liveEdgeChecks')) - before.checks).toBe(0);
+      // Late checks ask only for ids the tail has not read: the late row, not the rows of the
+      // last 30 s again at every check (35 or more here).
+      const late = (await lateRows()) - before.lateRows;
+      expect(late).toBeGreaterThanOrEqual(1);
+      expect(late).toBeLessThan(5);
 
       const reference = (c: ReplayClient, i: number) => {
         const all = referenceState(events, c.t);
