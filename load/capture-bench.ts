@@ -209,7 +209,7 @@ async function liveLatency(
     p50Ms: Math.round(percentile(lateness, 50)),
     p90Ms: Math.round(percentile(lateness, 90)),
     p99Ms: Math.round(percentile(lateness, 99)),
-    maxMs: Math.max(...lateness),
+    maxMs: Math.round(Math.max(...lateness)),
     keyframeMs,
     countedFrom: new Date(countFrom),
   };
