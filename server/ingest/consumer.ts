@@ -115,6 +115,7 @@ export class Ingest {
         await this.restart(await this.matchingTopics());
         return;
       } catch (err) {
+        if (this.stopping.signal.aborted) return;
         this.lastError = `cannot reach Kafka: ${describeConnectionFailure(err)}`;
         const wait = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempt);
         this.log.warn({ err, attempt, waitMs: wait }, 'ingest could not start; retrying');
@@ -147,7 +148,7 @@ export class Ingest {
     if (this.stopping.signal.aborted) throw new Error('the ingest is stopping');
     this.admin ??= (async () => {
       const admin = this.kafka.admin();
-      await admin.connect();
+      await this.connected(admin);
       return admin;
     })();
     try {
@@ -155,6 +156,28 @@ export class Ingest {
     } catch (err) {
       await this.dropAdmin();
       throw err;
+    }
+  }
+
+  /**
+   * A Kafka client's connection, given up when the ingest stops first: kafkajs retries a broker
+   * that refuses for over half a minute, and a stop must not wait for that (nothing is held). A
+   * client that connects after the stop is closed.
+   */
+  private async connected(client: Pick<Admin, 'connect' | 'disconnect'>): Promise<void> {
+    const signal = this.stopping.signal;
+    if (signal.aborted) throw new Error('the ingest is stopping');
+    const attempt = client.connect();
+    attempt.then(() => (signal.aborted ? client.disconnect() : undefined)).catch(() => undefined);
+    let giveUp = () => undefined as void;
+    const stopped = new Promise<never>((_, reject) => {
+      giveUp = () => reject(new Error('the ingest is stopping'));
+      signal.addEventListener('abort', giveUp, { once: true });
+    });
+    try {
+      await Promise.race([attempt, stopped]);
+    } finally {
+      signal.removeEventListener('abort', giveUp);
     }
   }
 
@@ -246,7 +269,7 @@ export class Ingest {
       this.lastError = undefined;
       this.log.info({ assignment: event.payload.memberAssignment }, 'ingest joined its consumer group');
     });
-    await consumer.connect();
+    await this.connected(consumer);
     await consumer.subscribe({ topics, fromBeginning: true });
     await consumer.run({
       autoCommit: false,
@@ -352,5 +375,11 @@ export class Ingest {
     const { message, ...extra } = entry.log;
     const level = entry.level <= logLevel.ERROR ? 'error' : entry.level === logLevel.WARN ? 'warn' : 'debug';
     this.log[level]({ kafka: entry.namespace, ...extra }, message);
+    // While (re)connecting, kafkajs retries a broker that refuses for over half a minute before
+    // it fails: /readyz says why from the first refusal on.
+    const connecting = this.stateValue === 'starting' || this.stateValue === 'failed';
+    if (connecting && entry.level <= logLevel.ERROR && entry.namespace === 'Connection') {
+      this.lastError = `cannot reach Kafka: ${message}`;
+    }
   }
 }
