@@ -218,7 +218,8 @@ function startCapture(
       ? new KafkaSink(kafkaClient({ ...config.kafka, brokers: config.kafka.brokers! }), log, pool)
       : undefined;
   // Into the database, what the capture has stored is where live sessions may play up to.
-  const into = kafka ? { kafka } : { storedThrough: (commitUs: number) => liveClock.stored(commitUs) };
+  const stored = { storedThrough: (commitUs: number) => liveClock.stored(commitUs) };
+  const into = kafka ? { kafka } : config.liveEdgeFollowsCapture ? stored : {};
   const capture = config.capture
     ? new Capture(config.capture, pool, log, metrics, { ...options.capture, ...into })
     : new Capture(demoCapture!, pool, log, metrics, {

@@ -88,6 +88,7 @@ const envSchema = z.object({
   CLEANUP_SERVICE_ENABLED: bool.default(true),
   AGGREGATE_REFRESH_SECONDS: int(0, 86_400).default(60),
   LIVE_DELAY_MS: int(0, 60_000).default(1_000),
+  LIVE_EDGE_FOLLOWS_CAPTURE: bool.optional(),
   DEMO: bool.optional(),
   DEMO_LIVE_EVENTS_PER_SECOND: int(0, 100000).default(50),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -242,6 +243,12 @@ export interface Config {
    * are played in order; later ones come as corrections.
    */
   readonly liveDelayMs: number;
+  /**
+   * Live sessions play up to what this process's capture has stored (into the database) when
+   * that is later than the trail. Off by default in a process that also ingests from Kafka, whose
+   * rows store about a second after their commit and would all come as corrections.
+   */
+  readonly liveEdgeFollowsCapture: boolean;
   readonly demo: boolean;
   readonly demoLiveEventsPerSecond: number;
   readonly logLevel: string;
@@ -307,6 +314,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     cleanupEnabled: e.CLEANUP_SERVICE_ENABLED,
     aggregateRefreshMs: e.AGGREGATE_REFRESH_SECONDS * 1000,
     liveDelayMs: e.LIVE_DELAY_MS,
+    liveEdgeFollowsCapture: e.LIVE_EDGE_FOLLOWS_CAPTURE ?? !e.KAFKA_BROKERS?.length,
     demo: e.DEMO ?? e.DATABASE_URL === undefined,
     demoLiveEventsPerSecond: e.DEMO_LIVE_EVENTS_PER_SECOND,
     logLevel: e.LOG_LEVEL,

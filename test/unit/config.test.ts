@@ -17,11 +17,19 @@ describe('loadConfig', () => {
       demo: true,
       logLevel: 'info',
       liveDelayMs: 1000,
+      liveEdgeFollowsCapture: true,
     });
     expect(config.kafka).toMatchObject({
       groupId: 'msr-ingest',
       signalTopic: 'msr.debezium_adhoc_snapshots',
     });
+  });
+
+  it('lets the live edge follow the capture unless told otherwise', () => {
+    expect(loadConfig({ LIVE_EDGE_FOLLOWS_CAPTURE: 'false' }).liveEdgeFollowsCapture).toBe(false);
+    expect(
+      loadConfig({ KAFKA_BROKERS: 'a:9092', LIVE_EDGE_FOLLOWS_CAPTURE: 'true' }).liveEdgeFollowsCapture,
+    ).toBe(true);
   });
 
   it('turns the built-in capture on with a source URL, naming source and slot after its database', () => {
@@ -91,6 +99,8 @@ describe('loadConfig', () => {
     expect(config.earliestValidTimestamp).toBe(Date.UTC(2026, 0, 1));
     expect(config.cleanupEnabled).toBe(false);
     expect(config.kafka.brokers).toEqual(['a:9092', 'b:9092']);
+    // Kafka's rows store about a second after their commit: the live edge keeps its trail.
+    expect(config.liveEdgeFollowsCapture).toBe(false);
     expect(config.kafka.topicPattern!.test('gis.gis.bookmark')).toBe(true);
     expect(loadConfig({ EARLIEST_VALID_TIMESTAMP: '1767225600000' }).earliestValidTimestamp).toBe(
       1767225600000,
