@@ -27,6 +27,9 @@ import type { KafkaSink } from './kafka-sink.js';
 import type { CapturedChange } from './changes.js';
 import { AdvisoryLock } from '../db/locks.js';
 
+/** How long a stop waits for a batch being sent to Kafka before it gives the send up. */
+const STOP_GRACE_MS = 2_000;
+
 /** `off`: there is nothing to capture (the demo writes its events itself). */
 export type CaptureState =
   'starting' | 'snapshotting' | 'streaming' | 'standby' | 'retrying' | 'off' | 'stopped';
@@ -138,8 +141,12 @@ export class Capture {
     await this.resnapshotting;
     clearInterval(this.watchTimer);
     this.wake?.();
+    // A batch on its way to a healthy broker is acknowledged in milliseconds; one stuck on a
+    // broker that is gone is given up (not confirmed, so sent again on the next start).
+    const giveUp = setTimeout(() => this.options.kafka?.giveUp(), STOP_GRACE_MS);
     await this.stream?.stop();
     await this.loop;
+    clearTimeout(giveUp);
     await this.options.kafka?.stop();
     await this.source.end().catch(() => undefined);
     this.set({ state: 'stopped' });

@@ -6,6 +6,7 @@ import type { CapturedChange } from './changes.js';
 import type { FailedRecord } from '../ingest/change.js';
 import { writeBatch } from '../ingest/writer.js';
 import { captureRecord } from './kafka-records.js';
+import { connectUnlessAborted, unlessAborted } from '../ingest/kafka-client.js';
 
 /** Sends of one batch before the failure is the capture's (which then starts over from the slot). */
 const SEND_ATTEMPTS = 6;
@@ -23,6 +24,8 @@ export class KafkaSink {
   private producer: Producer | undefined;
   private admin: Admin | undefined;
   private readonly topics = new Set<string>();
+  /** Aborted by giveUp(): Kafka requests still waiting fail at once. */
+  private readonly stopping = new AbortController();
 
   /** `errors`: the msr database, where changes Kafka refuses are kept (msr.ingest_error). */
   constructor(
@@ -104,7 +107,7 @@ export class KafkaSink {
     const topicMessages = [...byTopic].map(([topic, messages]) => ({ topic, messages }));
     return this.retried(async () => {
       const producer = await this.connectedProducer();
-      await producer.sendBatch({ acks: -1, topicMessages });
+      await unlessAborted(producer.sendBatch({ acks: -1, topicMessages }), this.stopping.signal);
     });
   }
 
@@ -113,19 +116,30 @@ export class KafkaSink {
    * topic-partition"); sending again is safe, since the ingest stores a change once.
    */
   private async retried(work: () => Promise<void>): Promise<void> {
+    const signal = this.stopping.signal;
     for (let attempt = 0; ; attempt++) {
       try {
         await work();
         return;
       } catch (err) {
-        if (!transient(err) || attempt >= SEND_ATTEMPTS - 1) throw err;
+        if (signal.aborted || !transient(err) || attempt >= SEND_ATTEMPTS - 1) throw err;
         this.log.warn({ err, attempt }, 'capture send to Kafka failed; sending again');
-        await sleep(200 * 2 ** attempt);
+        await sleep(200 * 2 ** attempt, undefined, { signal });
       }
     }
   }
 
+  /**
+   * From now on every Kafka request still waiting (a connection kafkajs retries for over half a
+   * minute, a send to a broker that is gone) fails at once: the capture is stopping, and what was
+   * not acknowledged is not confirmed to the slot, so it is sent again on the next start.
+   */
+  giveUp(): void {
+    this.stopping.abort();
+  }
+
   async stop(): Promise<void> {
+    this.giveUp();
     await this.producer?.disconnect().catch(() => undefined);
     await this.admin?.disconnect().catch(() => undefined);
     this.producer = undefined;
@@ -136,7 +150,7 @@ export class KafkaSink {
     if (!this.producer) {
       // One request in flight keeps the records of a table in commit order through retries.
       const producer = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-      await producer.connect();
+      await connectUnlessAborted(producer, this.stopping.signal);
       this.producer = producer;
     }
     return this.producer;
@@ -147,13 +161,16 @@ export class KafkaSink {
     if (missing.length === 0) return;
     if (!this.admin) {
       const admin = this.kafka.admin();
-      await admin.connect();
+      await connectUnlessAborted(admin, this.stopping.signal);
       this.admin = admin;
     }
-    const existing = new Set(await this.admin.listTopics());
+    const existing = new Set(await unlessAborted(this.admin.listTopics(), this.stopping.signal));
     const create = missing.filter((t) => !existing.has(t));
     if (create.length > 0) {
-      await this.admin.createTopics({ topics: create.map((topic) => ({ topic })), waitForLeaders: true });
+      await unlessAborted(
+        this.admin.createTopics({ topics: create.map((topic) => ({ topic })), waitForLeaders: true }),
+        this.stopping.signal,
+      );
       this.log.info({ topics: create }, 'capture topics created');
     }
     for (const t of missing) this.topics.add(t);

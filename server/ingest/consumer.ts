@@ -4,7 +4,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { describeConnectionFailure } from '../connection-failure.js';
-import { kafkaClient } from './kafka-client.js';
+import { connectUnlessAborted, kafkaClient } from './kafka-client.js';
 import { LagWatch, type PartitionLag } from './lag-watch.js';
 import { Refusals } from './refusals.js';
 import type { Metrics } from '../metrics.js';
@@ -148,7 +148,7 @@ export class Ingest {
     if (this.stopping.signal.aborted) throw new Error('the ingest is stopping');
     this.admin ??= (async () => {
       const admin = this.kafka.admin();
-      await this.connected(admin);
+      await connectUnlessAborted(admin, this.stopping.signal);
       return admin;
     })();
     try {
@@ -156,28 +156,6 @@ export class Ingest {
     } catch (err) {
       await this.dropAdmin();
       throw err;
-    }
-  }
-
-  /**
-   * A Kafka client's connection, given up when the ingest stops first: kafkajs retries a broker
-   * that refuses for over half a minute, and a stop must not wait for that (nothing is held). A
-   * client that connects after the stop is closed.
-   */
-  private async connected(client: Pick<Admin, 'connect' | 'disconnect'>): Promise<void> {
-    const signal = this.stopping.signal;
-    if (signal.aborted) throw new Error('the ingest is stopping');
-    const attempt = client.connect();
-    attempt.then(() => (signal.aborted ? client.disconnect() : undefined)).catch(() => undefined);
-    let giveUp = () => undefined as void;
-    const stopped = new Promise<never>((_, reject) => {
-      giveUp = () => reject(new Error('the ingest is stopping'));
-      signal.addEventListener('abort', giveUp, { once: true });
-    });
-    try {
-      await Promise.race([attempt, stopped]);
-    } finally {
-      signal.removeEventListener('abort', giveUp);
     }
   }
 
@@ -269,7 +247,8 @@ export class Ingest {
       this.lastError = undefined;
       this.log.info({ assignment: event.payload.memberAssignment }, 'ingest joined its consumer group');
     });
-    await this.connected(consumer);
+    // kafkajs retries a broker that refuses for over half a minute: a stop does not wait for it.
+    await connectUnlessAborted(consumer, this.stopping.signal);
     await consumer.subscribe({ topics, fromBeginning: true });
     await consumer.run({
       autoCommit: false,

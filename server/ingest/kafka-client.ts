@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type KafkaConfig, type SASLOptions } from 'kafkajs';
 import type { KafkaConnection } from '../config.js';
 
 /**
@@ -19,4 +19,31 @@ export function kafkaClient(
     ...(tls ? { ssl: { ...tls, rejectUnauthorized: true } } : {}),
     ...(sasl ? { sasl: { ...sasl } as SASLOptions } : {}),
   });
+}
+
+/**
+ * `work`, or a rejection as soon as `signal` aborts: a stop does not wait out kafkajs's retries
+ * against a broker that is gone (over half a minute). The work itself goes on, unwaited.
+ */
+export function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  const stopping = () => new Error('stopping: a Kafka request was given up');
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(stopping());
+  }
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(stopping());
+    signal.addEventListener('abort', abort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+  });
+}
+
+/** Connects `client` unless `signal` aborts first; one that connects after the abort is disconnected. */
+export async function connectUnlessAborted(
+  client: Pick<Admin, 'connect' | 'disconnect'>,
+  signal: AbortSignal,
+): Promise<void> {
+  const attempt = client.connect();
+  attempt.then(() => (signal.aborted ? client.disconnect() : undefined)).catch(() => undefined);
+  await unlessAborted(attempt, signal);
 }

@@ -5,13 +5,16 @@ import { createLogger } from '../../../server/logger.js';
 import { startMsr } from '../../../scripts/services/msr.js';
 import { createTestDatabase, type TestDatabase } from '../../support/database.js';
 import { getJson } from '../../support/http.js';
+import { createSourceDatabase, startCaptureApp } from '../../support/source.js';
 import { until } from '../../support/wait.js';
 
 // A broker that refuses every connection: the server runs and replays, /readyz says why ingest
-// is not consuming, and a stop does not wait out kafkajs's retries (over 30 s of them).
+// is not consuming, and a stop does not wait out kafkajs's retries (over 30 s of them), neither
+// the ingest's nor the built-in capture's sending to Kafka, which confirms nothing it did not send.
 
 describe('ingest with no broker to reach', () => {
   let db: TestDatabase;
+  let source: TestDatabase | undefined;
   let app: App | undefined;
 
   beforeAll(async () => {
@@ -20,6 +23,7 @@ describe('ingest with no broker to reach', () => {
   afterAll(async () => {
     await app?.stop();
     await db?.drop();
+    await source?.drop();
   });
 
   it('says why in /readyz, serves the rest, and stops at once', async () => {
@@ -42,5 +46,34 @@ describe('ingest with no broker to reach', () => {
     await started.stop();
     // Before, the stop waited for kafkajs to give up connecting: 36 s here.
     expect(Date.now() - stopping).toBeLessThan(10_000);
+  });
+
+  it('stops a capture sending to Kafka at once, with the unsent change not confirmed', async () => {
+    source = await createSourceDatabase();
+    await source.pool.query(`
+      create table parcel (id int primary key, v text);
+      alter table parcel replica identity full;`);
+    const capturing = await startCaptureApp(db, source, 'tokafka', {
+      CAPTURE_TO: 'kafka',
+      CAPTURE_TABLES: 'public.parcel',
+      KAFKA_BROKERS: `127.0.0.1:${await freePort()}`,
+    });
+    app = capturing;
+    await until('streaming', async () => capturing.capture!.status.state === 'streaming');
+    const { rows } = await source.pool.query<{ lsn: string }>(
+      `insert into parcel values (1, 'unsent') returning pg_current_wal_lsn()::text as lsn`,
+    );
+    // The change is on its way: the capture is waiting for Kafka.
+    await new Promise((r) => setTimeout(r, 1_000));
+    const stopping = Date.now();
+    app = undefined;
+    await capturing.stop();
+    expect(Date.now() - stopping).toBeLessThan(10_000);
+    const slot = await source.pool.query<{ unsent: boolean }>(
+      `select confirmed_flush_lsn < $1::pg_lsn as unsent from pg_replication_slots where slot_name = $2`,
+      [rows[0]!.lsn, capturing.config.capture!.slot],
+    );
+    // Sent again on the next start: the slot still holds it.
+    expect(slot.rows).toEqual([{ unsent: true }]);
   });
 });
