@@ -10,8 +10,11 @@ import { entityKey } from '@msr/protocol/core';
 
 /** How often the tail reads what became visible at the live edge. */
 const POLL_MS = 100;
-/** The least time between two reads when the capture moves the edge sooner (bounds reads a second). */
-const MIN_POLL_GAP_MS = 25;
+/**
+ * The least time between two reads when the capture moves the edge sooner: at most 20 reads a
+ * second, and as many frames a second for each session waiting at the edge (10 on the interval).
+ */
+const MIN_POLL_GAP_MS = 50;
 /** How often it looks for rows that committed after the edge passed their time. */
 const LATE_CHECK_MS = 500;
 /** Replay time kept behind the edge, so sessions a little behind it read from memory too. */
