@@ -138,12 +138,12 @@ export class Capture {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.resnapshotting;
-    clearInterval(this.watchTimer);
-    this.wake?.();
     // A batch on its way to a healthy broker is acknowledged in milliseconds; one stuck on a
     // broker that is gone is given up (not confirmed, so sent again on the next start).
     const giveUp = setTimeout(() => this.options.kafka?.giveUp(), STOP_GRACE_MS);
+    await this.resnapshotting;
+    clearInterval(this.watchTimer);
+    this.wake?.();
     await this.stream?.stop();
     await this.loop;
     clearTimeout(giveUp);
