@@ -2,7 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { inTransaction } from '../db/transaction.js';
 import type { FailedRecord, StoredChange } from './change.js';
 import { assignKeylessEntities } from './keyless.js';
-import { insertChanges } from './staging.js';
+import { appendable, appendChanges, insertChanges, isStored } from './staging.js';
 
 // Columns Debezium could not read take their value from the entity's previous event (in replay
 // order), so an unchanged TOAST value never overwrites what is known. Idempotent: a stored row
@@ -39,18 +39,39 @@ insert into msr.ingest_error (kafka_topic, kafka_partition, kafka_offset, record
 select * from unnest($1::text[], $2::int[], $3::bigint[], $4::bytea[], $5::bytea[], $6::text[], $7::text[])
 on conflict on constraint ingest_error_kafka_coordinates do nothing`;
 
+const UNIQUE_VIOLATION = '23505';
+
 /**
  * Stores one Kafka batch in one transaction: every change (a redelivered record is a no-op) and
  * every undecodable record. Either all of it is committed or none, so the caller may commit the
  * Kafka offsets exactly when this resolves.
+ *
+ * A batch is appended with COPY unless its first change is stored already: a redelivery starts
+ * where the last committed offset (or confirmed LSN) left off, so it is caught by that one probe.
+ * A stored change further in (another writer of the same records at the same time) aborts the
+ * append, and the batch is written again skipping what is stored.
  */
 export async function writeBatch(
   pool: Pool,
   changes: readonly StoredChange[],
   failures: readonly FailedRecord[],
 ): Promise<void> {
+  try {
+    await writeInTransaction(pool, changes, failures, 'append');
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw err;
+    await writeInTransaction(pool, changes, failures, 'skip stored');
+  }
+}
+
+async function writeInTransaction(
+  pool: Pool,
+  changes: readonly StoredChange[],
+  failures: readonly FailedRecord[],
+  how: 'append' | 'skip stored',
+): Promise<void> {
   await inTransaction(pool, async (client) => {
-    await writeChanges(client, changes);
+    await writeChanges(client, changes, how);
     if (failures.length > 0) {
       await client.query(INSERT_FAILURES, [
         failures.map((f) => f.topic),
@@ -67,12 +88,22 @@ export async function writeBatch(
 
 /**
  * Inserts changes inside the caller's transaction (a redelivered one is a no-op), then fills the
- * columns their source could not read from each entity's previous event.
+ * columns their source could not read from each entity's previous event. With 'append', unless
+ * the first change is stored, they are appended, and a stored one is a unique violation (23505)
+ * that aborts the transaction.
  */
-export async function writeChanges(client: PoolClient, changes: readonly StoredChange[]): Promise<void> {
+export async function writeChanges(
+  client: PoolClient,
+  changes: readonly StoredChange[],
+  how: 'append' | 'skip stored' = 'skip stored',
+): Promise<void> {
   if (changes.length === 0) return;
   changes = await assignKeylessEntities(client, changes);
-  await insertChanges(client, changes);
+  if (how === 'append' && appendable(changes) && !(await isStored(client, changes[0]!))) {
+    await appendChanges(client, changes);
+  } else {
+    await insertChanges(client, changes);
+  }
   for (const c of changes) {
     if (c.event.unavailable.length === 0) continue;
     await client.query(FILL_UNAVAILABLE, [

@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent, StoredChange } from '../../../server/ingest/change.js';
 import { storeBatch } from '../../../server/ingest/store.js';
-import { writeChanges } from '../../../server/ingest/writer.js';
+import { writeBatch, writeChanges } from '../../../server/ingest/writer.js';
 import { inTransaction } from '../../../server/db/transaction.js';
-import { createTestDatabase, type TestDatabase } from '../../support/database.js';
-import { hoursAgo, prepareStorageFor } from '../../support/history.js';
+import { createLogger } from '../../../server/logger.js';
+import { AggregateRefresh } from '../../../server/maintenance/aggregate-refresh.js';
+import { Metrics } from '../../../server/metrics.js';
+import { createTestDatabase, dialect, type TestDatabase } from '../../support/database.js';
+import { hoursAgo, prepareStorageFor, sqlState } from '../../support/history.js';
 
 // The ingest's batch write on whichever dialect this project runs (plain PostgreSQL or
 // TimescaleDB): redelivery is a no-op, unreadable columns keep the previous value, and a record
@@ -164,5 +167,78 @@ describe('ingest batch writes', () => {
       [7, 'NOT_JSON'],
     ]);
     expect(errors[1].record_value).toEqual(Buffer.from([0xff, 0x00]));
+  });
+
+  // A new batch is appended with one COPY straight into cdc_event (writer.ts); these pin what that
+  // path must keep from the ON CONFLICT one.
+  it('stores a batch whose first change is new but a later one stored (another writer) once, with its refusals', async () => {
+    const other = change(21, '21', { id: 21, by: 'other writer' }, { op: 'c' });
+    await storeBatch(db.pool, [other], []);
+    const failure = {
+      topic: 'w.gis.note',
+      partition: 0,
+      offset: '23',
+      key: null,
+      value: Buffer.from('not json'),
+      reason: 'NOT_JSON' as const,
+      detail: 'x',
+    };
+    const batch = [
+      change(20, '20', { id: 20 }, { op: 'c' }),
+      change(21, '21', { id: 21, by: 'this writer' }, { op: 'c' }),
+      change(22, '22', { id: 22 }, { op: 'c' }),
+    ];
+    // writeBatch itself, not storeBatch, which would also get there by writing one change at a time.
+    await writeBatch(db.pool, batch, [failure]);
+    const stored = (await rows()).filter((r) => r.offset >= 20 && r.offset < 30);
+    // Offset 21 keeps the row stored first: a redelivery never rewrites one.
+    expect(stored.map((r) => [r.offset, r.after])).toEqual([
+      [20, { id: 20 }],
+      [21, { id: 21, by: 'other writer' }],
+      [22, { id: 22 }],
+    ]);
+    const { rows: errors } = await db.pool.query(
+      `select count(*)::int as n from msr.ingest_error where kafka_offset = 23`,
+    );
+    expect(errors[0].n).toBe(1);
+  });
+
+  it('keeps exact microseconds before 1970, and stores times after year 9999', async () => {
+    // calendar-free: fixed instants far from any clock, on the default partition.
+    const before1970 = -1_500n; // 1969-12-31T23:59:59.998500Z
+    const year10000 = 253_402_300_800_000_001n; // beyond what toISOString writes as YYYY
+    const at = (offset: number, us: bigint) => ({
+      ...change(offset, String(offset), { id: offset }, { op: 'c' }),
+      event: { ...change(offset, String(offset), { id: offset }, { op: 'c' }).event, eventTimeUs: us },
+    });
+    await storeBatch(db.pool, [at(30, before1970)], []);
+    await storeBatch(db.pool, [at(31, year10000)], []);
+    await storeBatch(db.pool, [at(30, before1970), at(31, year10000)], []);
+    const stored = (await rows()).filter((r) => r.offset >= 30 && r.offset < 40);
+    expect(stored.map((r) => r.offset)).toEqual([30, 31]);
+    expect(stored[0].us).toBe(before1970.toString());
+    // Written through ON CONFLICT's path, whose microseconds-to-interval product is a double.
+    expect(Number(BigInt(stored[1].us) - year10000)).toBeLessThan(1000);
+  });
+
+  it('keeps keyframes exact when an appended batch lands in buckets the aggregate holds already', async () => {
+    const late = (offset: number, ms: number, n: number): StoredChange => ({
+      ...change(offset, 'late', { id: 'late', n }, { op: n === 0 ? 'c' : 'u' }),
+      event: {
+        ...change(offset, 'late', { id: 'late', n }).event,
+        op: n === 0 ? 'c' : 'u',
+        entityId: 'late',
+        eventTimeUs: BigInt(ms) * 1000n,
+      },
+    });
+    const t = hoursAgo(26);
+    await storeBatch(db.pool, [late(40, t - 40 * 60_000, 0)], []);
+    await new AggregateRefresh(db.pool, dialect, createLogger('silent'), new Metrics(), 60_000).run();
+    const key = 'w|gis|note|late';
+    expect((await sqlState(db.pool, t)).get(key)).toEqual({ id: 'late', n: 0 });
+    // Later than the materialized row, earlier than t, stored after the refresh: the aggregate's
+    // buckets there are stale, and the keyframe at t must see it.
+    await storeBatch(db.pool, [late(41, t - 20 * 60_000, 1)], []);
+    expect((await sqlState(db.pool, t)).get(key)).toEqual({ id: 'late', n: 1 });
   });
 });
