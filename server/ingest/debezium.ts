@@ -1,4 +1,11 @@
-import { decodeStruct, decodeValue, EncodingError, isUnavailable, type ConnectSchema } from './encodings.js';
+import {
+  decodeStruct,
+  decodeValue,
+  EncodingError,
+  fieldsOf,
+  isUnavailable,
+  type ConnectSchema,
+} from './encodings.js';
 import { entityIdOf, scalarText } from './entity-id.js';
 import { jsonText, type JsonValue } from './json-text.js';
 import { rowDigest } from './keyless.js';
@@ -72,11 +79,11 @@ export function decodeRecord(record: KafkaRecord): Decoded {
   const tableSchema = text(source.schema, 'source.schema');
   const table = text(source.table, 'source.table');
 
-  const fields = fieldsOf(schema);
+  const fields = schema ? fieldsOf(schema) : undefined;
   try {
-    const after = op === 'd' || op === 't' ? null : image(fields.get('after'), envelope.after);
-    const before = image(fields.get('before'), envelope.before);
     const keyless = op !== 't' && (record.key === null || record.key.length === 0);
+    const after = op === 'd' || op === 't' ? null : image(fields?.get('after'), envelope.after, keyless);
+    const before = image(fields?.get('before'), envelope.before, keyless);
     const coordinates = captureCoordinates(source);
     return {
       kind: 'change',
@@ -128,20 +135,6 @@ function unwrap(json: unknown): { schema: ConnectSchema | undefined; payload: un
   return { schema: (json.schema as ConnectSchema | null) ?? undefined, payload: json.payload };
 }
 
-// Records of a topic share their parsed schema object (schema-prefix.ts), so its fields by name
-// are worked out once per schema.
-const fieldsBySchema = new WeakMap<ConnectSchema, ReadonlyMap<string | undefined, ConnectSchema>>();
-
-function fieldsOf(schema: ConnectSchema | undefined): ReadonlyMap<string | undefined, ConnectSchema> {
-  if (!schema) return new Map();
-  let fields = fieldsBySchema.get(schema);
-  if (!fields) {
-    fields = new Map((schema.fields ?? []).map((f) => [f.field, f]));
-    fieldsBySchema.set(schema, fields);
-  }
-  return fields;
-}
-
 function text(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.length === 0)
     throw new DecodeError('MISSING_SOURCE', `${what} is missing`);
@@ -159,20 +152,35 @@ function commitTime(source: Record<string, unknown>): bigint {
   throw new DecodeError('BAD_TIMESTAMP', 'source has neither ts_us nor ts_ms');
 }
 
+/**
+ * A row image as stored: its known columns decoded and written as JSON text in one pass (the
+ * costliest step of decoding, run for two images of every change), and the columns Debezium
+ * could not read. The decoded columns as an object only when asked for (keyless rows' digests).
+ */
 function image(
   schema: ConnectSchema | undefined,
   raw: unknown,
-): { row: { [key: string]: JsonValue }; text: string; unavailable: string[] } | null {
+  withRow: boolean,
+): { row: { [key: string]: JsonValue } | undefined; text: string; unavailable: string[] } | null {
   if (raw === null || raw === undefined) return null;
   if (typeof raw !== 'object' || Array.isArray(raw)) throw new EncodingError('a row image is not an object');
+  const columns = raw as Record<string, unknown>;
+  const fields = schema ? fieldsOf(schema) : undefined;
   const unavailable: string[] = [];
-  const known: Record<string, unknown> = {};
-  for (const [column, value] of Object.entries(raw as Record<string, unknown>)) {
-    if (isUnavailable(value)) unavailable.push(column);
-    else known[column] = value;
+  const row: { [key: string]: JsonValue } | undefined = withRow ? {} : undefined;
+  let text = '{';
+  for (const column in columns) {
+    if (!Object.hasOwn(columns, column)) continue;
+    const value = columns[column];
+    if (isUnavailable(value)) {
+      unavailable.push(column);
+      continue;
+    }
+    const decoded = fields ? decodeValue(fields.get(column), value) : (value as JsonValue);
+    text += `${text.length > 1 ? ',' : ''}${JSON.stringify(column)}:${jsonText(decoded)}`;
+    if (row) row[column] = decoded;
   }
-  const row = schema ? decodeStruct(schema, known) : (known as { [key: string]: JsonValue });
-  return { row, text: jsonText(row), unavailable };
+  return { row, text: `${text}}`, unavailable };
 }
 
 /**

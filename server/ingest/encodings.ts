@@ -88,12 +88,26 @@ export function decodeStruct(schema: ConnectSchema, raw: unknown): { [key: strin
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new EncodingError(`expected an object for ${label(schema)}`);
   }
-  const byName = new Map((schema.fields ?? []).map((f) => [f.field, f]));
+  const byName = fieldsOf(schema);
   const out: { [key: string]: JsonValue } = {};
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     out[key] = decodeValue(byName.get(key), value);
   }
   return out;
+}
+
+// Records of a topic share their parsed schema object (schema-prefix.ts), so a struct's fields
+// by name are worked out once per schema, not once per value.
+const fieldsBySchema = new WeakMap<ConnectSchema, ReadonlyMap<string | undefined, ConnectSchema>>();
+
+/** A struct schema's fields by name. */
+export function fieldsOf(schema: ConnectSchema): ReadonlyMap<string | undefined, ConnectSchema> {
+  let fields = fieldsBySchema.get(schema);
+  if (!fields) {
+    fields = new Map((schema.fields ?? []).map((f) => [f.field, f]));
+    fieldsBySchema.set(schema, fields);
+  }
+  return fields;
 }
 
 const label = (schema: ConnectSchema) => schema.field ?? schema.name ?? schema.type;
@@ -113,9 +127,14 @@ function bytes(raw: unknown): Buffer {
 export function decimal(unscaled: Buffer, scale: number): JsonLiteral {
   if (!Number.isInteger(scale) || scale < 0) throw new EncodingError(`bad decimal scale ${scale}`);
   if (unscaled.length === 0) return new JsonLiteral('0');
-  let n = BigInt(`0x${unscaled.toString('hex')}`);
-  if (unscaled[0]! & 0x80) n -= 1n << BigInt(unscaled.length * 8);
-  const negative = n < 0n;
+  let n: bigint | number;
+  if (unscaled.length <= 6) {
+    n = unscaled.readIntBE(0, unscaled.length); // exact in a double: no BigInt for the usual sizes
+  } else {
+    n = BigInt(`0x${unscaled.toString('hex')}`);
+    if (unscaled[0]! & 0x80) n -= 1n << BigInt(unscaled.length * 8);
+  }
+  const negative = n < 0;
   const digits = (negative ? -n : n).toString().padStart(scale + 1, '0');
   const whole = digits.slice(0, digits.length - scale);
   const fraction = scale > 0 ? `.${digits.slice(digits.length - scale)}` : '';

@@ -304,5 +304,12 @@ describe('precise decimals', () => {
     expect(text('BQ==', 4)).toBe('0.0005');
     expect(text('AA==', 2)).toBe('0.00');
     expect(text('AY7pD/bDc+DuTj8K0g==', 10)).toBe('12345678901234567890.1234567890');
+    // Up to 6 bytes are read as a double, from 7 on as a BigInt: both sides of that line.
+    const hex = (h: string, scale: number) => decimal(Buffer.from(h, 'hex'), scale).text;
+    expect(hex('800000000000', 0)).toBe('-140737488355328');
+    expect(hex('ffffffffffff', 2)).toBe('-0.01');
+    expect(hex('7fffffffffff', 3)).toBe('140737488355.327');
+    expect(hex('00800000000000', 0)).toBe('140737488355328');
+    expect(hex('ff7fffffffffff', 1)).toBe('-14073748835532.9');
   });
 });
