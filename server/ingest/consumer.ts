@@ -10,6 +10,8 @@ import { Refusals } from './refusals.js';
 import type { Metrics } from '../metrics.js';
 import { DecodePool } from './decode-pool.js';
 import { storeBatch } from './store.js';
+import { StoreChains, type StoreOutcome } from './store-chains.js';
+import type { DecodedBatch } from './decode-batch.js';
 import { ingestTopics } from './topics.js';
 import type { FailedRecord, StoredChange } from './change.js';
 
@@ -60,7 +62,8 @@ export class Ingest {
   private refreshTimer: NodeJS.Timeout | undefined;
   private lagTimer: NodeJS.Timeout | undefined;
   private readonly lag: LagWatch;
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly chains = new StoreChains();
   private readonly refusals: Refusals;
   private readonly decoders: DecodePool;
   private readonly stopping = new AbortController();
@@ -216,6 +219,9 @@ export class Ingest {
   private async restart(topics: string[]): Promise<void> {
     if (this.stopping.signal.aborted) return;
     await this.consumer?.disconnect();
+    // The old consumer's last stores end before the new one fetches from the committed offsets.
+    await Promise.allSettled([...this.inFlight]);
+    this.chains.clear();
     this.subscribed = topics;
     if (topics.length === 0) {
       this.consumer = undefined;
@@ -256,11 +262,7 @@ export class Ingest {
       // One partition's batch is written while the next is decoded: about 1.8x the events/s of
       // one at a time on 2 cores (npm run bench:ingest).
       partitionsConsumedConcurrently: this.config.concurrentPartitions,
-      eachBatch: (payload) => {
-        const handling = this.handleBatch(consumer, payload);
-        this.inFlight.add(handling);
-        return handling.finally(() => this.inFlight.delete(handling));
-      },
+      eachBatch: (payload) => this.track(this.handleBatch(consumer, payload)),
     });
     this.log.info({ topics, groupId: this.config.groupId }, 'ingest consuming');
   }
@@ -282,39 +284,83 @@ export class Ingest {
     }
   }
 
+  /** Keeps `work` among what a stop (or a new consumer) waits for. */
+  private track<T>(work: Promise<T>): Promise<T> {
+    this.inFlight.add(work);
+    return work.finally(() => this.inFlight.delete(work));
+  }
+
+  /**
+   * Decodes a batch, then hands it to its partition's store chain and returns: kafkajs fetches
+   * the next records while this batch is written (store-chains.ts).
+   */
   private async handleBatch(consumer: Consumer, payload: EachBatchPayload): Promise<void> {
     const { batch } = payload;
     if (batch.messages.length === 0) return;
+    const { topic, partition } = batch;
+    const from = batch.messages[0]!.offset;
+    const decoded = await this.decoders.decode(topic, partition, batch.messages);
+    if (!(await this.chains.admit(topic, partition, from))) return;
+    if (this.stopping.signal.aborted || !payload.isRunning() || payload.isStale()) return;
+    payload.resolveOffset(batch.lastOffset());
+    const storing = this.storeAndCommit(consumer, payload, from, decoded);
+    this.chains.add(topic, partition, storing);
+    void this.track(storing);
+  }
+
+  private async storeAndCommit(
+    consumer: Consumer,
+    payload: EachBatchPayload,
+    from: string,
+    { changes, failures, skipped }: DecodedBatch,
+  ): Promise<StoreOutcome> {
+    const { batch } = payload;
+    const { topic, partition } = batch;
     // The group hears from this member only through heartbeats, which kafkajs sends between
     // batches: a batch written for longer than the session timeout (a slow or locked database, a
     // large snapshot) would cost the member its partitions, and the batch its offset commit.
     const beat = setInterval(() => void payload.heartbeat().catch(() => undefined), this.heartbeatMs);
     try {
-      await this.storeAndCommit(consumer, payload);
+      if (skipped > 0) this.metrics.ingestSkipped.inc({ topic }, skipped);
+      const timer = this.metrics.ingestBatchSeconds.startTimer();
+      const stored = await this.storeWithRetry(payload, changes, failures);
+      // Stopping or lost the partition: not committed, so it is fetched again.
+      if (!stored) return this.notStored(consumer, topic, partition, from);
+      timer();
+      const lastOffset = batch.lastOffset();
+      await this.options.afterDatabaseCommit?.({ topic, partition, lastOffset });
+      const next = (BigInt(lastOffset) + 1n).toString();
+      await consumer.commitOffsets([{ topic, partition, offset: next }]);
+
+      this.metrics.ingestEvents.inc({ topic }, changes.length);
+      this.refusals.note(stored.failures);
+      this.lag.noteBatch(topic, partition, Number(BigInt(batch.highWatermark) - BigInt(next)));
+      return { stored: true, from };
+    } catch (error) {
+      this.log.warn({ err: error, topic, partition, from }, 'ingest batch not committed; fetching it again');
+      return this.notStored(consumer, topic, partition, from, error);
     } finally {
       clearInterval(beat);
     }
   }
 
-  private async storeAndCommit(consumer: Consumer, payload: EachBatchPayload): Promise<void> {
-    const { batch } = payload;
-    const { topic, partition } = batch;
-    const { changes, failures, skipped } = await this.decoders.decode(topic, partition, batch.messages);
-    if (skipped > 0) this.metrics.ingestSkipped.inc({ topic }, skipped);
-
-    const timer = this.metrics.ingestBatchSeconds.startTimer();
-    const stored = await this.storeWithRetry(payload, changes, failures);
-    if (!stored) return; // stopping or lost the partition: not committed, so it is redelivered
-    timer();
-    const lastOffset = batch.lastOffset();
-    await this.options.afterDatabaseCommit?.({ topic, partition, lastOffset });
-    payload.resolveOffset(lastOffset);
-    const next = (BigInt(lastOffset) + 1n).toString();
-    await consumer.commitOffsets([{ topic, partition, offset: next }]);
-
-    this.metrics.ingestEvents.inc({ topic }, changes.length);
-    this.refusals.note(stored.failures);
-    this.lag.noteBatch(topic, partition, Number(BigInt(batch.highWatermark) - BigInt(next)));
+  /** kafkajs has fetched past this batch already: it is to fetch again from its first offset. */
+  private notStored(
+    consumer: Consumer,
+    topic: string,
+    partition: number,
+    from: string,
+    error?: unknown,
+  ): StoreOutcome {
+    if (!this.stopping.signal.aborted) {
+      try {
+        consumer.seek({ topic, partition, offset: from });
+      } catch (err) {
+        // Not running any more: the next consumer starts from the committed offsets.
+        this.log.debug({ err, topic, partition }, 'could not seek back to a batch not stored');
+      }
+    }
+    return { stored: false, from, ...(error === undefined ? {} : { error }) };
   }
 
   private async storeWithRetry(
