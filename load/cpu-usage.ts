@@ -21,25 +21,45 @@ export interface CpuShares {
   /** Percent of one core over the window. */
   readonly serverPct: number;
   readonly databasePct: number;
+  /** The other processes the caller named (a Kafka broker). */
+  readonly othersPct: number;
 }
 
-/** Starts a window over this process and the given database backends; the result ends it. */
-export async function cpuWindow(backendPids: readonly number[]): Promise<() => Promise<CpuShares>> {
+/**
+ * Starts a window over this process, the given database backends and any other processes; the
+ * result ends it.
+ */
+export async function cpuWindow(
+  backendPids: readonly number[],
+  otherPids: readonly number[] = [],
+): Promise<() => Promise<CpuShares>> {
   const started = performance.now();
   const server = process.cpuUsage();
-  const backends = new Map<number, number>();
-  for (const pid of backendPids) {
-    const ms = await processCpuMs(pid);
-    if (ms !== undefined) backends.set(pid, ms);
-  }
+  const backends = await cpuTimes(backendPids);
+  const others = await cpuTimes(otherPids);
   return async () => {
     const wallMs = performance.now() - started;
     const used = process.cpuUsage(server);
-    let databaseMs = 0;
-    for (const [pid, before] of backends) databaseMs += ((await processCpuMs(pid)) ?? before) - before;
+    const pct = (ms: number) => Math.round((ms / wallMs) * 100);
     return {
-      serverPct: Math.round(((used.user + used.system) / 1000 / wallMs) * 100),
-      databasePct: Math.round((databaseMs / wallMs) * 100),
+      serverPct: pct((used.user + used.system) / 1000),
+      databasePct: pct(await usedSince(backends)),
+      othersPct: pct(await usedSince(others)),
     };
   };
+}
+
+async function cpuTimes(pids: readonly number[]): Promise<Map<number, number>> {
+  const times = new Map<number, number>();
+  for (const pid of pids) {
+    const ms = await processCpuMs(pid);
+    if (ms !== undefined) times.set(pid, ms);
+  }
+  return times;
+}
+
+async function usedSince(before: ReadonlyMap<number, number>): Promise<number> {
+  let ms = 0;
+  for (const [pid, then] of before) ms += ((await processCpuMs(pid)) ?? then) - then;
+  return ms;
 }

@@ -2,7 +2,8 @@
 // setup writes them) from a real Kafka broker into msr.cdc_event, at several batch sizes
 // (KAFKA_MAX_BATCH_BYTES), next to the same rows loaded with COPY into the same table and to the
 // decoding alone, all in one run, on a fresh embedded PostgreSQL 15 and a fresh TimescaleDB 2.22.1
-// server (the same records from the same broker).
+// server (the same records from the same broker). Also: the CPU of Node, PostgreSQL and the broker
+// during each run, a profile of Node's work, and the writer's append and stage paths side by side.
 // Usage: npm run bench:ingest [-- <events>]   (writes load/results/ingest.{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -14,9 +15,12 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { loadConfig } from '../server/config.js';
 import type { Dialect } from '../server/db/dialect.js';
 import { migrate } from '../server/db/migrate.js';
+import type { Pool } from 'pg';
 import { createPool } from '../server/db/pool.js';
 import { Ingest } from '../server/ingest/consumer.js';
-import type { ChangeEvent } from '../server/ingest/change.js';
+import type { ChangeEvent, StoredChange } from '../server/ingest/change.js';
+import { appendChanges, insertChanges } from '../server/ingest/staging.js';
+import { inTransaction } from '../server/db/transaction.js';
 import { decodeRecord } from '../server/ingest/debezium.js';
 import { createLogger } from '../server/logger.js';
 import { Metrics } from '../server/metrics.js';
@@ -24,6 +28,8 @@ import { startKafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { startBenchDatabase } from './bench-database.js';
 import { cpuWindow, type CpuShares } from './cpu-usage.js';
 import { debeziumRecords } from './debezium-records.js';
+import { percentile } from './percentile.js';
+import { profiled, type HotFunction } from './profile.js';
 
 const EVENTS = Number(process.argv[2] ?? 150_000);
 const ENTITIES = 2_000;
@@ -38,6 +44,8 @@ const RUNS = [
   { maxBatchBytes: 1_048_576, decodeThreads: 1 },
   { maxBatchBytes: 4_194_304, decodeThreads: 1 },
 ];
+const DEFAULT_BATCH_BYTES = 1_048_576;
+const WRITER_BATCH = 500;
 const RESULTS = new URL('./results/', import.meta.url);
 const log = createLogger('warn');
 
@@ -75,7 +83,7 @@ async function main() {
 
     const dialects: Record<string, DialectResult> = {};
     for (const dialect of ['postgres', 'timescaledb'] as const) {
-      dialects[dialect] = await runDialect(dialect, cluster.brokers, decoded);
+      dialects[dialect] = await runDialect(dialect, cluster.brokers, cluster.brokerPid!, decoded);
     }
     const result = {
       machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, ${process.platform} ${process.arch}, node ${process.version}, embedded PostgreSQL 15 and TimescaleDB 2.22.1 on PostgreSQL 15, Kafka 3.9.2 (one KRaft broker)`,
@@ -95,17 +103,27 @@ async function main() {
       `| produce to Kafka (kafkajs, 500 per send) | ${result.produce.eventsPerSecond} events/s |`,
       `| decoding alone (decodeRecord, one core) | ${result.decodeOnly.eventsPerSecond} events/s |`,
       '',
-      ...Object.entries(dialects).flatMap(([dialect, { copy, ingest, peakRssMb }]) => [
+      ...Object.entries(dialects).flatMap(([dialect, { copy, ingest, writer, hot, peakRssMb }]) => [
         `## ${dialect}`,
         '',
         `COPY of the same decoded rows into msr.cdc_event: ${copy.rowsPerSecond} rows/s. Peak RSS of the benchmark process: ${peakRssMb} MB (it also holds every record and decoded row of the run).`,
         '',
-        '| KAFKA_MAX_BATCH_BYTES | KAFKA_DECODE_THREADS | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL (% of a core) |',
+        '| KAFKA_MAX_BATCH_BYTES | KAFKA_DECODE_THREADS | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL / broker (% of a core) |',
         '| --- | --- | --- | --- | --- | --- | --- |',
         ...ingest.map(
           (r) =>
-            `| ${r.maxBatchBytes} | ${r.decodeThreads} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} |`,
+            `| ${r.maxBatchBytes} | ${r.decodeThreads} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} / ${r.brokerCpuPct} |`,
         ),
+        '',
+        `The writer's two ways into cdc_event, ${WRITER_BATCH} rows a transaction on one connection, rounds alternating (medians): a new batch appended with COPY, and a batch written through the stage with ON CONFLICT (what a redelivery takes).`,
+        '',
+        '| path | rows/s | PostgreSQL CPU per row |',
+        '| --- | --- | --- |',
+        ...writer.map((w) => `| ${w.path} | ${w.rowsPerSecond} | ${w.postgresUsPerRow} µs |`),
+        '',
+        `Where the Node process's main thread spends its time at ${DEFAULT_BATCH_BYTES} bytes with decoding in place (all of the ingest's work on one thread; self time, share of the run):`,
+        '',
+        ...hot.map((h) => `- ${h.selfPct} % ${h.name}`),
         '',
       ]),
     ].join('\n');
@@ -122,7 +140,15 @@ async function main() {
 interface DialectResult {
   readonly ingest: IngestRun[];
   readonly copy: { ms: number; rows: number; rowsPerSecond: number };
+  readonly writer: WriterPath[];
+  readonly hot: HotFunction[];
   readonly peakRssMb: number;
+}
+
+interface WriterPath {
+  readonly path: string;
+  readonly rowsPerSecond: number;
+  readonly postgresUsPerRow: number;
 }
 
 interface IngestRun {
@@ -134,11 +160,13 @@ interface IngestRun {
   readonly eventsPerBatch: number;
   readonly nodeCpuPct: number;
   readonly postgresCpuPct: number;
+  readonly brokerCpuPct: number;
 }
 
 async function runDialect(
   dialect: Dialect,
   brokers: string[],
+  brokerPid: number,
   decoded: readonly ChangeEvent[],
 ): Promise<DialectResult> {
   const dbDir = await mkdtemp(path.join(tmpdir(), `msr-ingest-bench-${dialect}-`));
@@ -151,6 +179,7 @@ async function runDialect(
     let peakRss = 0;
     const rss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 100);
     const runs: IngestRun[] = [];
+    let hot: HotFunction[] = [];
     for (const { maxBatchBytes, decodeThreads } of RUNS) {
       await pool.query('truncate msr.cdc_event');
       const metrics = new Metrics();
@@ -164,32 +193,48 @@ async function runDialect(
         KAFKA_DECODE_THREADS: String(decodeThreads),
       });
       const ingest = new Ingest(pool, { ...config.kafka, brokers }, log, metrics);
-      const started = performance.now();
-      // Every connection of the pool open before the run, so the PostgreSQL CPU read below sees
-      // all the backends the ingest writes through.
-      const warm = await Promise.all(Array.from({ length: 4 }, () => pool.connect()));
-      for (const client of warm) client.release();
-      ingest.start();
-      let firstRowAt = 0;
-      // The ingest's own counter, not count(*): a scan of the table every 50 ms would compete with
-      // the writes it measures.
-      const stored = async () =>
-        (await metrics.ingestEvents.get()).values.reduce((sum, v) => sum + v.value, 0);
-      let cpu: (() => Promise<CpuShares>) | undefined;
-      for (;;) {
-        const n = await stored();
-        if (n > 0 && !firstRowAt) {
-          firstRowAt = performance.now();
-          const { rows } = await pool.query<{ pid: number }>(
-            `select pid from pg_stat_activity where backend_type = 'client backend'`,
-          );
-          cpu = await cpuWindow(rows.map((r) => r.pid));
+      const run = async () => {
+        const started = performance.now();
+        // Every connection of the pool open before the run, so the PostgreSQL CPU read below sees
+        // all the backends the ingest writes through.
+        const warm = await Promise.all(Array.from({ length: 4 }, () => pool.connect()));
+        for (const client of warm) client.release();
+        ingest.start();
+        let firstRowAt = 0;
+        // The ingest's own counter, not count(*): a scan of the table every 50 ms would compete with
+        // the writes it measures.
+        const stored = async () =>
+          (await metrics.ingestEvents.get()).values.reduce((sum, v) => sum + v.value, 0);
+        let cpu: (() => Promise<CpuShares>) | undefined;
+        for (;;) {
+          const n = await stored();
+          if (n > 0 && !firstRowAt) {
+            firstRowAt = performance.now();
+            const { rows } = await pool.query<{ pid: number }>(
+              `select pid from pg_stat_activity where backend_type = 'client backend'`,
+            );
+            cpu = await cpuWindow(
+              rows.map((r) => r.pid),
+              [brokerPid],
+            );
+          }
+          if (n >= decoded.length) break;
+          await new Promise((r) => setTimeout(r, 50));
         }
-        if (n >= decoded.length) break;
-        await new Promise((r) => setTimeout(r, 50));
+        const doneAt = performance.now();
+        return { started, firstRowAt, doneAt, shares: await cpu!() };
+      };
+      // The default size decoding in place has all of the ingest's Node work on the main thread,
+      // where the profiler sees it.
+      let measured: Awaited<ReturnType<typeof run>>;
+      if (maxBatchBytes === DEFAULT_BATCH_BYTES && decodeThreads === 0) {
+        const profile = await profiled(run);
+        measured = profile.result;
+        hot = profile.hot;
+      } else {
+        measured = await run();
       }
-      const doneAt = performance.now();
-      const shares = await cpu!();
+      const { started, firstRowAt, doneAt, shares } = measured;
       await ingest.stop();
       const batches = (await metrics.ingestBatchSeconds.get()).values.find((v) =>
         v.metricName?.endsWith('_count'),
@@ -204,6 +249,7 @@ async function runDialect(
         eventsPerBatch: Math.round(decoded.length / batches),
         nodeCpuPct: shares.serverPct,
         postgresCpuPct: shares.databasePct,
+        brokerCpuPct: shares.othersPct,
       });
       process.stdout.write(`${dialect}: ${JSON.stringify(runs.at(-1))}\n`);
     }
@@ -255,6 +301,8 @@ async function runDialect(
     return {
       ingest: runs,
       copy: { ms: Math.round(copyMs), rows: copied, rowsPerSecond: copyRate },
+      writer: await writerPaths(pool, decoded),
+      hot,
       peakRssMb: Math.round(peakRss / 2 ** 20),
     };
   } finally {
@@ -262,6 +310,60 @@ async function runDialect(
     await database.stop();
     await rm(dbDir, { recursive: true, force: true });
   }
+}
+
+/** The writer's append and stage paths, alternating over the same rows, with PostgreSQL's CPU. */
+async function writerPaths(pool: Pool, decoded: readonly ChangeEvent[]): Promise<WriterPath[]> {
+  const changes: StoredChange[] = decoded.map((event, i) => ({
+    topic: TOPIC,
+    partition: i % PARTITIONS,
+    offset: String(i),
+    key: null,
+    value: null,
+    event,
+  }));
+  const paths = {
+    'append (COPY into cdc_event)': appendChanges,
+    'stage (COPY, INSERT ... ON CONFLICT)': insertChanges,
+  };
+  const samples = new Map<string, { rate: number; us: number }[]>();
+  for (let round = 0; round < 3; round++) {
+    for (const [name, write] of Object.entries(paths)) {
+      await pool.query('truncate msr.cdc_event');
+      const { rows } = await pool.query<{ pid: number }>(
+        `select pid from pg_stat_activity where backend_type = 'client backend'`,
+      );
+      const cpu = await cpuWindow(rows.map((r) => r.pid));
+      const started = performance.now();
+      for (let i = 0; i < changes.length; i += WRITER_BATCH) {
+        await inTransaction(pool, (c) => write(c, changes.slice(i, i + WRITER_BATCH)));
+      }
+      const ms = performance.now() - started;
+      const { databasePct } = await cpu();
+      const list = samples.get(name) ?? [];
+      list.push({
+        rate: changes.length / (ms / 1000),
+        us: ((databasePct / 100) * ms * 1000) / changes.length,
+      });
+      samples.set(name, list);
+    }
+  }
+  return [...samples].map(([path, list]) => ({
+    path,
+    rowsPerSecond: Math.round(
+      percentile(
+        list.map((s) => s.rate),
+        50,
+      ),
+    ),
+    postgresUsPerRow:
+      Math.round(
+        percentile(
+          list.map((s) => s.us),
+          50,
+        ) * 10,
+      ) / 10,
+  }));
 }
 
 await main();

@@ -18,6 +18,8 @@ export interface KafkaCluster {
   /** The same broker's SASL_SSL listener, when started with `secure`. */
   readonly secure?: SecureListener;
   readonly connectUrl: string;
+  /** The broker's process (benchmarks read its CPU time). */
+  readonly brokerPid?: number;
   /** The Kafka Connect worker's process (benchmarks read its memory). */
   readonly connectPid?: number;
   readonly dir: string;
@@ -124,7 +126,8 @@ export async function startKafkaCluster(
     await waitFor('Kafka broker', children[0]!, () => brokerAnswers(brokers));
 
     const listener = secure ? { secure: secure.listener } : {};
-    if (options.connect === false) return { brokers, ...listener, connectUrl: '', dir, stop };
+    const brokerPid = children[0]!.pid;
+    if (options.connect === false) return { brokers, ...listener, brokerPid, connectUrl: '', dir, stop };
 
     const workerProps = path.join(dir, 'connect.properties');
     await writeFile(
@@ -148,7 +151,7 @@ export async function startKafkaCluster(
       const res = await fetch(`${connectUrl}/connector-plugins`).catch(() => undefined);
       return !!res?.ok && (await res.text()).includes('PostgresConnector');
     });
-    return { brokers, ...listener, connectUrl, connectPid: children[1]!.pid, dir, stop };
+    return { brokers, ...listener, brokerPid, connectUrl, connectPid: children[1]!.pid, dir, stop };
   } catch (err) {
     await stop();
     throw err;
