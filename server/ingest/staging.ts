@@ -122,8 +122,22 @@ export function appendable(changes: readonly StoredChange[]): boolean {
   return changes.every(({ event }) => event.eventTimeUs >= FIRST_US && event.eventTimeUs <= LAST_US);
 }
 
+// The rows of a batch mostly share their second: its text is made once (timestampText).
+let lastSecond = Number.NaN;
+let lastSecondText = '';
+
 /** A timestamptz literal of microseconds since the epoch, in UTC (years 1 to 9999). */
 function timestampText(us: bigint): string {
+  const n = Number(us);
+  if (n >= 0 && Number.isSafeInteger(n)) {
+    // 1970 to 2255: exact in a double, no BigInt arithmetic.
+    const second = Math.floor(n / 1_000_000);
+    if (second !== lastSecond) {
+      lastSecond = second;
+      lastSecondText = new Date(second * 1000).toISOString().slice(0, 19); // YYYY-MM-DDTHH:MM:SS
+    }
+    return `${lastSecondText}.${String(n - second * 1_000_000).padStart(6, '0')}Z`;
+  }
   const ms = us / 1000n - (us % 1000n < 0n ? 1n : 0n); // floor, also before 1970
   const iso = new Date(Number(ms)).toISOString(); // YYYY-MM-DDTHH:MM:SS.mmmZ
   return `${iso.slice(0, -1)}${String(us - ms * 1000n).padStart(3, '0')}Z`;
