@@ -57,6 +57,8 @@ export class Ingest {
   /** One admin connection for the topic listing and the lag polls, made on first use. */
   private admin: Promise<Admin> | undefined;
   private subscribed: string[] = [];
+  /** The topics of the last subscription a topic refresh asked for. */
+  private asked: string[] | undefined;
   private stateValue: IngestState = 'starting';
   private lastError: string | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
@@ -64,6 +66,8 @@ export class Ingest {
   private readonly lag: LagWatch;
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly chains = new StoreChains();
+  /** Consumers being replaced: their batches in hand are stored, no new ones. */
+  private readonly retiring = new WeakSet<Consumer>();
   private readonly refusals: Refusals;
   private readonly decoders: DecodePool;
   private readonly stopping = new AbortController();
@@ -206,7 +210,10 @@ export class Ingest {
     if (this.stopping.signal.aborted) return;
     try {
       const topics = await this.matchingTopics();
-      if (topics.join('\n') === this.subscribed.join('\n')) return;
+      // Against the last list a subscription was asked for: one may still wait for the one before
+      // (a group join takes seconds), and the same change must not queue a restart at each poll.
+      if (topics.join('\n') === (this.asked ?? this.subscribed).join('\n')) return;
+      this.asked = topics;
       this.log.info({ topics }, 'ingest topics changed; resubscribing');
       this.restarting = this.restarting.then(() => this.restart(topics));
       await this.restarting;
@@ -218,9 +225,19 @@ export class Ingest {
   /** A consumer instance per subscription: kafkajs cannot change a running subscription. */
   private async restart(topics: string[]): Promise<void> {
     if (this.stopping.signal.aborted) return;
-    await this.consumer?.disconnect();
-    // The old consumer's last stores end before the new one fetches from the committed offsets.
-    await Promise.allSettled([...this.inFlight]);
+    const old = this.consumer;
+    if (old) {
+      // The batches it is storing are committed before it leaves the group, else the new
+      // consumer would read them again; it stores no further batch meanwhile.
+      this.retiring.add(old);
+      try {
+        old.pause(this.subscribed.map((topic) => ({ topic })));
+      } catch {
+        // Not running (it crashed): nothing more comes from it anyway.
+      }
+      await Promise.allSettled([...this.inFlight]);
+      await old.disconnect();
+    }
     this.chains.clear();
     this.subscribed = topics;
     if (topics.length === 0) {
@@ -301,7 +318,8 @@ export class Ingest {
     const from = batch.messages[0]!.offset;
     const decoded = await this.decoders.decode(topic, partition, batch.messages);
     if (!(await this.chains.admit(topic, partition, from))) return;
-    if (this.stopping.signal.aborted || !payload.isRunning() || payload.isStale()) return;
+    if (this.stopping.signal.aborted || this.retiring.has(consumer)) return;
+    if (!payload.isRunning() || payload.isStale()) return;
     payload.resolveOffset(batch.lastOffset());
     const storing = this.storeAndCommit(consumer, payload, from, decoded);
     this.chains.add(topic, partition, storing);

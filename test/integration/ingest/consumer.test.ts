@@ -287,6 +287,45 @@ describe('ingest from Kafka', () => {
     );
   });
 
+  it('takes a new topic in the middle of a backlog without reading a stored batch again', async () => {
+    const prefix = uniquePrefix('resub');
+    const vehicleTopic = `${prefix}.city.vehicle`;
+    await createTopics([{ topic: vehicleTopic, partitions: 2 }]);
+    const history = debeziumHistory(prefix, 41, 40_000);
+    const vehicles = history.filter((e) => e.table === 'vehicle');
+    const incidents = history.filter((e) => e.table === 'incident');
+    await produce(vehicles, prefix);
+    // Small batches: one is being stored (beside the next fetch) whenever the consumer is replaced.
+    app = await createApp(
+      loadConfig({ ...ingestEnv(db, prefix, `g-${prefix}`), KAFKA_MAX_BATCH_BYTES: '16384' }),
+      { log: createLogger(process.env.TEST_LOG ?? 'silent'), ingest: { topicRefreshMs: 200 } },
+    );
+    await until('part of the backlog stored', async () => (await countEvents(db, prefix)) > 0, 60_000, 20);
+    // A second table's topic appears: the ingest subscribes again with a new consumer.
+    await createTopics([{ topic: `${prefix}.city.incident`, partitions: 1 }]);
+    await produce(incidents, prefix);
+    const incidentStored = async () =>
+      (
+        await db.pool.query<{ n: number }>(
+          `select count(*)::int as n from msr.cdc_event where source = $1 and table_name = 'incident'`,
+          [prefix],
+        )
+      ).rows[0]!.n;
+    await until('the new topic read', async () => (await incidentStored()) > 0, 60_000, 20);
+    // The new consumer took over while the backlog was still being read.
+    expect(await countEvents(db, prefix)).toBeLessThan(history.length);
+    await until('all stored', async () => (await countEvents(db, prefix)) === history.length, 120_000);
+    const { rows } = await db.pool.query(
+      `select count(distinct (kafka_topic, kafka_partition, kafka_offset))::int as records
+         from msr.cdc_event where source = $1`,
+      [prefix],
+    );
+    expect(rows[0].records).toBe(history.length);
+    // Every record was stored by one batch: none was read again after the change of consumer.
+    const metrics = await (await fetch(`http://127.0.0.1:${app.port}/metrics`)).text();
+    expect(metrics).toContain(`msr_ingest_events_total{topic="${vehicleTopic}"} ${vehicles.length}\n`);
+  }, 180_000);
+
   it('loses nothing across a graceful shutdown in the middle of the backlog', async () => {
     const prefix = uniquePrefix('drain');
     const topic = `${prefix}.city.vehicle`;
