@@ -297,7 +297,8 @@ describe('entity ids from record keys', () => {
 
 describe('precise decimals', () => {
   it('reads big-endian two-complement unscaled values with their scale', () => {
-    const text = (b64: string, scale: number) => decimal(Buffer.from(b64, 'base64'), scale).text;
+    const text = (bytes: string, scale: number, encoding: BufferEncoding = 'base64') =>
+      decimal(Buffer.from(bytes, encoding), scale).text;
     expect(text('BNI=', 2)).toBe('12.34');
     expect(text('8Q==', 1)).toBe('-1.5');
     expect(text('nA==', 3)).toBe('-0.100');
@@ -305,11 +306,10 @@ describe('precise decimals', () => {
     expect(text('AA==', 2)).toBe('0.00');
     expect(text('AY7pD/bDc+DuTj8K0g==', 10)).toBe('12345678901234567890.1234567890');
     // Up to 6 bytes are read as a double, from 7 on as a BigInt: both sides of that line.
-    const hex = (h: string, scale: number) => decimal(Buffer.from(h, 'hex'), scale).text;
-    expect(hex('800000000000', 0)).toBe('-140737488355328');
-    expect(hex('ffffffffffff', 2)).toBe('-0.01');
-    expect(hex('7fffffffffff', 3)).toBe('140737488355.327');
-    expect(hex('00800000000000', 0)).toBe('140737488355328');
-    expect(hex('ff7fffffffffff', 1)).toBe('-14073748835532.9');
+    expect(text('800000000000', 0, 'hex')).toBe('-140737488355328');
+    expect(text('ffffffffffff', 2, 'hex')).toBe('-0.01');
+    expect(text('7fffffffffff', 3, 'hex')).toBe('140737488355.327');
+    expect(text('00800000000000', 0, 'hex')).toBe('140737488355328');
+    expect(text('ff7fffffffffff', 1, 'hex')).toBe('-14073748835532.9');
   });
 });

@@ -207,10 +207,8 @@ describe('ingest batch writes', () => {
     // Fixed instants far from any clock, on the default partition.
     const before1970 = -1_500n; // calendar-free: 1.5 ms before the epoch
     const year10000 = 253_402_300_800_000_001n; // beyond what toISOString writes as YYYY
-    const at = (offset: number, us: bigint) => ({
-      ...change(offset, String(offset), { id: offset }, { op: 'c' }),
-      event: { ...change(offset, String(offset), { id: offset }, { op: 'c' }).event, eventTimeUs: us },
-    });
+    const at = (offset: number, us: bigint) =>
+      change(offset, String(offset), { id: offset }, { op: 'c', eventTimeUs: us });
     await storeBatch(db.pool, [at(30, before1970)], []);
     await storeBatch(db.pool, [at(31, year10000)], []);
     await storeBatch(db.pool, [at(30, before1970), at(31, year10000)], []);
@@ -222,15 +220,8 @@ describe('ingest batch writes', () => {
   });
 
   it('keeps keyframes exact when an appended batch lands in buckets the aggregate holds already', async () => {
-    const late = (offset: number, ms: number, n: number): StoredChange => ({
-      ...change(offset, 'late', { id: 'late', n }, { op: n === 0 ? 'c' : 'u' }),
-      event: {
-        ...change(offset, 'late', { id: 'late', n }).event,
-        op: n === 0 ? 'c' : 'u',
-        entityId: 'late',
-        eventTimeUs: BigInt(ms) * 1000n,
-      },
-    });
+    const late = (offset: number, ms: number, n: number): StoredChange =>
+      change(offset, 'late', { id: 'late', n }, { op: n === 0 ? 'c' : 'u', eventTimeUs: BigInt(ms) * 1000n });
     const t = hoursAgo(26);
     await storeBatch(db.pool, [late(40, t - 40 * 60_000, 0)], []);
     await new AggregateRefresh(db.pool, dialect, createLogger('silent'), new Metrics(), 60_000).run();
