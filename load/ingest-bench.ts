@@ -19,7 +19,7 @@ import type { Pool } from 'pg';
 import { createPool } from '../server/db/pool.js';
 import { Ingest } from '../server/ingest/consumer.js';
 import type { ChangeEvent, StoredChange } from '../server/ingest/change.js';
-import { appendChanges, insertChanges } from '../server/ingest/staging.js';
+import { appendChanges, insertChanges, timestampText } from '../server/ingest/staging.js';
 import { inTransaction } from '../server/db/transaction.js';
 import { decodeRecord } from '../server/ingest/debezium.js';
 import { createLogger } from '../server/logger.js';
@@ -50,8 +50,6 @@ const RESULTS = new URL('./results/', import.meta.url);
 const log = createLogger('warn');
 
 const csvText = (v: string | null) => (v === null ? '' : `"${v.replaceAll('"', '""')}"`);
-const isoFromUs = (us: bigint) =>
-  `${new Date(Number(us / 1000n)).toISOString().slice(0, 19)}.${String(us % 1_000_000n).padStart(6, '0')}Z`;
 
 async function main() {
   const dir = await mkdtemp(path.join(tmpdir(), 'msr-ingest-bench-'));
@@ -264,7 +262,7 @@ async function runDialect(
         for (let i = 0; i < decoded.length; i++) {
           const e = decoded[i]!;
           yield `${[
-            isoFromUs(e.eventTimeUs),
+            timestampText(e.eventTimeUs),
             csvText(e.source),
             csvText(e.schema),
             csvText(e.table),

@@ -127,7 +127,7 @@ let lastSecond = Number.NaN;
 let lastSecondText = '';
 
 /** A timestamptz literal of microseconds since the epoch, in UTC (years 1 to 9999). */
-function timestampText(us: bigint): string {
+export function timestampText(us: bigint): string {
   const n = Number(us);
   if (n >= 0 && Number.isSafeInteger(n)) {
     // 1970 to 2255: exact in a double, no BigInt arithmetic.
