@@ -17,6 +17,14 @@ export const tableFilter = (param: string, alias?: string): string =>
 export const entityFilter = (param: string, alias: string): string =>
   `(${param}::text[] is null or ${alias}.entity_id = any (${param}::text[]) or ${alias}.op = 't')`;
 
+/**
+ * SQL for the timestamptz at a bigint of microseconds since the epoch, exact at any time PostgreSQL
+ * holds: `bigint * interval` multiplies in double precision, which drops microseconds past 2^53 µs
+ * (year 2255), so the whole seconds and the microseconds within them are added apart.
+ */
+export const timestampAtMicros = (us: string): string =>
+  `(timestamptz 'epoch' + (${us} / 1000000) * interval '1 second' + (${us} % 1000000) * interval '1 microsecond')`;
+
 /** Sessions that count against the limits: not closed, and their lease has not run out. */
 export const ACTIVE_SESSION = 'closed_at is null and lease_until > now()';
 

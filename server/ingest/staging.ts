@@ -4,6 +4,7 @@ import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { copyLine, type CopyValue } from './copy-text.js';
 import type { StoredChange } from './change.js';
+import { timestampAtMicros } from '../db/sql-fragments.js';
 
 // Two ways into cdc_event, both in the caller's transaction and both keeping the batch's order in
 // the ids (the tie-break of replay order):
@@ -45,7 +46,7 @@ const MOVE = `
 with incoming as (delete from pg_temp.msr_incoming_change returning *)
 insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
                            lsn, tx_id, kafka_topic, kafka_partition, kafka_offset)
-select timestamptz 'epoch' + us * interval '1 microsecond', source, table_schema, table_name, entity_id, op,
+select ${timestampAtMicros('us')}, source, table_schema, table_name, entity_id, op,
        before, after, lsn, tx_id, kafka_topic, kafka_partition, kafka_offset
   from incoming
  order by ord

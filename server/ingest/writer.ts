@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { inTransaction } from '../db/transaction.js';
 import type { FailedRecord, StoredChange } from './change.js';
 import { assignKeylessEntities } from './keyless.js';
+import { timestampAtMicros } from '../db/sql-fragments.js';
 import { appendable, appendChanges, insertChanges, isStored } from './staging.js';
 
 // Columns Debezium could not read take their value from the entity's previous event (in replay
@@ -12,7 +13,7 @@ with target as (
   select event_timestamp, source, table_schema, table_name, entity_id, lsn, kafka_offset, id
     from msr.cdc_event
    where kafka_topic = $1 and kafka_partition = $2 and kafka_offset = $3
-     and event_timestamp = timestamptz 'epoch' + $4::bigint * interval '1 microsecond'
+     and event_timestamp = ${timestampAtMicros('$4::bigint')}
 ),
 prior as (
   select p.after
