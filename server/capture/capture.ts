@@ -29,6 +29,8 @@ import { AdvisoryLock } from '../db/locks.js';
 
 /** How long a stop waits for a batch being sent to Kafka before it gives the send up. */
 const STOP_GRACE_MS = 2_000;
+/** A send to Kafka waiting longer than this makes the capture unready (KAFKA_UNAVAILABLE). */
+const KAFKA_STALL_MS = 10_000;
 
 /** `off`: there is nothing to capture (the demo writes its events itself). */
 export type CaptureState =
@@ -55,6 +57,8 @@ export interface CaptureOptions {
   readonly afterStore?: () => Promise<void> | void;
   /** CAPTURE_TO=kafka: changes go to Kafka in Debezium's format instead of into msr.cdc_event. */
   readonly kafka?: KafkaSink;
+  /** A send to Kafka waiting this long is reported in `status` (default 10 s). */
+  readonly kafkaStallMs?: number;
   /**
    * Into the database: after each committed batch, every change of the source committed up to
    * this commit time (epoch µs) is stored (the slot sends transactions in commit order).
@@ -98,9 +102,29 @@ export class Capture {
 
   get status(): CaptureStatus {
     const refused = this.refusals.recent();
-    return refused.length > 0
-      ? { ...this.current, warnings: [...this.current.warnings, ...refused] }
-      : this.current;
+    const status =
+      refused.length > 0
+        ? { ...this.current, warnings: [...this.current.warnings, ...refused] }
+        : this.current;
+    return this.kafkaStall(status) ?? status;
+  }
+
+  /**
+   * While streaming into Kafka, a send that has waited too long: the slot's position cannot move
+   * and nothing new reaches the ingest, though the stream itself is fine.
+   */
+  private kafkaStall(status: CaptureStatus): CaptureStatus | undefined {
+    const waiting = this.options.kafka?.waiting();
+    if (status.state !== 'streaming' || status.error || !waiting) return undefined;
+    if (waiting.ms < (this.options.kafkaStallMs ?? KAFKA_STALL_MS)) return undefined;
+    const seconds = Math.round(waiting.ms / 1000);
+    return {
+      ...status,
+      code: 'KAFKA_UNAVAILABLE',
+      error:
+        `captured changes have waited ${seconds} s for Kafka to acknowledge them; check KAFKA_BROKERS and the brokers` +
+        (waiting.failure ? ` (last failure: ${waiting.failure})` : ''),
+    };
   }
 
   start(): void {

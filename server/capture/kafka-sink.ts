@@ -26,6 +26,10 @@ export class KafkaSink {
   private readonly topics = new Set<string>();
   /** Aborted by giveUp(): Kafka requests still waiting fail at once. */
   private readonly stopping = new AbortController();
+  /** Sends under way (the stream's and a snapshot's may overlap): when each began. */
+  private readonly sending = new Set<{ since: number }>();
+  /** The last failure a send under way met (and retried). */
+  private failure: string | undefined;
 
   /** `errors`: the msr database, where changes Kafka refuses are kept (msr.ingest_error). */
   constructor(
@@ -43,6 +47,29 @@ export class KafkaSink {
    */
   async send(changes: readonly CapturedChange[]): Promise<FailedRecord[]> {
     if (changes.length === 0) return [];
+    const under = { since: Date.now() };
+    this.sending.add(under);
+    try {
+      return await this.sendAll(changes);
+    } finally {
+      this.sending.delete(under);
+      if (this.sending.size === 0) this.failure = undefined;
+    }
+  }
+
+  /**
+   * How long the changes being sent have waited for Kafka's acknowledgement, with the last
+   * failure met meanwhile; undefined while nothing is waiting. kafkajs retries a broker that is
+   * gone for half a minute and more before a send fails, so the wait is what tells.
+   */
+  waiting(): { ms: number; failure?: string } | undefined {
+    // A Set iterates in insertion order: the first is the oldest.
+    const oldest = this.sending.values().next().value;
+    if (!oldest) return undefined;
+    return { ms: Date.now() - oldest.since, ...(this.failure ? { failure: this.failure } : {}) };
+  }
+
+  private async sendAll(changes: readonly CapturedChange[]): Promise<FailedRecord[]> {
     const records = changes.map((change) => ({ change, ...captureRecord(change) }));
     await this.retried(() => this.ensureTopics([...new Set(records.map((r) => r.topic))]));
     const refused: FailedRecord[] = [];
@@ -123,6 +150,7 @@ export class KafkaSink {
         return;
       } catch (err) {
         if (signal.aborted || !transient(err) || attempt >= SEND_ATTEMPTS - 1) throw err;
+        this.failure = (err as Error).message;
         this.log.warn({ err, attempt }, 'capture send to Kafka failed; sending again');
         await sleep(200 * 2 ** attempt, undefined, { signal });
       }

@@ -214,7 +214,11 @@ describe('ingest batch writes', () => {
     // Not appendable (a year past 9999), so both go through the stage's INSERT.
     await storeBatch(db.pool, [at(31, year10000), at(32, past2pow53)], []);
     await storeBatch(db.pool, [at(33, past2pow53)], []);
-    await storeBatch(db.pool, [at(30, before1970), at(31, year10000), at(32, past2pow53), at(33, past2pow53)], []);
+    await storeBatch(
+      db.pool,
+      [at(30, before1970), at(31, year10000), at(32, past2pow53), at(33, past2pow53)],
+      [],
+    );
     const stored = (await rows()).filter((r) => r.offset >= 30 && r.offset < 40);
     expect(stored.map((r) => [r.offset, r.us])).toEqual([
       [30, before1970.toString()],

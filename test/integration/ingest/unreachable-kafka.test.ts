@@ -48,23 +48,36 @@ describe('ingest with no broker to reach', () => {
     expect(Date.now() - stopping).toBeLessThan(10_000);
   });
 
-  it('stops a capture sending to Kafka at once, with the unsent change not confirmed', async () => {
+  it('reports a capture whose sends wait for Kafka, and stops it at once with the unsent change not confirmed', async () => {
     source = await createSourceDatabase();
     await source.pool.query(`
       create table parcel (id int primary key, v text);
       alter table parcel replica identity full;`);
-    const capturing = await startCaptureApp(db, source, 'tokafka', {
-      CAPTURE_TO: 'kafka',
-      CAPTURE_TABLES: 'public.parcel',
-      KAFKA_BROKERS: `127.0.0.1:${await freePort()}`,
-    });
+    const capturing = await startCaptureApp(
+      db,
+      source,
+      'tokafka',
+      {
+        CAPTURE_TO: 'kafka',
+        CAPTURE_TABLES: 'public.parcel',
+        KAFKA_BROKERS: `127.0.0.1:${await freePort()}`,
+      },
+      { capture: { kafkaStallMs: 1_000 } },
+    );
     app = capturing;
     await until('streaming', async () => capturing.capture!.status.state === 'streaming');
     const { rows } = await source.pool.query<{ lsn: string }>(
       `insert into parcel values (1, 'unsent') returning pg_current_wal_lsn()::text as lsn`,
     );
-    // The change is on its way: the capture is waiting for Kafka.
-    await new Promise((r) => setTimeout(r, 1_000));
+    const ready = async () => (await getJson(capturing.port, '/readyz')).body.checks.capture;
+    expect(await ready()).toMatchObject({ ok: true, state: 'streaming' });
+    // The change is on its way and waits for Kafka: the capture streams, but it is not ready.
+    const stalled = await until('the stalled send reported', async () => {
+      const r = await getJson(capturing.port, '/readyz');
+      return r.body.checks.capture?.ok === false ? { status: r.status, ...r.body.checks.capture } : undefined;
+    });
+    expect(stalled).toMatchObject({ status: 503, ok: false, state: 'streaming', code: 'KAFKA_UNAVAILABLE' });
+    expect(stalled.error).toMatch(/captured changes have waited \d+ s for Kafka/);
     const stopping = Date.now();
     app = undefined;
     await capturing.stop();
