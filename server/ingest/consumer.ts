@@ -4,7 +4,7 @@ import type { Pool } from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { describeConnectionFailure } from '../connection-failure.js';
-import { connectUnlessAborted, kafkaClient } from './kafka-client.js';
+import { connectUnlessAborted, kafkaClient, kafkaLogLevel } from './kafka-client.js';
 import { LagWatch, type PartitionLag } from './lag-watch.js';
 import { Refusals } from './refusals.js';
 import type { Metrics } from '../metrics.js';
@@ -416,8 +416,7 @@ export class Ingest {
 
   private kafkaLog(entry: LogEntry): void {
     const { message, ...extra } = entry.log;
-    const level = entry.level <= logLevel.ERROR ? 'error' : entry.level === logLevel.WARN ? 'warn' : 'debug';
-    this.log[level]({ kafka: entry.namespace, ...extra }, message);
+    this.log[kafkaLogLevel(entry)]({ kafka: entry.namespace, ...extra }, message);
     // While (re)connecting, kafkajs retries a broker that refuses for over half a minute before
     // it fails: /readyz says why from the first refusal on.
     const connecting = this.stateValue === 'starting' || this.stateValue === 'failed';

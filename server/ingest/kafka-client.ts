@@ -1,4 +1,4 @@
-import { Kafka, logLevel, type Admin, type KafkaConfig, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, type Admin, type KafkaConfig, type LogEntry, type SASLOptions } from 'kafkajs';
 import type { KafkaConnection } from '../config.js';
 
 /**
@@ -46,4 +46,17 @@ export async function connectUnlessAborted(
   const attempt = client.connect();
   attempt.then(() => (signal.aborted ? client.disconnect() : undefined)).catch(() => undefined);
   await unlessAborted(attempt, signal);
+}
+
+/**
+ * The level MSR logs a kafkajs entry at. kafkajs logs at error level each failure it is about to
+ * retry (with `retryCount` and `retryTime`), and each connection error on the way: during a broker
+ * restart that is a page of errors for nothing lost. Those are warnings here; what kafkajs gives
+ * up on (a crash, a failed batch handler) stays an error.
+ */
+export function kafkaLogLevel(entry: LogEntry): 'error' | 'warn' | 'debug' {
+  if (entry.level > logLevel.WARN) return 'debug';
+  if (entry.level === logLevel.WARN) return 'warn';
+  const retried = 'retryTime' in entry.log || 'retryCount' in entry.log;
+  return retried || entry.namespace === 'Connection' ? 'warn' : 'error';
 }
