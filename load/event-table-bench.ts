@@ -1,10 +1,11 @@
-// Event table benchmark: what each index of msr.cdc_event and its redelivery trigger cost the
-// ingest's writes and what they buy its reads, on both dialects in one run. Each variant takes
-// one of them away (or changes it) on the migrated table; the same decoded Debezium rows are then
-// written by the ingest's own writer (COPY into its stage, INSERT ... ON CONFLICT) in batches of
-// 1,000, and the reads the indexes exist for are timed: the state at T, a replay window read, the
-// live edge's read by id, an entity's last event before a time, the redelivery check. Variants
-// alternate with the table as shipped, so ratios come from neighbouring runs.
+// Event table benchmark: what each index of msr.cdc_event, its redelivery trigger and (plain
+// PostgreSQL) its jsonb documents cost the ingest's writes and what they buy its reads, on both
+// dialects in one run. Each variant takes one of them away (or changes it) on the migrated table;
+// the same decoded Debezium rows are then written by the ingest's own writer (new batches: one
+// COPY into cdc_event) in batches of 1,000, and the reads the indexes exist for are timed: the
+// state at T, a replay window read, the live edge's read by id, an entity's last event before a
+// time, a redelivered batch (COPY into the stage, INSERT ... ON CONFLICT). Variants alternate
+// with the table as shipped, so ratios come from neighbouring runs.
 // Usage: npm run bench:event-table [-- <rows>]   (writes load/results/event-table.{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -56,7 +57,10 @@ async function definitions(pool: Pool): Promise<Map<string, string>> {
   return new Map(rows.map((r) => [r.name, r.def.replace(' ON ONLY ', ' ON ')]));
 }
 
-function variants(defs: Map<string, string>): Variant[] {
+const NARROW_ENTITY_INDEX =
+  'drop index msr.cdc_event_entity_time; create index cdc_event_entity_time on msr.cdc_event (entity_id, event_timestamp desc)';
+
+function variants(dialect: Dialect, defs: Map<string, string>): Variant[] {
   const out: Variant[] = [{ name: 'as shipped' }];
   for (const [name, def] of defs) {
     if (name === 'cdc_event_kafka_coordinates') continue; // the idempotency itself: not optional
@@ -71,9 +75,24 @@ function variants(defs: Map<string, string>): Variant[] {
     // before a time. Led by the entity id alone it is narrower; the rest is checked on the row.
     out.push({
       name: 'cdc_event_entity_time on (entity_id, event_timestamp desc)',
-      change: `drop index msr.cdc_event_entity_time; create index cdc_event_entity_time on msr.cdc_event (entity_id, event_timestamp desc)`,
+      change: NARROW_ENTITY_INDEX,
       restore: `drop index msr.cdc_event_entity_time; ${defs.get('cdc_event_entity_time')!}`,
     });
+  }
+  // The documents themselves: jsonb is parsed and rebuilt on every insert and turned back into
+  // text on every read, where json is checked and kept as its text. On TimescaleDB the continuous
+  // aggregate over cdc_event forbids changing a column's type, so this is plain PostgreSQL only.
+  if (dialect === 'postgres') {
+    const documents = (type: string) =>
+      `alter table msr.cdc_event alter column before type ${type} using before::${type}, alter column after type ${type} using after::${type}`;
+    out.push({ name: 'before and after as json', change: documents('json'), restore: documents('jsonb') });
+    if (defs.has('cdc_event_entity_time')) {
+      out.push({
+        name: 'before and after as json, and cdc_event_entity_time on (entity_id, event_timestamp desc)',
+        change: `${documents('json')}; ${NARROW_ENTITY_INDEX}`,
+        restore: `${documents('jsonb')}; drop index msr.cdc_event_entity_time; ${defs.get('cdc_event_entity_time')!}`,
+      });
+    }
   }
   if (defs.has('cdc_event_id')) {
     out.push({
@@ -164,7 +183,7 @@ async function runDialect(dialect: Dialect, changes: readonly StoredChange[]): P
   const pool = createPool(database.url, 2, log);
   try {
     await migrate(pool, log);
-    const all = variants(await definitions(pool));
+    const all = variants(dialect, await definitions(pool));
     const results: Measure[] = [];
     // Two rounds, each variant next to a run of the table as shipped.
     for (let round = 0; round < 2; round++) {
