@@ -35,16 +35,17 @@ interface Bounds {
   readonly tail_from: string;
 }
 
-type KeyframeRow = { table: string; id: string; state: string };
+/** table, id, state: as arrays, pg builds no object with named keys per row. */
+type KeyframeRow = [table: string, id: string, state: string];
 
 /** One read's rows as chunks of at most `size` entities and about `maxBytes` of JSON. */
 function* chunked(rows: readonly KeyframeRow[], size: number, maxBytes: number): Generator<KeyframeEntity[]> {
   let chunk: KeyframeEntity[] = [];
   let bytes = 0;
-  for (const row of rows) {
-    chunk.push({ table: row.table, id: row.id, state: new JsonText(row.state) });
+  for (const [table, id, state] of rows) {
+    chunk.push({ table, id, state: new JsonText(state) });
     // The JSON around an entity is 30 bytes; states are ASCII but for a few names.
-    bytes += 30 + row.table.length + row.id.length + row.state.length;
+    bytes += 30 + table.length + id.length + state.length;
     if (chunk.length >= size || bytes >= maxBytes) {
       yield chunk;
       chunk = [];
@@ -75,13 +76,11 @@ export async function* readKeyframe(
     await client.query(PLANNER_SQL);
     const bounds = (await client.query<Bounds>(BOUNDS_SQL, [t])).rows[0]!;
     const cursor = client.query(
-      new Cursor<KeyframeRow>(KEYFRAME_SQL[bounds.active], [
-        bounds.cutoff,
-        bounds.tail_from,
-        t,
-        filter.tables ?? null,
-        filter.entities ?? null,
-      ]),
+      new Cursor<KeyframeRow>(
+        KEYFRAME_SQL[bounds.active],
+        [bounds.cutoff, bounds.tail_from, t, filter.tables ?? null, filter.entities ?? null],
+        { rowMode: 'array' },
+      ),
     );
     const size = options.chunkSize ?? KEYFRAME_CHUNK;
     const maxBytes = options.chunkBytes ?? KEYFRAME_CHUNK_BYTES;
