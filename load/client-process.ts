@@ -22,6 +22,11 @@ export class ClientProcess {
     return new ClientProcess(child, lines, ready);
   }
 
+  /** The clients' process, for its CPU time. */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   /** The clients' figures; they close their sessions and the process ends. */
   async finish(): Promise<ClientsDone> {
     this.child.stdin!.write('finish\n');

@@ -4,7 +4,8 @@
 // PostgreSQL 15 and a fresh TimescaleDB 2.22.1 server: the state at T (msr.entity_states_at) at 30
 // times of the day, 30 seeks of one session (first keyframe part, complete keyframe; msr.v1.json
 // and msr.v2.json taking turns), GET /api/v1/state, the raw limit: a pg-cursor read of the same
-// final rows from a plain table, and (cities only) 500 sessions opened at different times of the day.
+// final rows from a plain table, and (cities only) 500 sessions opened at different times of the day
+// with the CPU the database, the server and the clients spent on them.
 // Each dialect's figures are taken the same way, so the TimescaleDB / PostgreSQL ratios compare
 // like with like. The full picture (baselines, sessions matrix, backup) is `npm run bench`.
 // Usage: npm run bench:keyframes [-- demo | wide]   (writes load/results/keyframes[-wide].{json,md})
@@ -48,12 +49,19 @@ interface Figures {
   stateHttp: { p50Ms: number; p95Ms: number };
   rawCursor: { p50Ms: number };
   /** OPENS sessions opened at different times of the day, in waves of 25 (not for the wide set). */
-  opens?: { sessions: number; seconds: number; secondsV2: number };
+  opens?: { sessions: number; seconds: number; secondsV2: number; cpuV2: OpensCpu };
   /**
    * Database CPU time of one session opening at a time T, and of TOGETHER sessions opening at
    * once at another T (cities only), ms, in each of SAME_T_ROUNDS.
    */
   sameT?: { oneMs: number[]; togetherMs: number[] };
+}
+
+/** CPU seconds the opens took, by process: the database's backends, the server, the clients. */
+interface OpensCpu {
+  readonly database: number;
+  readonly server: number;
+  readonly clients: number;
 }
 
 /** 200,000 accounts as a Debezium snapshot at the start of the day, then 100,000 updates over it. */
@@ -198,19 +206,38 @@ async function measure(dialect: Dialect): Promise<Figures> {
       if (!wide) {
         // v2 first: the v1 run after it finds the database's pages the warmer.
         const seconds: Record<string, number> = {};
+        let cpuV2: OpensCpu | undefined;
         for (const subprotocol of ['msr.v2.json', 'msr.v1.json']) {
-          const many = await ClientProcess.start({
-            url: `ws://127.0.0.1:${app.port}/v1/replay`,
-            mode: 'play',
-            count: OPENS,
-            earliest,
-            latest,
-            subprotocol,
+          // Where the machine's time goes: all three share its cores, so their sum bounds the wall.
+          const server = process.cpuUsage();
+          let many: ClientProcess | undefined;
+          const database = await databaseCpuMs(pool, async () => {
+            many = await ClientProcess.start({
+              url: `ws://127.0.0.1:${app.port}/v1/replay`,
+              mode: 'play',
+              count: OPENS,
+              earliest,
+              latest,
+              subprotocol,
+            });
           });
-          seconds[subprotocol] = Math.round(many.ready.openMs / 100) / 10;
-          await many.finish();
+          const used = process.cpuUsage(server);
+          const clients = (await processCpuMs(many!.pid!)) ?? 0;
+          const s = (ms: number) => Math.round(ms / 100) / 10;
+          cpuV2 ??= {
+            database: s(database),
+            server: s((used.user + used.system) / 1000),
+            clients: s(clients),
+          };
+          seconds[subprotocol] = s(many!.ready.openMs);
+          await many!.finish();
         }
-        opens = { sessions: OPENS, seconds: seconds['msr.v1.json']!, secondsV2: seconds['msr.v2.json']! };
+        opens = {
+          sessions: OPENS,
+          seconds: seconds['msr.v1.json']!,
+          secondsV2: seconds['msr.v2.json']!,
+          cpuV2: cpuV2!,
+        };
         // One session opening at T, then TOGETHER opening at once at another T, in rounds at
         // different times (the middle of a range cut shorter each time): keyframe reads asked for
         // while one is under way share it.
@@ -314,6 +341,11 @@ const md = [
           `${ts.opens.seconds} s | ${ratio(ts.opens.seconds, pgFigures.opens.seconds)} |`,
         `| the same ${OPENS} opens speaking msr.v2.json (run first) | ${pgFigures.opens.secondsV2} s | ` +
           `${ts.opens.secondsV2} s | ${ratio(ts.opens.secondsV2, pgFigures.opens.secondsV2)} |`,
+        ...(['database', 'server', 'clients'] as const).map(
+          (part) =>
+            `| CPU of those v2 opens: ${part === 'database' ? "the database's backends" : part === 'server' ? 'the server' : "the clients' process (with its start)"} | ` +
+            `${pgFigures.opens!.cpuV2[part]} s | ${ts.opens!.cpuV2[part]} s | ${ratio(ts.opens!.cpuV2[part], pgFigures.opens!.cpuV2[part])} |`,
+        ),
       ]
     : []),
   ...(pgFigures.sameT && ts.sameT
