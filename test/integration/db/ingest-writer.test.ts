@@ -213,6 +213,7 @@ describe('ingest batch writes', () => {
     await storeBatch(db.pool, [at(30, before1970)], []);
     // Not appendable (a year past 9999), so both go through the stage's INSERT.
     await storeBatch(db.pool, [at(31, year10000), at(32, past2pow53)], []);
+    // Alone, the same time is appended: COPY with its text.
     await storeBatch(db.pool, [at(33, past2pow53)], []);
     await storeBatch(
       db.pool,

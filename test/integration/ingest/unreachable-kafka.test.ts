@@ -69,8 +69,10 @@ describe('ingest with no broker to reach', () => {
     const { rows } = await source.pool.query<{ lsn: string }>(
       `insert into parcel values (1, 'unsent') returning pg_current_wal_lsn()::text as lsn`,
     );
-    const ready = async () => (await getJson(capturing.port, '/readyz')).body.checks.capture;
-    expect(await ready()).toMatchObject({ ok: true, state: 'streaming' });
+    expect((await getJson(capturing.port, '/readyz')).body.checks.capture).toMatchObject({
+      ok: true,
+      state: 'streaming',
+    });
     // The change is on its way and waits for Kafka: the capture streams, but it is not ready.
     const stalled = await until('the stalled send reported', async () => {
       const r = await getJson(capturing.port, '/readyz');
