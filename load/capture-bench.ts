@@ -11,8 +11,8 @@
 // after Debezium's initial snapshot of the source has reached Kafka MSR has stored it.
 // Usage: npm run bench:capture [-- --profile]   (writes load/results/capture.{json,md}; needs
 // Debian's pgbench)
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,13 +22,12 @@ import WebSocket from 'ws';
 import { ReplayClient, type WebSocketLike } from '@msr/protocol';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from '../server/db/embedded.js';
 import { createLogger } from '../server/logger.js';
-import { buildServer, startArguments } from '../scripts/build-server.js';
 import { startKafkaCluster, type KafkaCluster } from '../scripts/services/kafka-cluster.js';
 import { percentile } from './percentile.js';
+import { peakRssMb, rssMb, startMsrProcess, type MsrProcess } from './msr-process.js';
 
 const run = promisify(execFile);
 const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
-const ROOT = new URL('../', import.meta.url).pathname;
 const RESULTS = new URL('./results/', import.meta.url);
 const BACKLOG_TRANSACTIONS = 25_000;
 const RATE_TPS = 500;
@@ -36,66 +35,10 @@ const RATE_SECONDS = 20;
 // The default: the live edge follows what the capture has stored, whatever the trail is.
 const LIVE_DELAY_MS = 1_000;
 const log = createLogger('warn');
-// Built once; every MSR process of the run is started as `npm start` starts it.
-const serverArguments = buildServer().then(() => startArguments());
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Server {
-  readonly child: ChildProcess;
-  readonly port: number;
-  stop(): Promise<void>;
-}
-
-/** MSR as `npm start` runs it, in a process of its own (its memory is read from /proc). */
-async function startServer(env: Record<string, string>): Promise<Server> {
-  // --profile: each MSR process writes a CPU profile (.cpuprofile) into load/results/ as it exits.
-  const profile = process.argv.includes('--profile')
-    ? ['--cpu-prof', '--cpu-prof-dir', new URL('./results/', import.meta.url).pathname]
-    : [];
-  const child = spawn(process.execPath, [...profile, ...(await serverArguments)], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      PORT: '0',
-      AUTH_MODE: 'none',
-      LOG_LEVEL: 'info',
-      CLEANUP_SERVICE_ENABLED: 'false',
-      ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (d) => (output = (output + d).slice(-50_000)));
-  child.stderr!.on('data', (d) => (output = (output + d).slice(-50_000)));
-  const exited = new Promise((r) => child.once('exit', r));
-  for (let i = 0; i < 600; i++) {
-    const match = /"port":(\d+),"msg":"MSR listening/.exec(output);
-    if (match) {
-      return {
-        child,
-        port: Number(match[1]),
-        stop: async () => {
-          child.kill('SIGTERM');
-          await exited;
-        },
-      };
-    }
-    if (child.exitCode !== null) break;
-    await sleep(100);
-  }
-  throw new Error(`MSR did not start:\n${output}`);
-}
-
-/** Peak resident memory of a process so far (VmHWM), in MB. */
-async function peakRssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)![1]) / 1024);
-}
-
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024);
-}
+// --profile: each MSR process writes a CPU profile (.cpuprofile) into load/results/ as it exits.
+const profileDir = process.argv.includes('--profile') ? RESULTS.pathname : undefined;
+const startServer = (env: Record<string, string>) => startMsrProcess(env, { profileDir });
 
 async function count(msr: pg.Pool, source: string, where = 'true'): Promise<number> {
   const { rows } = await msr.query<{ n: number }>(
@@ -255,7 +198,7 @@ async function debeziumSnapshot(
   cluster: KafkaCluster,
   sourcePool: pg.Pool,
   msr: pg.Pool,
-  ingest: Server,
+  ingest: MsrProcess,
 ): Promise<{ rows: number; inKafkaMs: number; storedAfterLastRecordMs: number; peakRssMb: number }> {
   const tables = ['pgbench_accounts', 'pgbench_branches', 'pgbench_tellers', 'pgbench_history'];
   const { rows } = await sourcePool.query<{ n: string }>(

@@ -3,7 +3,8 @@
 // (KAFKA_MAX_BATCH_BYTES), next to the same rows loaded with COPY into the same table and to the
 // decoding alone, all in one run, on a fresh embedded PostgreSQL 15 and a fresh TimescaleDB 2.22.1
 // server (the same records from the same broker). Also: the CPU of Node, PostgreSQL and the broker
-// during each run, a profile of Node's work, and the writer's append and stage paths side by side.
+// during each run, a profile of Node's work, the writer's append and stage paths side by side,
+// and the ingest in a process of its own as npm start runs it, for its own peak memory.
 // Usage: npm run bench:ingest [-- <events>]   (writes load/results/ingest.{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -30,6 +31,7 @@ import { cpuWindow, type CpuShares } from './cpu-usage.js';
 import { debeziumRecords } from './debezium-records.js';
 import { percentile } from './percentile.js';
 import { profiled, type HotFunction } from './profile.js';
+import { peakRssMb, startMsrProcess } from './msr-process.js';
 
 const EVENTS = Number(process.argv[2] ?? 150_000);
 // Fewer arrive in a handful of fetches, stored nearly at once: a rate from those is noise.
@@ -53,6 +55,8 @@ const RUNS = [
   { maxBatchBytes: 4_194_304, decodeThreads: 1 },
 ];
 const DEFAULT_BATCH_BYTES = 1_048_576;
+/** The batch size of the run in a process of its own, whose memory is the ingest's alone. */
+const OWN_PROCESS_BATCH_BYTES = 4_194_304;
 const WRITER_BATCH = 500;
 const RESULTS = new URL('./results/', import.meta.url);
 const log = createLogger('warn');
@@ -109,29 +113,33 @@ async function main() {
       `| produce to Kafka (kafkajs, 500 per send) | ${result.produce.eventsPerSecond} events/s |`,
       `| decoding alone (decodeRecord, one core) | ${result.decodeOnly.eventsPerSecond} events/s |`,
       '',
-      ...Object.entries(dialects).flatMap(([dialect, { copy, ingest, writer, hot, peakRssMb }]) => [
-        `## ${dialect}`,
-        '',
-        `COPY of the same decoded rows into msr.cdc_event: ${copy.rowsPerSecond} rows/s. Peak RSS of the benchmark process: ${peakRssMb} MB (it also holds every record and decoded row of the run).`,
-        '',
-        '| KAFKA_MAX_BATCH_BYTES | KAFKA_DECODE_THREADS | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL / broker (% of a core) |',
-        '| --- | --- | --- | --- | --- | --- | --- |',
-        ...ingest.map(
-          (r) =>
-            `| ${r.maxBatchBytes} | ${r.decodeThreads} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} / ${r.brokerCpuPct} |`,
-        ),
-        '',
-        `The writer's two ways into cdc_event, ${WRITER_BATCH} rows a transaction on one connection, rounds alternating (medians): a new batch appended with COPY, and a batch written through the stage with ON CONFLICT (what a redelivery takes).`,
-        '',
-        '| path | rows/s | PostgreSQL CPU per row |',
-        '| --- | --- | --- |',
-        ...writer.map((w) => `| ${w.path} | ${w.rowsPerSecond} | ${w.postgresUsPerRow} µs |`),
-        '',
-        `Where the Node process's main thread spends its time at ${DEFAULT_BATCH_BYTES} bytes with decoding in place (all of the ingest's work on one thread; self time, share of the run):`,
-        '',
-        ...hot.map((h) => `- ${h.selfPct} % ${h.name}`),
-        '',
-      ]),
+      ...Object.entries(dialects).flatMap(
+        ([dialect, { copy, ingest, writer, hot, peakRssMb, ownProcess }]) => [
+          `## ${dialect}`,
+          '',
+          `COPY of the same decoded rows into msr.cdc_event: ${copy.rowsPerSecond} rows/s. Peak RSS of the benchmark process: ${peakRssMb} MB (it also holds every record and decoded row of the run).`,
+          '',
+          `The ingest in a process of its own, as npm start runs it (${OWN_PROCESS_BATCH_BYTES}-byte batches, ${PARTITIONS} partitions, one decoding thread): peak RSS ${ownProcess.peakRssMb} MB, ${ownProcess.eventsPerSecond} events/s (${Math.round((ownProcess.eventsPerSecond / copy.rowsPerSecond) * 100)} % of COPY).`,
+          '',
+          '| KAFKA_MAX_BATCH_BYTES | KAFKA_DECODE_THREADS | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL / broker (% of a core) |',
+          '| --- | --- | --- | --- | --- | --- | --- |',
+          ...ingest.map(
+            (r) =>
+              `| ${r.maxBatchBytes} | ${r.decodeThreads} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} / ${r.brokerCpuPct} |`,
+          ),
+          '',
+          `The writer's two ways into cdc_event, ${WRITER_BATCH} rows a transaction on one connection, rounds alternating (medians): a new batch appended with COPY, and a batch written through the stage with ON CONFLICT (what a redelivery takes).`,
+          '',
+          '| path | rows/s | PostgreSQL CPU per row |',
+          '| --- | --- | --- |',
+          ...writer.map((w) => `| ${w.path} | ${w.rowsPerSecond} | ${w.postgresUsPerRow} µs |`),
+          '',
+          `Where the Node process's main thread spends its time at ${DEFAULT_BATCH_BYTES} bytes with decoding in place (all of the ingest's work on one thread; self time, share of the run):`,
+          '',
+          ...hot.map((h) => `- ${h.selfPct} % ${h.name}`),
+          '',
+        ],
+      ),
     ].join('\n');
     await mkdir(RESULTS, { recursive: true });
     await writeFile(new URL('ingest.json', RESULTS), `${JSON.stringify(result, null, 2)}\n`);
@@ -149,6 +157,7 @@ interface DialectResult {
   readonly writer: WriterPath[];
   readonly hot: HotFunction[];
   readonly peakRssMb: number;
+  readonly ownProcess: { eventsPerSecond: number; peakRssMb: number };
 }
 
 interface WriterPath {
@@ -307,17 +316,67 @@ async function runDialect(
 
     clearInterval(rss);
     const copyRate = Math.round(copied / (copyMs / 1000));
+    const writer = await writerPaths(pool, decoded);
+    await pool.query('truncate msr.cdc_event');
     return {
       ingest: runs,
       copy: { ms: Math.round(copyMs), rows: copied, rowsPerSecond: copyRate },
-      writer: await writerPaths(pool, decoded),
+      writer,
       hot,
       peakRssMb: Math.round(peakRss / 2 ** 20),
+      ownProcess: await ingestProcessRun(database.url, brokers, dialect, decoded.length),
     };
   } finally {
     await pool.end();
     await database.stop();
     await rm(dbDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The ingest as `npm start` runs it, in a process of its own with 4 MiB batches: its peak memory
+ * is the ingest's alone (this process holds every record of the run). Its rate is read from the
+ * server's own counter (GET /metrics), from the first stored batch on.
+ */
+async function ingestProcessRun(
+  databaseUrl: string,
+  brokers: readonly string[],
+  dialect: Dialect,
+  events: number,
+): Promise<{ eventsPerSecond: number; peakRssMb: number }> {
+  const server = await startMsrProcess({
+    DATABASE_URL: databaseUrl,
+    DEMO: 'false',
+    KAFKA_BROKERS: brokers.join(','),
+    KAFKA_GROUP_ID: `bench-${dialect}-own-process`,
+    KAFKA_TOPICS: TOPIC,
+    KAFKA_MAX_BATCH_BYTES: String(OWN_PROCESS_BATCH_BYTES),
+  });
+  try {
+    const stored = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+      return [...text.matchAll(/^msr_ingest_events_total\{[^}]*\} (\d+)$/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+    };
+    let first: { at: number; stored: number } | undefined;
+    const deadline = Date.now() + 600_000;
+    for (;;) {
+      const n = await stored();
+      if (n > 0 && !first) first = { at: performance.now(), stored: n };
+      if (n >= events) break;
+      if (Date.now() > deadline)
+        throw new Error(`the ingest's own process stored ${n} of ${events} events in 10 minutes`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const ms = performance.now() - first!.at;
+    return {
+      eventsPerSecond: Math.round((events - first!.stored) / (ms / 1000)),
+      peakRssMb: await peakRssMb(server.child.pid!),
+    };
+  } finally {
+    await server.stop();
   }
 }
 
