@@ -62,6 +62,7 @@ const NARROW_ENTITY_INDEX =
 
 function variants(dialect: Dialect, defs: Map<string, string>): Variant[] {
   const out: Variant[] = [{ name: 'as shipped' }];
+  const shippedEntityIndex = `drop index msr.cdc_event_entity_time; ${defs.get('cdc_event_entity_time')}`;
   for (const [name, def] of defs) {
     if (name === 'cdc_event_kafka_coordinates') continue; // the idempotency itself: not optional
     const drop =
@@ -76,7 +77,7 @@ function variants(dialect: Dialect, defs: Map<string, string>): Variant[] {
     out.push({
       name: 'cdc_event_entity_time on (entity_id, event_timestamp desc)',
       change: NARROW_ENTITY_INDEX,
-      restore: `drop index msr.cdc_event_entity_time; ${defs.get('cdc_event_entity_time')!}`,
+      restore: shippedEntityIndex,
     });
   }
   // The documents themselves: jsonb is parsed and rebuilt on every insert and turned back into
@@ -90,7 +91,7 @@ function variants(dialect: Dialect, defs: Map<string, string>): Variant[] {
       out.push({
         name: 'before and after as json, and cdc_event_entity_time on (entity_id, event_timestamp desc)',
         change: `${documents('json')}; ${NARROW_ENTITY_INDEX}`,
-        restore: `${documents('jsonb')}; drop index msr.cdc_event_entity_time; ${defs.get('cdc_event_entity_time')!}`,
+        restore: `${documents('jsonb')}; ${shippedEntityIndex}`,
       });
     }
   }

@@ -215,18 +215,14 @@ async function runDialect(
         const warm = await Promise.all(Array.from({ length: 4 }, () => pool.connect()));
         for (const client of warm) client.release();
         ingest.start();
-        let firstRowAt = 0;
-        let storedAtFirst = 0;
+        let cpu: (() => Promise<CpuShares>) | undefined;
         // The ingest's own counter, not count(*): a scan of the table every 50 ms would compete with
         // the writes it measures.
-        const stored = async () =>
-          (await metrics.ingestEvents.get()).values.reduce((sum, v) => sum + v.value, 0);
-        let cpu: (() => Promise<CpuShares>) | undefined;
-        for (;;) {
-          const n = await stored();
-          if (n > 0 && !firstRowAt) {
-            firstRowAt = performance.now();
-            storedAtFirst = n;
+        const drained = await drain(
+          async () => (await metrics.ingestEvents.get()).values.reduce((sum, v) => sum + v.value, 0),
+          decoded.length,
+          50,
+          async () => {
             const { rows } = await pool.query<{ pid: number }>(
               `select pid from pg_stat_activity where backend_type = 'client backend'`,
             );
@@ -234,12 +230,9 @@ async function runDialect(
               rows.map((r) => r.pid),
               [brokerPid],
             );
-          }
-          if (n >= decoded.length) break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        const doneAt = performance.now();
-        return { started, firstRowAt, storedAtFirst, doneAt, shares: await cpu!() };
+          },
+        );
+        return { started, ...drained, shares: await cpu!() };
       };
       // The default size decoding in place has all of the ingest's Node work on the main thread,
       // where the profiler sees it.
@@ -251,18 +244,16 @@ async function runDialect(
       } else {
         measured = await run();
       }
-      const { started, firstRowAt, storedAtFirst, doneAt, shares } = measured;
+      const { started, doneAt, eventsPerSecond, shares } = measured;
       await ingest.stop();
       const batches = (await metrics.ingestBatchSeconds.get()).values.find((v) =>
         v.metricName?.endsWith('_count'),
       )!.value;
-      const steadyMs = doneAt - firstRowAt;
       runs.push({
         maxBatchBytes,
         decodeThreads,
         totalMs: Math.round(doneAt - started),
-        // From the first stored batch on: the events stored after it, in the time they took.
-        eventsPerSecond: Math.round((decoded.length - storedAtFirst) / (steadyMs / 1000)),
+        eventsPerSecond,
         batches,
         eventsPerBatch: Math.round(decoded.length / batches),
         nodeCpuPct: shares.serverPct,
@@ -334,6 +325,36 @@ async function runDialect(
 }
 
 /**
+ * Polls `stored` every `pollMs` until `events` are stored (at most 10 minutes); `onFirst` runs
+ * when the first batch is. The rate counts from that batch on: the events stored after it, in
+ * the time they took.
+ */
+async function drain(
+  stored: () => Promise<number>,
+  events: number,
+  pollMs: number,
+  onFirst: () => Promise<void> = async () => undefined,
+): Promise<{ doneAt: number; eventsPerSecond: number }> {
+  let first: { at: number; stored: number } | undefined;
+  const deadline = Date.now() + 600_000;
+  for (;;) {
+    const n = await stored();
+    if (n > 0 && !first) {
+      first = { at: performance.now(), stored: n };
+      await onFirst();
+    }
+    if (n >= events) break;
+    if (Date.now() > deadline) throw new Error(`the ingest stored ${n} of ${events} events in 10 minutes`);
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  const doneAt = performance.now();
+  return {
+    doneAt,
+    eventsPerSecond: Math.round((events - first!.stored) / ((doneAt - first!.at) / 1000)),
+  };
+}
+
+/**
  * The ingest as `npm start` runs it, in a process of its own with 4 MiB batches: its peak memory
  * is the ingest's alone (this process holds every record of the run). Its rate is read from the
  * server's own counter (GET /metrics), from the first stored batch on.
@@ -360,19 +381,9 @@ async function ingestProcessRun(
         0,
       );
     };
-    let first: { at: number; stored: number } | undefined;
-    const deadline = Date.now() + 600_000;
-    for (;;) {
-      const n = await stored();
-      if (n > 0 && !first) first = { at: performance.now(), stored: n };
-      if (n >= events) break;
-      if (Date.now() > deadline)
-        throw new Error(`the ingest's own process stored ${n} of ${events} events in 10 minutes`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const ms = performance.now() - first!.at;
+    const { eventsPerSecond } = await drain(stored, events, 100);
     return {
-      eventsPerSecond: Math.round((events - first!.stored) / (ms / 1000)),
+      eventsPerSecond,
       peakRssMb: await peakRssMb(server.child.pid!),
     };
   } finally {

@@ -64,6 +64,12 @@ interface OpensCpu {
   readonly clients: number;
 }
 
+const OPENS_CPU_LABELS: Record<keyof OpensCpu, string> = {
+  database: "the database's backends",
+  server: 'the server',
+  clients: "the clients' process (with its start)",
+};
+
 /** 200,000 accounts as a Debezium snapshot at the start of the day, then 100,000 updates over it. */
 async function seedWide(pool: Pool, epoch: number): Promise<number> {
   const day = new Date(epoch).toISOString().slice(0, 10);
@@ -206,7 +212,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
       if (!wide) {
         // v2 first: the v1 run after it finds the database's pages the warmer.
         const seconds: Record<string, number> = {};
-        let cpuV2: OpensCpu | undefined;
+        const cpu: Record<string, OpensCpu> = {};
         for (const subprotocol of ['msr.v2.json', 'msr.v1.json']) {
           // Where the machine's time goes: all three share its cores, so their sum bounds the wall.
           const server = process.cpuUsage();
@@ -224,7 +230,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
           const used = process.cpuUsage(server);
           const clients = (await processCpuMs(many!.pid!)) ?? 0;
           const s = (ms: number) => Math.round(ms / 100) / 10;
-          cpuV2 ??= {
+          cpu[subprotocol] = {
             database: s(database),
             server: s((used.user + used.system) / 1000),
             clients: s(clients),
@@ -236,7 +242,7 @@ async function measure(dialect: Dialect): Promise<Figures> {
           sessions: OPENS,
           seconds: seconds['msr.v1.json']!,
           secondsV2: seconds['msr.v2.json']!,
-          cpuV2: cpuV2!,
+          cpuV2: cpu['msr.v2.json']!,
         };
         // One session opening at T, then TOGETHER opening at once at another T, in rounds at
         // different times (the middle of a range cut shorter each time): keyframe reads asked for
@@ -341,9 +347,9 @@ const md = [
           `${ts.opens.seconds} s | ${ratio(ts.opens.seconds, pgFigures.opens.seconds)} |`,
         `| the same ${OPENS} opens speaking msr.v2.json (run first) | ${pgFigures.opens.secondsV2} s | ` +
           `${ts.opens.secondsV2} s | ${ratio(ts.opens.secondsV2, pgFigures.opens.secondsV2)} |`,
-        ...(['database', 'server', 'clients'] as const).map(
+        ...(Object.keys(OPENS_CPU_LABELS) as (keyof OpensCpu)[]).map(
           (part) =>
-            `| CPU of those v2 opens: ${part === 'database' ? "the database's backends" : part === 'server' ? 'the server' : "the clients' process (with its start)"} | ` +
+            `| CPU of those v2 opens: ${OPENS_CPU_LABELS[part]} | ` +
             `${pgFigures.opens!.cpuV2[part]} s | ${ts.opens!.cpuV2[part]} s | ${ratio(ts.opens!.cpuV2[part], pgFigures.opens!.cpuV2[part])} |`,
         ),
       ]
