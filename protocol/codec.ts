@@ -1,9 +1,14 @@
-import { Packr } from 'msgpackr';
+import { Packr, Unpackr } from 'msgpackr';
 import { ErrorCode } from './codes.js';
 import { isMsgpack, type Subprotocol } from './wire.js';
 
 // Plain maps and arrays on the wire, no msgpackr record extension, so any msgpack library reads them.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// msgpackr renames a "__proto__" key to "__proto_" when it builds objects, to keep it from setting
+// a prototype. Here such a key is data (a column or an entity id named so), so a message that holds
+// those bytes at all is read as Maps instead and turned into objects that own the key.
+const exactUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+const PROTO_KEY = new TextEncoder().encode('__proto__');
 // TextEncoder/TextDecoder rather than Buffer: this module also runs in the browser (viewer).
 const utf8 = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
@@ -41,7 +46,11 @@ export function parse(
       const text = bytes === undefined ? (data as string) : utf8Decoder.decode(bytes);
       return { ok: true, message: JSON.parse(text) as unknown };
     }
-    return { ok: true, message: packr.unpack(bytes ?? utf8.encode(data as string)) as unknown };
+    const packed = bytes ?? utf8.encode(data as string);
+    const message: unknown = holds(packed, PROTO_KEY)
+      ? plainObjects(exactUnpackr.unpack(packed))
+      : packr.unpack(packed);
+    return { ok: true, message };
   } catch (err) {
     return {
       ok: false,
@@ -49,4 +58,27 @@ export function parse(
       message: `not valid ${isMsgpack(subprotocol) ? 'msgpack' : 'JSON'}: ${(err as Error).message}`,
     };
   }
+}
+
+/** Whether `bytes` holds `part` anywhere (a plain scan: this module also runs in the browser). */
+function holds(bytes: Uint8Array, part: Uint8Array): boolean {
+  const first = part[0]!;
+  for (
+    let at = bytes.indexOf(first);
+    at >= 0 && at + part.length <= bytes.length;
+    at = bytes.indexOf(first, at + 1)
+  ) {
+    let i = 1;
+    while (i < part.length && bytes[at + i] === part[i]) i++;
+    if (i === part.length) return true;
+  }
+  return false;
+}
+
+/** Maps made objects again, as mapsAsObjects would, but with every key an own property. */
+function plainObjects(value: unknown): unknown {
+  if (value instanceof Map) {
+    return Object.fromEntries([...value].map(([key, v]) => [String(key), plainObjects(v)]));
+  }
+  return Array.isArray(value) ? value.map(plainObjects) : value;
 }

@@ -103,7 +103,18 @@ export const CLIENT_MESSAGE_TYPES = ClientMessage.options.map((o) => o.shape.typ
 
 // Server to client
 
-const entityState = z.record(z.string(), z.unknown());
+// Row states and v2's id maps are checked and passed on as they came, not rebuilt: z.record
+// rebuilds its object and drops a "__proto__" key, which is data here (a column or an entity id
+// named so).
+const isJsonObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+const entityState = z.custom<Record<string, unknown>>(isJsonObject, { error: 'expected a JSON object' });
+const statesByTable = z.custom<Record<string, Record<string, Record<string, unknown>>>>(
+  (value) =>
+    isJsonObject(value) &&
+    Object.values(value).every((ids) => isJsonObject(ids) && Object.values(ids).every(isJsonObject)),
+  { error: 'expected {table: {id: state}}' },
+);
 
 export const OpenedMessage = z.object({
   type: z.literal('opened'),
@@ -131,7 +142,7 @@ export const KeyframeMessage = z.object({
 });
 /** A keyframe part in protocol v2 (msr.v2.*): each table named once, its ids mapped to states. */
 export const GroupedKeyframeMessage = KeyframeMessage.omit({ entities: true }).extend({
-  tables: z.record(z.string(), z.record(z.string(), entityState)),
+  tables: statesByTable,
 });
 export const Change = z.object({
   table: z.string(),

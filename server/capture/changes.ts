@@ -1,7 +1,7 @@
 import type { KeylessImages, Op, StoredChange } from '../ingest/change.js';
 import { rowDigest } from '../ingest/keyless.js';
 import { entityIdOf } from '../ingest/entity-id.js';
-import { jsonText, type JsonValue } from '../ingest/json-text.js';
+import { jsonText, memberObject, type JsonValue } from '../ingest/json-text.js';
 import type { SourceTable } from './catalog.js';
 import { columnValue, type ColumnType } from './values.js';
 
@@ -44,7 +44,7 @@ export interface CapturedChange extends StoredChange {
 
 function image(table: SourceTable, tuple: Tuple | null): Image | null {
   if (!tuple) return null;
-  const row: { [column: string]: JsonValue } = {};
+  const row = memberObject();
   const unavailable: string[] = [];
   for (const [column, text] of Object.entries(tuple)) {
     if (text === undefined) unavailable.push(column);
@@ -68,7 +68,7 @@ export function rowChange(
 ): CapturedChange {
   const before = image(table, tuples.old);
   const after = op === 'd' ? null : image(table, tuples.new);
-  const keyImage = (after ?? before ?? image(table, tuples.key ?? null))?.row ?? {};
+  const keyImage = (after ?? before ?? image(table, tuples.key ?? null))?.row ?? memberObject();
   const key = Object.fromEntries(table.key.map((column) => [column, keyImage[column] ?? null]));
   const afterText = after ? jsonText(after.row) : null;
   const keyless = table.key.length === 0;

@@ -100,14 +100,39 @@ async function readTable(
   write: (changes: CapturedChange[]) => Promise<void>,
 ): Promise<number> {
   const cursor = client.query(
-    new Cursor(`select * from ${pg.escapeIdentifier(table.schema)}.${pg.escapeIdentifier(table.name)}`),
+    new Cursor<(string | null)[]>(
+      `select * from ${pg.escapeIdentifier(table.schema)}.${pg.escapeIdentifier(table.name)}`,
+      [],
+      { rowMode: 'array' },
+    ),
   );
   let seq = 0;
   for (;;) {
-    const batch = (await cursor.read(ROWS_PER_READ)) as Tuple[];
+    const batch = await readTuples(cursor, ROWS_PER_READ);
     if (batch.length === 0) break;
     await write(batch.map((tuple) => rowChange(table, 'r', { old: null, new: tuple }, lsn, seq++, commit)));
   }
   await cursor.close();
   return seq;
+}
+
+/**
+ * The cursor's next rows as tuples named by the result's columns. pg names a row's columns on a
+ * plain object, where a column named "__proto__" would set the prototype and be lost; a tuple has
+ * no prototype (as pgoutput's tuples have none).
+ */
+function readTuples(cursor: Cursor<(string | null)[]>, count: number): Promise<Tuple[]> {
+  return new Promise((resolve, reject) => {
+    cursor.read(count, (err, rows, result) => {
+      if (err) return reject(err);
+      const names = result?.fields.map((field) => field.name) ?? [];
+      resolve(
+        rows.map((values) => {
+          const tuple = Object.create(null) as Record<string, string | null>;
+          names.forEach((name, i) => (tuple[name] = values[i] ?? null));
+          return tuple;
+        }),
+      );
+    });
+  });
 }

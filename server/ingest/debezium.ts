@@ -7,7 +7,7 @@ import {
   type ConnectSchema,
 } from './encodings.js';
 import { entityIdOf, scalarText } from './entity-id.js';
-import { jsonText, type JsonValue } from './json-text.js';
+import { jsonText, memberObject, type JsonValue } from './json-text.js';
 import { rowDigest } from './keyless.js';
 import { isWrapped, SchemaPrefixes } from './schema-prefix.js';
 import type { ChangeEvent, DecodeReason, KeylessImages, Op } from './change.js';
@@ -167,7 +167,7 @@ function image(
   const columns = raw as Record<string, unknown>;
   const fields = schema ? fieldsOf(schema) : undefined;
   const unavailable: string[] = [];
-  const row: { [key: string]: JsonValue } | undefined = withRow ? {} : undefined;
+  const row = withRow ? memberObject() : undefined;
   let text = '{';
   for (const column in columns) {
     if (!Object.hasOwn(columns, column)) continue;

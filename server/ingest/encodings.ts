@@ -1,4 +1,4 @@
-import { JsonLiteral, type JsonValue } from './json-text.js';
+import { JsonLiteral, memberObject, type JsonValue } from './json-text.js';
 
 /**
  * Turns a column value as Debezium's JSON converter wrote it back into the JSON a user expects,
@@ -89,7 +89,7 @@ export function decodeStruct(schema: ConnectSchema, raw: unknown): { [key: strin
     throw new EncodingError(`expected an object for ${label(schema)}`);
   }
   const byName = fieldsOf(schema);
-  const out: { [key: string]: JsonValue } = {};
+  const out = memberObject();
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     out[key] = decodeValue(byName.get(key), value);
   }

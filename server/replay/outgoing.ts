@@ -69,7 +69,8 @@ function groupedJson(entities: readonly KeyframeTextEntity[]): string {
 function groupedValue(entities: readonly KeyframeTextEntity[]): Record<string, Record<string, unknown>> {
   const tables: Record<string, Record<string, unknown>> = {};
   for (const [table, group] of byTable(entities)) {
-    const states: Record<string, unknown> = {};
+    // No prototype, so that an entity whose id is "__proto__" is a key like any other.
+    const states: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     for (const e of group) states[e.id] = e.state.value();
     tables[table] = states;
   }

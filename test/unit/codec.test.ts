@@ -9,6 +9,7 @@ import {
   SUBPROTOCOL_MSGPACK,
   SUBPROTOCOL_V2_JSON,
   SUBPROTOCOL_V2_MSGPACK,
+  SUBPROTOCOLS,
   ServerMessage,
   ServerMessageV2,
 } from '@msr/protocol/messages';
@@ -258,5 +259,76 @@ describe('keyframes in protocol v2, grouped by table', () => {
     const frame = { type: 'frame' as const, epoch: 1, seq: 0, t: 5, changes: [] };
     expect(encodeOutgoing(frame, SUBPROTOCOL_V2_JSON)).toBe(encodeOutgoing(frame, SUBPROTOCOL_JSON));
     expect(encodeOutgoing(frame, SUBPROTOCOL_V2_MSGPACK)).toEqual(encodeOutgoing(frame, SUBPROTOCOL_MSGPACK));
+  });
+});
+
+// "__proto__" is a legal column name and entity id. zod's records and msgpackr's objects each
+// treat it as special (dropped; renamed "__proto_"), and a plain object given it as a key gains a
+// prototype instead, so each path is checked to carry it as data.
+describe('a column or an entity id named __proto__', () => {
+  const part = {
+    type: 'keyframe' as const,
+    epoch: 1,
+    t: 10,
+    part: 0,
+    last: true,
+    entities: [
+      {
+        table: 'public.odd',
+        id: '__proto__',
+        state: new JsonText('{"__proto__": {"x": 1}, "id": "__proto__"}'),
+      },
+      { table: 'public.odd', id: '7', state: new JsonText('{"id": "7"}') },
+    ],
+  };
+  /** The part's entities as `table|id -> state`, whichever version the message is. */
+  const states = (message: unknown) => {
+    const out = new Map<string, unknown>();
+    const m = message as { entities?: { table: string; id: string; state: unknown }[]; tables?: object };
+    for (const e of m.entities ?? []) out.set(`${e.table}|${e.id}`, e.state);
+    for (const [table, ids] of Object.entries(m.tables ?? {}) as [string, object][]) {
+      for (const [id, state] of Object.entries(ids)) out.set(`${table}|${id}`, state);
+    }
+    return out;
+  };
+  const expected = new Map<string, unknown>([
+    ['public.odd|__proto__', JSON.parse('{"__proto__": {"x": 1}, "id": "__proto__"}')],
+    ['public.odd|7', { id: '7' }],
+  ]);
+
+  it.each(SUBPROTOCOLS)(
+    'keeps them in a keyframe part over %s, through the codec and the schema',
+    (subprotocol) => {
+      const parsed = parse(encodeOutgoing(part, subprotocol), subprotocol);
+      if (!parsed.ok) throw new Error(parsed.message);
+      const schema = subprotocol.startsWith('msr.v2') ? ServerMessageV2 : ServerMessage;
+      for (const message of [parsed.message, schema.parse(parsed.message)]) {
+        const got = states(message);
+        // A JSON object lists integer-like keys first, so v2 may hold them in another order.
+        expect([...got.keys()].sort()).toEqual([...expected.keys()].sort());
+        const proto = got.get('public.odd|__proto__') as object;
+        expect(Object.keys(proto)).toEqual(['__proto__', 'id']);
+        expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+        expect(JSON.stringify(proto)).toBe('{"__proto__":{"x":1},"id":"__proto__"}');
+      }
+    },
+  );
+
+  it('keeps them in a frame over msgpack, and leaves a near miss to the fast path', () => {
+    const state = JSON.parse('{"__proto__": 5, "__proto_": 6}') as Record<string, unknown>;
+    const frame = {
+      type: 'frame',
+      epoch: 1,
+      seq: 0,
+      t: 5,
+      changes: [{ table: 'public.odd', id: '__proto__', op: 'u', ts: 5, state }],
+    };
+    const parsed = parse(encode(frame, SUBPROTOCOL_MSGPACK), SUBPROTOCOL_MSGPACK);
+    expect(parsed.ok && JSON.stringify(ServerMessage.parse(parsed.message))).toBe(JSON.stringify(frame));
+    const near = { ...frame, changes: [{ ...frame.changes[0]!, state: { __proto_: 6 } }] };
+    expect(parse(encode(near, SUBPROTOCOL_MSGPACK), SUBPROTOCOL_MSGPACK)).toEqual({
+      ok: true,
+      message: near,
+    });
   });
 });

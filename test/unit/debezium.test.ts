@@ -293,6 +293,37 @@ describe('entity ids from record keys', () => {
     );
     expect(entityId(schemaKey)).toBe('{"tenant":3,"uid":"0b7a3e36-5d7a-4d1c-9d59-2d1f0c8b7e11"}');
   });
+
+  // "__proto__" is a legal column name. Written as JSON text: in an object literal it would set
+  // the prototype instead of naming a member.
+  it('keeps a key column named __proto__, with a schema and without', () => {
+    const struct = { type: 'struct', fields: [field('__proto__', 'int32'), field('k', 'string')] };
+    const payload = '{"__proto__":9,"k":"a"}';
+    const withProtoSchema = Buffer.from(`{"schema":${JSON.stringify(struct)},"payload":${payload}}`);
+    expect(entityId(withProtoSchema)).toBe('{"__proto__":9,"k":"a"}');
+    expect(entityId(Buffer.from(payload))).toBe('{"__proto__":9,"k":"a"}');
+    const single = { type: 'struct', fields: [field('__proto__', 'int32')] };
+    expect(entityId(Buffer.from(`{"schema":${JSON.stringify(single)},"payload":{"__proto__":9}}`))).toBe('9');
+  });
+
+  it('tells keyless rows apart by a column named __proto__', () => {
+    const struct = {
+      type: 'struct',
+      optional: true,
+      fields: [field('__proto__', 'int32'), field('b', 'string')],
+    };
+    const schema = { type: 'struct', fields: [{ ...struct, field: 'after' }, field('op', 'string')] };
+    const insert = (proto: number) =>
+      change(
+        Buffer.from(
+          `{"schema":${JSON.stringify(schema)},"payload":{"after":{"__proto__":${proto},"b":"x"},"op":"c","source":${JSON.stringify(source)}}}`,
+        ),
+        null,
+      );
+    const [one, two] = [insert(1), insert(2)];
+    expect(one.after).toBe('{"__proto__":1,"b":"x"}');
+    expect(one.keyless!.after).not.toBe(two.keyless!.after);
+  });
 });
 
 describe('precise decimals', () => {
