@@ -7,7 +7,8 @@ import {
   type ConnectSchema,
 } from './encodings.js';
 import { entityIdOf, scalarText } from './entity-id.js';
-import { jsonText, memberObject, type JsonValue } from './json-text.js';
+import { jsonText, JsonLiteral, memberObject, type JsonValue } from './json-text.js';
+import { mayBeRounded, parseExactly } from './exact-json.js';
 import { rowDigest } from './keyless.js';
 import { isWrapped, SchemaPrefixes } from './schema-prefix.js';
 import type { ChangeEvent, DecodeReason, KeylessImages, Op } from './change.js';
@@ -59,8 +60,11 @@ export function isHeartbeatTopic(topic: string): boolean {
 export function decodeRecord(record: KafkaRecord): Decoded {
   if (isHeartbeatTopic(record.topic)) return { kind: 'skip', why: 'heartbeat' };
   if (record.value === null || record.value.length === 0) return { kind: 'skip', why: 'tombstone' };
-  const { schema, payload } = unwrap(parseJson(record.topic, record.value, 'value'));
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
+  let { schema, payload } = unwrap(parseJson(record.topic, record.value, 'value'));
+  if (isRecord(payload) && mayHaveRounded(payload)) {
+    ({ schema, payload } = unwrap(parseExactly(record.value.toString('utf8'))));
+  }
+  if (!isRecord(payload)) {
     throw new DecodeError('NOT_A_CHANGE_EVENT', 'the value is not a Debezium change event object');
   }
   const envelope = payload as Record<string, unknown>;
@@ -135,6 +139,25 @@ function unwrap(json: unknown): { schema: ConnectSchema | undefined; payload: un
   return { schema: (json.schema as ConnectSchema | null) ?? undefined, payload: json.payload };
 }
 
+/** Whether JSON.parse may have rounded a number the decoder keeps: in an image or the position. */
+function mayHaveRounded(envelope: Record<string, unknown>): boolean {
+  const source = isRecord(envelope.source) ? envelope.source : {};
+  return (
+    mayBeRounded(envelope.before) ||
+    mayBeRounded(envelope.after) ||
+    mayBeRounded(source.lsn) ||
+    mayBeRounded(source.ts_us) ||
+    mayBeRounded(source.txId)
+  );
+}
+
+/** A JSON object (a number kept exactly, JsonLiteral, is a value, not an object). */
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return (
+    typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof JsonLiteral)
+  );
+}
+
 function text(value: unknown, what: string): string {
   if (typeof value !== 'string' || value.length === 0)
     throw new DecodeError('MISSING_SOURCE', `${what} is missing`);
@@ -142,12 +165,14 @@ function text(value: unknown, what: string): string {
 }
 
 function integerText(value: unknown): string | null {
+  if (value instanceof JsonLiteral) return /^-?\d+$/.test(value.text) ? value.text : null;
   return typeof value === 'number' && Number.isInteger(value) ? String(value) : null;
 }
 
 /** Debezium gives the commit time in ts_us (2.x and later) and always in ts_ms. */
 function commitTime(source: Record<string, unknown>): bigint {
-  if (typeof source.ts_us === 'number' && Number.isInteger(source.ts_us)) return BigInt(source.ts_us);
+  const us = integerText(source.ts_us);
+  if (us !== null) return BigInt(us);
   if (typeof source.ts_ms === 'number' && Number.isInteger(source.ts_ms)) return BigInt(source.ts_ms) * 1000n;
   throw new DecodeError('BAD_TIMESTAMP', 'source has neither ts_us nor ts_ms');
 }
@@ -205,10 +230,9 @@ function keylessImages(
 export function entityId(key: Buffer | null, topic = ''): string {
   if (key === null || key.length === 0)
     throw new DecodeError('MISSING_KEY', 'the record has no key (a table without a primary key?)');
-  const { schema, payload } = unwrap(parseJson(topic, key, 'key'));
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) {
-    return scalarText(decodeValue(schema, payload));
-  }
+  let { schema, payload } = unwrap(parseJson(topic, key, 'key'));
+  if (mayBeRounded(payload)) ({ schema, payload } = unwrap(parseExactly(key.toString('utf8'))));
+  if (!isRecord(payload)) return scalarText(decodeValue(schema, payload));
   const columns = schema ? decodeStruct(schema, payload) : (payload as { [key: string]: JsonValue });
   if (Object.keys(columns).length === 0)
     throw new DecodeError('MISSING_KEY', 'the record key has no columns');

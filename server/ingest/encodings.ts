@@ -49,18 +49,18 @@ export function decodeValue(schema: ConnectSchema | undefined, raw: unknown): Js
       return isoDate(integer(raw) * 86_400_000);
     case 'io.debezium.time.Timestamp':
     case 'org.apache.kafka.connect.data.Timestamp':
-      return isoLocalTimestamp(BigInt(integer(raw)) * 1000n);
+      return isoLocalTimestamp(bigInteger(raw) * 1000n);
     case 'io.debezium.time.MicroTimestamp':
-      return isoLocalTimestamp(BigInt(integer(raw)));
+      return isoLocalTimestamp(bigInteger(raw));
     case 'io.debezium.time.NanoTimestamp':
-      return isoLocalTimestamp(BigInt(integer(raw)) / 1000n);
+      return isoLocalTimestamp(bigInteger(raw) / 1000n);
     case 'io.debezium.time.Time':
     case 'org.apache.kafka.connect.data.Time':
-      return isoTime(BigInt(integer(raw)) * 1000n);
+      return isoTime(bigInteger(raw) * 1000n);
     case 'io.debezium.time.MicroTime':
-      return isoTime(BigInt(integer(raw)));
+      return isoTime(bigInteger(raw));
     case 'io.debezium.time.NanoTime':
-      return isoTime(BigInt(integer(raw)) / 1000n);
+      return isoTime(bigInteger(raw) / 1000n);
     case 'io.debezium.data.Json':
       return jsonDocument(raw);
     default:
@@ -116,6 +116,12 @@ function integer(raw: unknown): number {
   if (typeof raw !== 'number' || !Number.isInteger(raw))
     throw new EncodingError(`expected an integer, got ${String(raw)}`);
   return raw;
+}
+
+/** An integer that may be past 2^53 (kept as text by exact-json.ts), as a bigint. */
+function bigInteger(raw: unknown): bigint {
+  if (raw instanceof JsonLiteral && /^-?\d+$/.test(raw.text)) return BigInt(raw.text);
+  return BigInt(integer(raw));
 }
 
 function bytes(raw: unknown): Buffer {

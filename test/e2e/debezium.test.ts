@@ -83,7 +83,7 @@ describe('Debezium to Kafka to MSR, end to end', () => {
       create schema gis;
       create table gis.bookmark (
         id int primary key, name text, price numeric(10, 2), amount numeric, day date,
-        seen_at timestamp, created_at timestamptz, doc jsonb, tags text[], uid uuid);
+        seen_at timestamp, created_at timestamptz, doc jsonb, tags text[], uid uuid, big bigint);
       create table gis.geo_entity (tenant int, code text, label text, primary key (tenant, code));
       create table gis.note (id int primary key, body text, n int);
       -- Like pgbench_history: no primary key.
@@ -220,6 +220,32 @@ describe('Debezium to Kafka to MSR, end to end', () => {
       .sort();
     expect(replayedRows).toEqual(rows.map((r) => JSON.stringify(r.row)).sort());
     expect(replayedRows).toHaveLength(2);
+  });
+
+  it('keeps every digit of a bigint past 2^53, which Debezium writes as a JSON number', async () => {
+    const before = await stored();
+    await sourcePool.query(`
+      insert into gis.bookmark (id, name, big) values (20, 'big', 9007199254740993);
+      update gis.bookmark set big = 9223372036854775807 where id = 20;`);
+    await until('the big values stored', async () => (await stored()) === before + 2);
+    const { rows } = await db.pool.query(
+      `select op, before->>'big' as was, after->>'big' as big from msr.cdc_event
+        where source = $1 and table_name = 'bookmark' and entity_id = '20' order by id`,
+      [prefix],
+    );
+    expect(rows).toEqual([
+      { op: 'c', was: null, big: '9007199254740993' },
+      { op: 'u', was: '9007199254740993', big: '9223372036854775807' },
+    ]);
+    // Debezium really sent the number as a JSON number: the topic holds every stored change of
+    // the table and a tombstone after each delete.
+    const { rows: sent } = await db.pool.query<{ n: number }>(
+      `select (count(*) + count(*) filter (where op = 'd'))::int as n from msr.cdc_event
+        where source = $1 and table_name = 'bookmark'`,
+      [prefix],
+    );
+    const records = await readTopic(`${prefix}.gis.bookmark`, sent[0]!.n);
+    expect(records.at(-1)!.value).toContain('"big":9223372036854775807');
   });
 
   it('the built-in capture, beside Debezium on the same source, stores the same events', async () => {

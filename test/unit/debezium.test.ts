@@ -326,6 +326,66 @@ describe('entity ids from record keys', () => {
   });
 });
 
+// Debezium writes int8 columns, LSNs and nanosecond times as plain JSON numbers, which JSON.parse
+// rounds past 2^53. Written as text here: a JavaScript literal would round them as well.
+describe('integers past 2^53', () => {
+  const int64Row = {
+    type: 'struct',
+    optional: true,
+    fields: [
+      field('id', 'int64', { optional: false }),
+      field('max', 'int64'),
+      field('ids', 'array', { items: { type: 'int64', optional: true } }),
+      field('at', 'int64', { name: 'io.debezium.time.NanoTimestamp' }),
+      field('ratio', 'double'),
+    ],
+  };
+  const schema = {
+    type: 'struct',
+    fields: [
+      { ...int64Row, field: 'before' },
+      { ...int64Row, field: 'after' },
+      field('source', 'struct'),
+      field('op', 'string'),
+    ],
+  };
+  const keySchema = { type: 'struct', fields: [field('id', 'int64', { optional: false })] };
+  const sourceText = (lsn: string) =>
+    JSON.stringify({ ...source, ts_ns: 0, lsn: 0 })
+      .replace('"ts_ns":0', '"ts_ns":1795516215123456789')
+      .replace('"lsn":0', `"lsn":${lsn}`);
+  const record = (after: string, lsn = '24023128') =>
+    Buffer.from(
+      `{"schema":${JSON.stringify(schema)},"payload":{"before":null,"after":${after},"op":"c","source":${sourceText(lsn)},"ts_ns":1795516215123456789}}`,
+    );
+  const key = (id: string) => Buffer.from(`{"schema":${JSON.stringify(keySchema)},"payload":{"id":${id}}}`);
+
+  it('keeps every digit of a key, a column, an array element and a nanosecond time', () => {
+    const event = change(
+      record(
+        '{"id":9007199254740993,"max":9223372036854775807,"ids":[9007199254740995,-9223372036854775808,1],"at":1795516215123456789,"ratio":0.1}',
+      ),
+      key('9007199254740993'),
+    );
+    expect(event.entityId).toBe('9007199254740993');
+    expect(event.after).toBe(
+      '{"id":9007199254740993,"max":9223372036854775807,"ids":[9007199254740995,-9223372036854775808,1],"at":"2026-11-24T10:30:15.123456","ratio":0.1}',
+    );
+    expect(entityId(Buffer.from('{"id":9007199254740993}'))).toBe('9007199254740993');
+    expect(entityId(Buffer.from('9007199254740993'))).toBe('9007199254740993');
+  });
+
+  it("keeps an LSN past 2^53, and decodes a record with only Debezium's own big times as before", () => {
+    expect(change(record('{"id":1}', '9007199254740993'), key('1')).lsn).toBe('9007199254740993');
+    const event = change(record('{"id":1,"max":2,"ids":[3],"ratio":1.5}'), key('1'));
+    expect(event).toMatchObject({
+      entityId: '1',
+      after: '{"id":1,"max":2,"ids":[3],"ratio":1.5}',
+      lsn: '24023128',
+    });
+  });
+});
+
 describe('precise decimals', () => {
   it('reads big-endian two-complement unscaled values with their scale', () => {
     const text = (bytes: string, scale: number, encoding: BufferEncoding = 'base64') =>
