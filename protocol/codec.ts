@@ -3,11 +3,14 @@ import { ErrorCode } from './codes.js';
 import { isMsgpack, type Subprotocol } from './wire.js';
 
 // Plain maps and arrays on the wire, no msgpackr record extension, so any msgpack library reads them.
-const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+// An integer past 2^53 arrives as msgpack's int64/uint64, exact on the wire; read here as a
+// number, as JSON.parse reads the same state from a JSON socket (a BigInt would surprise code that
+// handles states as JSON values).
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 // msgpackr renames a "__proto__" key to "__proto_" when it builds objects, to keep it from setting
 // a prototype. Here such a key is data (a column or an entity id named so), so a message that holds
 // those bytes at all is read as Maps instead and turned into objects that own the key.
-const exactUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+const exactUnpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'number' });
 const PROTO_KEY = new TextEncoder().encode('__proto__');
 // TextEncoder/TextDecoder rather than Buffer: this module also runs in the browser (viewer).
 const utf8 = new TextEncoder();

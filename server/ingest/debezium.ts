@@ -8,7 +8,7 @@ import {
 } from './encodings.js';
 import { entityIdOf, scalarText } from './entity-id.js';
 import { jsonText, JsonLiteral, memberObject, type JsonValue } from './json-text.js';
-import { mayBeRounded, parseExactly } from './exact-json.js';
+import { mayBeRounded, parseExactly } from '../exact-json.js';
 import { rowDigest } from './keyless.js';
 import { isWrapped, SchemaPrefixes } from './schema-prefix.js';
 import type { ChangeEvent, DecodeReason, KeylessImages, Op } from './change.js';
@@ -62,7 +62,7 @@ export function decodeRecord(record: KafkaRecord): Decoded {
   if (record.value === null || record.value.length === 0) return { kind: 'skip', why: 'tombstone' };
   let { schema, payload } = unwrap(parseJson(record.topic, record.value, 'value'));
   if (isRecord(payload) && mayHaveRounded(payload)) {
-    ({ schema, payload } = unwrap(parseExactly(record.value.toString('utf8'))));
+    ({ schema, payload } = unwrap(parseExactly(record.value.toString('utf8'), literal)));
   }
   if (!isRecord(payload)) {
     throw new DecodeError('NOT_A_CHANGE_EVENT', 'the value is not a Debezium change event object');
@@ -151,6 +151,9 @@ function mayHaveRounded(envelope: Record<string, unknown>): boolean {
   );
 }
 
+/** A number that a double would round, kept as its digits (written into the stored text as they are). */
+const literal = (digits: string) => new JsonLiteral(digits);
+
 /** A JSON object (a number kept exactly, JsonLiteral, is a value, not an object). */
 function isRecord(value: unknown): value is Record<string, unknown> {
   return (
@@ -231,7 +234,7 @@ export function entityId(key: Buffer | null, topic = ''): string {
   if (key === null || key.length === 0)
     throw new DecodeError('MISSING_KEY', 'the record has no key (a table without a primary key?)');
   let { schema, payload } = unwrap(parseJson(topic, key, 'key'));
-  if (mayBeRounded(payload)) ({ schema, payload } = unwrap(parseExactly(key.toString('utf8'))));
+  if (mayBeRounded(payload)) ({ schema, payload } = unwrap(parseExactly(key.toString('utf8'), literal)));
   if (!isRecord(payload)) return scalarText(decodeValue(schema, payload));
   const columns = schema ? decodeStruct(schema, payload) : (payload as { [key: string]: JsonValue });
   if (Object.keys(columns).length === 0)

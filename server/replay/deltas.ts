@@ -1,12 +1,12 @@
 import type { Pool } from 'pg';
-import type { Change } from '@msr/protocol/messages';
+import { stateOf, type ChangeText } from './outgoing.js';
 import type { EntityFilter } from './entity-filter.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { entityFilter, qualifiedTable, tableFilter } from '../db/sql-fragments.js';
 
 export interface DeltaWindow {
   /** Changes in replay order (reverse: newest first, already inverted). */
-  readonly changes: Change[];
+  readonly changes: ChangeText[];
   /** Replay time the changes bring the state to. */
   readonly reached: Micros;
   /** msr.cdc_event ids of the events read (live-follow uses them to recognise late rows). */
@@ -18,15 +18,15 @@ interface DeltaRow {
   event_id: string;
   table: string;
   id: string;
-  op: Change['op'];
-  before: Record<string, unknown> | null;
-  after: Record<string, unknown> | null;
+  op: ChangeText['op'];
+  before: string | null;
+  after: string | null;
 }
 
 const windowSql = (direction: 'asc' | 'desc') => `
   select ${sqlMicros('e.event_timestamp')} as ts_us, e.id::text as event_id,
          ${qualifiedTable('e')} as "table", e.entity_id as id, e.op,
-         ${direction === 'asc' ? 'null::jsonb' : 'e.before'} as before, ${direction === 'asc' ? 'e.after' : 'null::jsonb'} as after
+         ${direction === 'asc' ? 'null' : 'e.before::text'} as before, ${direction === 'asc' ? 'e.after::text' : 'null'} as after
     from msr.cdc_event e
    where e.event_timestamp > ${sqlAt('$1')} and e.event_timestamp <= ${sqlAt('$2')}
      and ${tableFilter('$3', 'e')}
@@ -75,14 +75,14 @@ export async function readDeltas(
     rows = rows.concat(group.rows.filter((r) => !seen.has(r.event_id)));
     reached = forward ? edge : edge - 1;
   }
-  const changes: Change[] = [];
+  const changes: ChangeText[] = [];
   for (const row of rows) {
     const ts = Number(row.ts_us) / 1000;
     if (forward) {
       changes.push(
         row.op === 'd' || row.op === 't'
           ? { table: row.table, id: row.id, op: row.op, ts }
-          : { table: row.table, id: row.id, op: row.op, ts, state: row.after ?? {} },
+          : { table: row.table, id: row.id, op: row.op, ts, state: stateOf(row.after) },
       );
     } else if (row.op === 't') {
       changes.push(...(await restoreTruncatedTable(pool, row, ts, filter)));
@@ -97,11 +97,11 @@ export async function readDeltas(
  * Undoing one change: the entity goes back to its before image, or away when it had none. An
  * update without a before image (a table without REPLICA IDENTITY FULL) is looked up instead.
  */
-async function undo(pool: Pool, row: DeltaRow, ts: number): Promise<Change> {
+async function undo(pool: Pool, row: DeltaRow, ts: number): Promise<ChangeText> {
   let before = row.before;
   if (before === null && row.op === 'u') {
-    const { rows } = await pool.query<{ state: Record<string, unknown> }>(
-      `select (s.last_event).after as state
+    const { rows } = await pool.query<{ state: string | null }>(
+      `select (s.last_event).after::text as state
          from msr.entity_states_at(${sqlAt('$1')}, array[$2::text]) s
         where s.entity_id = $3`,
       [Number(row.ts_us) - 1, row.table, row.id],
@@ -109,7 +109,7 @@ async function undo(pool: Pool, row: DeltaRow, ts: number): Promise<Change> {
     before = rows[0]?.state ?? null;
   }
   if (before === null) return { table: row.table, id: row.id, op: 'd', ts };
-  return { table: row.table, id: row.id, op: row.op === 'd' ? 'c' : 'u', ts, state: before };
+  return { table: row.table, id: row.id, op: row.op === 'd' ? 'c' : 'u', ts, state: stateOf(before) };
 }
 
 /** Undoing a truncate: clear the table, then its entities as they were just before it ('r'). */
@@ -118,15 +118,15 @@ async function restoreTruncatedTable(
   truncate: DeltaRow,
   ts: number,
   filter: EntityFilter,
-): Promise<Change[]> {
-  const { rows } = await pool.query<{ id: string; state: Record<string, unknown> }>(
-    `select s.entity_id as id, (s.last_event).after as state
+): Promise<ChangeText[]> {
+  const { rows } = await pool.query<{ id: string; state: string | null }>(
+    `select s.entity_id as id, (s.last_event).after::text as state
        from msr.entity_states_at(${sqlAt('$1')}, array[$2::text]) s
       where $3::text[] is null or s.entity_id = any ($3::text[])`,
     [Number(truncate.ts_us) - 1, truncate.table, filter.entities ?? null],
   );
   return [
     { table: truncate.table, id: '', op: 't', ts },
-    ...rows.map((r) => ({ table: truncate.table, id: r.id, op: 'r' as const, ts, state: r.state })),
+    ...rows.map((r) => ({ table: truncate.table, id: r.id, op: 'r' as const, ts, state: stateOf(r.state) })),
   ];
 }

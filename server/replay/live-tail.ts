@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { Change } from '@msr/protocol/messages';
+import { stateOf, type ChangeText } from './outgoing.js';
 import { filterMatches, type EntityFilter } from './entity-filter.js';
 import { sqlAt, sqlMicros, type Micros } from './micros.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
@@ -30,7 +30,7 @@ interface TailRow {
   readonly tsUs: Micros;
   readonly lsn: string;
   readonly offset: string;
-  readonly change: Change;
+  readonly change: ChangeText;
   /** The tail's arrival count when the row was read: later ones are late for a session. */
   readonly arrival: number;
 }
@@ -42,8 +42,8 @@ interface StoredRow {
   kafka_offset: string;
   table: string;
   entity: string;
-  op: Change['op'];
-  after: Record<string, unknown> | null;
+  op: ChangeText['op'];
+  after: string | null;
 }
 
 /** A late row a session must look up itself: a truncate, or older than the rows kept. */
@@ -51,20 +51,20 @@ export interface LateLookup {
   readonly id: string;
   readonly table: string;
   readonly entity: string;
-  readonly op: Change['op'];
+  readonly op: ChangeText['op'];
   readonly tsUs: Micros;
 }
 
 export interface TailCorrections {
   /** Exact states at the position, from the rows held. */
-  readonly changes: Change[];
+  readonly changes: ChangeText[];
   /** Late rows the tail cannot settle from memory. */
   readonly lookups: LateLookup[];
 }
 
 const COLUMNS = `e.id::text as id, ${sqlMicros('e.event_timestamp')} as ts_us,
        coalesce(e.lsn, -1)::text as lsn, coalesce(e.kafka_offset, -1)::text as kafka_offset,
-       ${qualifiedTable('e')} as "table", e.entity_id as entity, e.op, e.after`;
+       ${qualifiedTable('e')} as "table", e.entity_id as entity, e.op, e.after::text as after`;
 
 const WINDOW_SQL = `
   select ${COLUMNS}
@@ -190,8 +190,8 @@ export class LiveTail {
   }
 
   /** The changes in (fromUs, toUs] held for the filter, in replay order. */
-  changes(fromUs: Micros, toUs: Micros, filter: EntityFilter): { changes: Change[]; ids: string[] } {
-    const changes: Change[] = [];
+  changes(fromUs: Micros, toUs: Micros, filter: EntityFilter): { changes: ChangeText[]; ids: string[] } {
+    const changes: ChangeText[] = [];
     const ids: string[] = [];
     for (let i = this.firstAfter(fromUs); i < this.rows.length; i++) {
       const row = this.rows[i]!;
@@ -214,7 +214,7 @@ export class LiveTail {
     filter: EntityFilter,
     sent: (id: string) => boolean,
   ): TailCorrections {
-    const changes: Change[] = [];
+    const changes: ChangeText[] = [];
     const lookups: LateLookup[] = [];
     const settled = new Set<string>();
     const ts = positionUs / 1000;
@@ -245,7 +245,7 @@ export class LiveTail {
       changes.push(
         last.change.op === 'd'
           ? { table, id, op: 'd', ts }
-          : { table, id, op: 'u', ts, state: last.change.state ?? {} },
+          : { table, id, op: 'u', ts, state: last.change.state ?? stateOf(null) },
       );
     }
     return { changes, lookups };
@@ -364,10 +364,10 @@ export class LiveTail {
         continue;
       }
       const ts = tsUs / 1000;
-      const change: Change =
+      const change: ChangeText =
         r.op === 'd' || r.op === 't'
           ? { table: r.table, id: r.entity, op: r.op, ts }
-          : { table: r.table, id: r.entity, op: r.op, ts, state: r.after ?? {} };
+          : { table: r.table, id: r.entity, op: r.op, ts, state: stateOf(r.after) };
       const row: TailRow = {
         id: r.id,
         tsUs,

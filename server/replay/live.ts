@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { Change } from '@msr/protocol/messages';
+import { stateOf, type ChangeText } from './outgoing.js';
 import { sqlAt, type Micros } from './micros.js';
 import type { EntityFilter } from './entity-filter.js';
 import { LATE_WINDOW_MS, SequenceMarks } from './sequence-marks.js';
@@ -11,7 +11,7 @@ export interface LateRow {
   event_id: string;
   table: string;
   id: string;
-  op: Change['op'];
+  op: ChangeText['op'];
 }
 
 /** `id` > `floor`, both the decimal text of non-negative bigints (no BigInt per row). */
@@ -68,7 +68,7 @@ export class LiveEdge {
   }
 
   /** Corrections for rows at or before `position` that arrived after it was streamed. */
-  async corrections(position: Micros): Promise<Change[]> {
+  async corrections(position: Micros): Promise<ChangeText[]> {
     this.onCheck();
     if (this.marks.empty) await this.marks.mark();
     const floor = this.marks.floor();
@@ -90,21 +90,22 @@ export class LiveEdge {
   }
 
   /** The exact state at `position` of every entity (or truncated table) the late rows touch. */
-  async exactStates(position: Micros, late: readonly LateRow[]): Promise<Change[]> {
+  async exactStates(position: Micros, late: readonly LateRow[]): Promise<ChangeText[]> {
     const truncated = [...new Set(late.filter((r) => r.op === 't').map((r) => r.table))];
     const touched = late.filter((r) => r.op !== 't' && !truncated.includes(r.table));
     const tables = [...new Set([...truncated, ...touched.map((r) => r.table)])];
-    const { rows } = await this.pool.query<{ table: string; id: string; state: Record<string, unknown> }>(
-      `select ${qualifiedTable('s')} as "table", s.entity_id as id, (s.last_event).after as state
+    const { rows } = await this.pool.query<{ table: string; id: string; state: string | null }>(
+      `select ${qualifiedTable('s')} as "table", s.entity_id as id, (s.last_event).after::text as state
          from msr.entity_states_at(${sqlAt('$1')}, $2::text[]) s
         where ${qualifiedTable('s')} = any ($3::text[])
            or (${qualifiedTable('s')}, s.entity_id) in (select * from unnest($4::text[], $5::text[]))`,
       [position, tables, truncated, touched.map((r) => r.table), touched.map((r) => r.id)],
     );
     const ts = position / 1000;
-    const changes: Change[] = truncated.map((table) => ({ table, id: '', op: 't' as const, ts }));
+    const changes: ChangeText[] = truncated.map((table) => ({ table, id: '', op: 't' as const, ts }));
     const present = new Set(rows.map((r) => entityKey(r.table, r.id)));
-    for (const row of rows) changes.push({ table: row.table, id: row.id, op: 'u', ts, state: row.state });
+    for (const row of rows)
+      changes.push({ table: row.table, id: row.id, op: 'u', ts, state: stateOf(row.state) });
     for (const row of touched) {
       if (!present.has(entityKey(row.table, row.id)))
         changes.push({ table: row.table, id: row.id, op: 'd', ts });

@@ -1,22 +1,27 @@
 import { encode } from '@msr/protocol/codec';
-import type { KeyframeMessage, ServerMessage } from '@msr/protocol/messages';
+import type { Change, FrameMessage, KeyframeMessage, ServerMessage } from '@msr/protocol/messages';
 import { groupsKeyframes, isMsgpack, type Subprotocol } from '@msr/protocol/wire';
+import { mayBeRounded, parseExactly } from '../exact-json.js';
 
-// The server's side of the wire: messages as the replay core produces them, keyframe states still
-// the database's text, and their encoding for a socket. Clients only ever see protocol messages.
+// The server's side of the wire: messages as the replay core produces them, states still the
+// database's text, and their encoding for a socket. Clients only ever see protocol messages.
 
 /**
- * A JSON object held as the text the database sent (jsonb::text). A keyframe's states go into JSON
- * messages as that text, never parsed and written out again (for 10,000 entities that pair cost
- * about 25 ms of the server's CPU per keyframe); msgpack parses it, once however many sockets share
- * the session. Numbers keep the exact digits PostgreSQL stored.
+ * A JSON object held as the text the database sent (jsonb::text). States go into JSON messages as
+ * that text, never parsed and written out again (for a 10,000-entity keyframe that pair cost about
+ * 25 ms of the server's CPU), so numbers keep the exact digits PostgreSQL stored. msgpack parses
+ * it, once however many sockets share it: an integer past 2^53 becomes a 64-bit integer there
+ * (msgpack's int64/uint64), not a rounded double.
  */
 export class JsonText {
   private parsed: unknown;
   constructor(readonly text: string) {}
 
   value(): unknown {
-    if (this.parsed === undefined) this.parsed = JSON.parse(this.text) as unknown;
+    if (this.parsed === undefined) {
+      const parsed = JSON.parse(this.text) as unknown;
+      this.parsed = mayBeRounded(parsed) ? parseExactly(this.text, wireInteger) : parsed;
+    }
     return this.parsed;
   }
 
@@ -24,6 +29,25 @@ export class JsonText {
     return this.value();
   }
 }
+
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/** What msgpack can carry exactly of a number a double would round: an integer in 64 bits. */
+function wireInteger(digits: string): unknown {
+  if (!/^-?\d+$/.test(digits)) return Number(digits);
+  const n = BigInt(digits);
+  return n >= INT64_MIN && n <= UINT64_MAX ? n : Number(digits);
+}
+
+/** A change's state from the database's text; a change without an image (none expected) is {}. */
+export const stateOf = (text: string | null): JsonText => new JsonText(text ?? '{}');
+
+/** A change as the server sends it: its state still the database's text. */
+export type ChangeText = Omit<Change, 'state'> & { readonly state?: JsonText };
+
+/** A frame whose states are JSON text; on the wire it is a FrameMessage. */
+export type FrameText = Omit<FrameMessage, 'changes'> & { readonly changes: readonly ChangeText[] };
 
 /** An entity of a keyframe as the server sends it: the wire shape, its state still text. */
 export interface KeyframeTextEntity {
@@ -35,10 +59,18 @@ export interface KeyframeTextEntity {
 /** A keyframe part whose states are JSON text; on the wire it is a KeyframeMessage. */
 export type KeyframeText = Omit<KeyframeMessage, 'entities'> & { entities: readonly KeyframeTextEntity[] };
 
-/** What the server sends: a protocol message; a keyframe part always holds its states as JSON text. */
-export type OutgoingMessage = Exclude<ServerMessage, KeyframeMessage> | KeyframeText;
+/** What the server sends: a protocol message; keyframes and frames hold their states as JSON text. */
+export type OutgoingMessage =
+  Exclude<ServerMessage, KeyframeMessage | FrameMessage> | KeyframeText | FrameText;
 
 const isKeyframe = (message: OutgoingMessage): message is KeyframeText => message.type === 'keyframe';
+const isFrame = (message: OutgoingMessage): message is FrameText => message.type === 'frame';
+
+/** One change as JSON, its state spliced in as the database's text. */
+function changeJson({ state, ...change }: ChangeText): string {
+  const head = JSON.stringify(change);
+  return state ? `${head.slice(0, -1)},"state":${state.text}}` : head;
+}
 
 /** One entity as JSON, its state spliced in as the database's text. */
 export const entityJson = (entity: KeyframeTextEntity): string =>
@@ -78,11 +110,12 @@ function groupedValue(entities: readonly KeyframeTextEntity[]): Record<string, R
 }
 
 /**
- * Encodes what the server sends for the socket's subprotocol. A keyframe part is written around
- * its states' text for JSON and sent with its states parsed for msgpack; for v2 its entities are
- * grouped by table.
+ * Encodes what the server sends for the socket's subprotocol. A keyframe part or a frame is
+ * written around its states' text for JSON and sent with its states parsed for msgpack; for v2 a
+ * keyframe part's entities are grouped by table.
  */
 export function encodeOutgoing(message: OutgoingMessage, subprotocol: Subprotocol): string | Uint8Array {
+  if (isFrame(message)) return encodeFrame(message, subprotocol);
   if (!isKeyframe(message)) return encode(message, subprotocol);
   const { entities, ...header } = message;
   const grouped = groupsKeyframes(subprotocol);
@@ -97,4 +130,14 @@ export function encodeOutgoing(message: OutgoingMessage, subprotocol: Subprotoco
     ? `"tables":${groupedJson(entities)}`
     : `"entities":[${entities.map(entityJson).join(',')}]`;
   return `${head.slice(0, -1)},${body}}`;
+}
+
+function encodeFrame({ changes, ...header }: FrameText, subprotocol: Subprotocol): string | Uint8Array {
+  if (isMsgpack(subprotocol)) {
+    const parsed = changes.map(({ state, ...change }) =>
+      state ? { ...change, state: state.value() } : change,
+    );
+    return encode({ ...header, changes: parsed }, subprotocol);
+  }
+  return `${JSON.stringify(header).slice(0, -1)},"changes":[${changes.map(changeJson).join(',')}]}`;
 }

@@ -1,6 +1,6 @@
-import type { OutgoingMessage } from './outgoing.js';
+import type { ChangeText, OutgoingMessage } from './outgoing.js';
 import { ErrorCode } from '@msr/protocol/codes';
-import type { Change, Speed } from '@msr/protocol/messages';
+import type { Speed } from '@msr/protocol/messages';
 import { readDeltas, type DeltaWindow } from './deltas.js';
 import { usToMs, type Micros } from './micros.js';
 import { ReplayError } from './errors.js';
@@ -150,7 +150,7 @@ export class Player {
   private speed: Speed;
   private playing = false;
   private controller = new AbortController();
-  private pending = new Map<string, Change>();
+  private pending = new Map<string, ChangeText>();
   private overSince: number | undefined;
   private achieved = 0;
   private closed = false;
@@ -417,7 +417,7 @@ export class Player {
   }
 
   /** Moves the position toward `end` by this tick's share; the changes passed, or none when it stays. */
-  private async advance(loop: Loop, tick: Tick, end: Micros): Promise<Change[] | undefined> {
+  private async advance(loop: Loop, tick: Tick, end: Micros): Promise<ChangeText[] | undefined> {
     const live = tick.forward && this.followsLive;
     const step = tick.max ? Infinity : tick.elapsed * 1000 * Math.abs(this.speed as number) + loop.owed;
     const target = tick.forward ? Math.min(end, this.position + step) : Math.max(end, this.position - step);
@@ -464,7 +464,7 @@ export class Player {
   }
 
   /** Sends a tick's changes (a paced tick's lateness is measured), or holds them while the socket is behind. */
-  private deliver(changes: Change[], behind: boolean, tick?: Tick): void {
+  private deliver(changes: ChangeText[], behind: boolean, tick?: Tick): void {
     if (behind) return this.coalesce(changes);
     this.flushPending();
     if (changes.length === 0) return;
@@ -569,7 +569,7 @@ export class Player {
    * One tick on the tail: the late rows since the cursor settled at the position, then the rows
    * up to `target`, both from one look at the tail (nothing can arrive between the two).
    */
-  private async fromTail(target: Micros): Promise<Change[]> {
+  private async fromTail(target: Micros): Promise<ChangeText[]> {
     const settled = this.settleTail();
     const { changes } = this.tail!.changes(this.position, target, this.filter);
     this.position = target;
@@ -586,7 +586,7 @@ export class Player {
     return tail.corrections(since, this.position, this.filter, (id) => this.live.hasSent(id));
   }
 
-  private async lookUp(lookups: readonly LateLookup[]): Promise<Change[]> {
+  private async lookUp(lookups: readonly LateLookup[]): Promise<ChangeText[]> {
     if (lookups.length === 0) return [];
     return this.live.exactStates(
       this.position,
@@ -679,7 +679,7 @@ export class Player {
   }
 
   /** Keeps only the latest change per entity, in an order that still applies correctly. */
-  private coalesce(changes: Change[]): void {
+  private coalesce(changes: ChangeText[]): void {
     for (const change of changes) {
       if (change.op === 't') deleteTable(this.pending, change.table);
       const key = entityKey(change.table, change.id);
@@ -695,7 +695,7 @@ export class Player {
     this.sendFrame(changes, true);
   }
 
-  private sendFrame(changes: Change[], coalesced: boolean): void {
+  private sendFrame(changes: ChangeText[], coalesced: boolean): void {
     this.lastFrameAt = this.position;
     const frame = {
       type: 'frame' as const,

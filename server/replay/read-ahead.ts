@@ -1,4 +1,4 @@
-import type { Change } from '@msr/protocol/messages';
+import type { ChangeText } from './outgoing.js';
 import type { DeltaWindow } from './deltas.js';
 import type { Micros } from './micros.js';
 
@@ -9,7 +9,7 @@ import type { Micros } from './micros.js';
  * query was the whole cost), and a frame is not held up by a query.
  */
 export class ReadAhead {
-  private changes: Change[] = [];
+  private changes: ChangeText[] = [];
   private next = 0;
 
   /**
@@ -50,7 +50,7 @@ export class ReadAhead {
    * ones undone on the way back), and the replay time they bring the state to: `target`, or
    * less far when the reads have not got there yet.
    */
-  take(target: Micros): { changes: Change[]; position: Micros } {
+  take(target: Micros): { changes: ChangeText[]; position: Micros } {
     const position = this.covers(target) ? target : this.reached;
     const start = this.next;
     while (this.next < this.changes.length) {

@@ -1,4 +1,4 @@
-import type { Change } from '@msr/protocol/messages';
+import type { ChangeText } from './outgoing.js';
 import type { DeltaWindow } from './deltas.js';
 import type { EntityFilter } from './entity-filter.js';
 import type { Micros } from './micros.js';
@@ -31,7 +31,7 @@ interface Segment {
   readonly reached: Micros;
   /** Event time (µs) of each change, ascending. */
   readonly at: readonly Micros[];
-  readonly changes: readonly Change[];
+  readonly changes: readonly ChangeText[];
   readonly ids: readonly string[];
   readonly readAt: number;
 }

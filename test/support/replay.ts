@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { ReplayClient, type ReplayClientOptions, type WebSocketLike } from '@msr/protocol';
-import type { GroupedKeyframeMessage, KeyframeMessage } from '@msr/protocol/messages';
+import type { Change, GroupedKeyframeMessage, KeyframeMessage } from '@msr/protocol/messages';
+import type { ChangeText } from '../../server/replay/outgoing.js';
 
 export const wsFactory = (url: string, protocols: string[]) =>
   new WebSocket(url, protocols) as unknown as WebSocketLike;
@@ -28,4 +29,9 @@ export function keyframeDone(
     (m): m is KeyframeMessage | GroupedKeyframeMessage => m.type === 'keyframe' && m.last,
     timeoutMs,
   );
+}
+
+/** A change the server holds (its state the database's text) as a client receives it. */
+export function asWireChange({ state, ...change }: ChangeText): Change {
+  return state ? { ...change, state: state.value() as Record<string, unknown> } : change;
 }

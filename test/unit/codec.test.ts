@@ -174,15 +174,65 @@ describe("keyframes holding the database's JSON text", () => {
     });
   });
 
-  it('parses the text for msgpack, to the same message', () => {
-    const decoded = unpack(encodeOutgoing(part, SUBPROTOCOL_MSGPACK) as Uint8Array) as unknown;
-    expect(decoded).toEqual(JSON.parse(encodeOutgoing(part, SUBPROTOCOL_JSON) as string));
+  it('parses the text for msgpack, to the same message, an integer past 2^53 exact as uint64', () => {
+    const bytes = encodeOutgoing(part, SUBPROTOCOL_MSGPACK) as Uint8Array;
+    expect(parse(bytes, SUBPROTOCOL_MSGPACK)).toEqual({
+      ok: true,
+      message: JSON.parse(encodeOutgoing(part, SUBPROTOCOL_JSON) as string),
+    });
+    const exact = unpack(bytes) as { entities: { state: { big: unknown } }[] };
+    expect(exact.entities[0]!.state.big).toBe(12345678901234567890n);
   });
 
   it('encodes an empty last part like any message', () => {
     const empty = { ...part, entities: [] };
     expect(JSON.parse(encodeOutgoing(empty, SUBPROTOCOL_JSON) as string)).toEqual(empty);
   });
+});
+
+describe("frames holding the database's JSON text", () => {
+  const frame = {
+    type: 'frame' as const,
+    epoch: 4,
+    seq: 9,
+    t: 2000.5,
+    coalesced: true,
+    changes: [
+      {
+        table: 'city.vehicle',
+        id: '7',
+        op: 'u' as const,
+        ts: 2000,
+        state: new JsonText('{"id": 7, "big": 9007199254740993}'),
+      },
+      { table: 'city.vehicle', id: '8', op: 'd' as const, ts: 2000.5 },
+      { table: 'city.stop', id: '', op: 't' as const, ts: 2000.5 },
+    ],
+  };
+  const wire = {
+    ...frame,
+    changes: [
+      { table: 'city.vehicle', id: '7', op: 'u', ts: 2000, state: { id: 7, big: 9007199254740992 } },
+      { table: 'city.vehicle', id: '8', op: 'd', ts: 2000.5 },
+      { table: 'city.stop', id: '', op: 't', ts: 2000.5 },
+    ],
+  };
+
+  it.each(SUBPROTOCOLS)(
+    'over %s: the states as stored, every digit kept, and a valid frame',
+    (subprotocol) => {
+      const data = encodeOutgoing(frame, subprotocol);
+      if (typeof data === 'string') expect(data).toContain('"state":{"id": 7, "big": 9007199254740993}');
+      else
+        expect((unpack(data) as { changes: { state?: { big: unknown } }[] }).changes[0]!.state?.big).toBe(
+          9007199254740993n,
+        );
+      const parsed = parse(data, subprotocol);
+      // A JavaScript client reads the number as JSON.parse does (rounded), from either encoding.
+      expect(parsed).toEqual({ ok: true, message: wire });
+      expect(ServerMessageV2.parse(parsed.ok && parsed.message)).toEqual(wire);
+    },
+  );
 });
 
 describe('keyframes in protocol v2, grouped by table', () => {
@@ -238,8 +288,11 @@ describe('keyframes in protocol v2, grouped by table', () => {
   });
 
   it('parses the text for msgpack, to the same message as v2 JSON', () => {
-    const decoded = unpack(encodeOutgoing(part, SUBPROTOCOL_V2_MSGPACK) as Uint8Array) as unknown;
-    expect(decoded).toEqual(JSON.parse(encodeOutgoing(part, SUBPROTOCOL_V2_JSON) as string));
+    const decoded = parse(encodeOutgoing(part, SUBPROTOCOL_V2_MSGPACK), SUBPROTOCOL_V2_MSGPACK);
+    expect(decoded).toEqual({
+      ok: true,
+      message: JSON.parse(encodeOutgoing(part, SUBPROTOCOL_V2_JSON) as string),
+    });
   });
 
   it('sends an empty part with no tables', () => {

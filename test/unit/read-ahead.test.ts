@@ -1,16 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import type { Change } from '@msr/protocol/messages';
+import { JsonText, type ChangeText } from '../../server/replay/outgoing.js';
 import { ReadAhead } from '../../server/replay/read-ahead.js';
 
 // Times in µs; change.ts is in ms as on the wire (µs / 1000, possibly fractional).
-const change = (us: number, id: string): Change => ({
+const change = (us: number, id: string): ChangeText => ({
   table: 'city.vehicle',
   id,
   op: 'u',
   ts: us / 1000,
-  state: { id },
+  state: new JsonText(JSON.stringify({ id })),
 });
-const window = (changes: Change[], reached: number) => ({ changes, reached, ids: changes.map((c) => c.id) });
+const window = (changes: ChangeText[], reached: number) => ({
+  changes,
+  reached,
+  ids: changes.map((c) => c.id),
+});
 
 describe('read-ahead buffer', () => {
   it('hands out each change once, up to the target, and stops where the reads stop', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi, afterEach } from 'vitest';
-import type { Change } from '@msr/protocol/messages';
 import type { DeltaWindow } from '../../server/replay/deltas.js';
+import { JsonText, type ChangeText } from '../../server/replay/outgoing.js';
 import { WINDOW_CACHE_BOUNDS, WindowCache } from '../../server/replay/window-cache.js';
 
 // Times are an hour before the clock (settled) in µs; each test builds its own "database".
@@ -11,11 +11,17 @@ const serverCache = (onRead?: (hit: boolean) => void) =>
   new WindowCache({ ...WINDOW_CACHE_BOUNDS, ttlMs: 30_000 }, onRead);
 
 /** A history of changes at the given offsets (µs after `t0`), one entity per change. */
-function history(t0: number, offsets: number[]): { at: number; change: Change; id: string }[] {
+function history(t0: number, offsets: number[]): { at: number; change: ChangeText; id: string }[] {
   return offsets.map((o, i) => ({
     at: t0 + o,
     id: String(1000 + i),
-    change: { table: 'city.vehicle', id: String(i), op: 'u', ts: (t0 + o) / 1000, state: { n: i } },
+    change: {
+      table: 'city.vehicle',
+      id: String(i),
+      op: 'u',
+      ts: (t0 + o) / 1000,
+      state: new JsonText(JSON.stringify({ n: i })),
+    },
   }));
 }
 

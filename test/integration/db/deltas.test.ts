@@ -9,7 +9,7 @@ import {
   referenceState,
   type HistoryEvent,
 } from '../../support/history.js';
-import { asClientKeys } from '../../support/replay.js';
+import { asClientKeys, asWireChange } from '../../support/replay.js';
 
 // Window reads on both dialects: walking forward or backward in small windows from an exact state
 // keeps it exact after every window, through ties, deletes, re-creates and truncates.
@@ -33,7 +33,7 @@ describe('readDeltas', () => {
     let windows = 0;
     while (position !== to * 1000) {
       const window = await readDeltas(db.pool, position, to * 1000, {}, limit);
-      for (const change of window.changes) applyChange(state, change);
+      for (const change of window.changes) applyChange(state, asWireChange(change));
       expect(state, `after window ${windows} at ${window.reached}`).toEqual(
         asClientKeys(referenceState(events, window.reached / 1000)),
       );
