@@ -67,6 +67,27 @@ describe('client message decoding', () => {
     expect(result.message).toMatch(pattern);
   });
 
+  // Encoders of other languages write an integer past 2^32 (every epoch-ms time) as uint64 or
+  // int64, some every int64 field so; msgpackr writes it as a float. Both are numbers here.
+  it('reads 64-bit integers from other msgpack encoders as numbers', () => {
+    const seek = pack({ type: 'seek', rid: 3, t: 1_795_500_000_123n }); // calendar-free: a time, not today
+    expect(seek[seek.length - 9]).toBe(0xd3); // int64
+    const unsigned = Uint8Array.from(seek);
+    unsigned[seek.length - 9] = 0xcf; // the same value as uint64
+    for (const bytes of [seek, unsigned]) {
+      expect(decodeClientMessage(bytes, SUBPROTOCOL_MSGPACK)).toEqual({
+        ok: true,
+        message: { type: 'seek', rid: 3, t: 1_795_500_000_123 }, // calendar-free: a time, not today
+      });
+    }
+    const speed = pack({ type: 'speed', speed: -4n });
+    expect(speed[speed.length - 9]).toBe(0xd3);
+    expect(decodeClientMessage(speed, SUBPROTOCOL_MSGPACK)).toEqual({
+      ok: true,
+      message: { type: 'speed', speed: -4 },
+    });
+  });
+
   it('keeps the rid of a bad message so the error can answer it', () => {
     const result = decodeClientMessage('{"type":"seek","rid":"s1"}', SUBPROTOCOL_JSON);
     expect(result).toMatchObject({ ok: false, rid: 's1' });
