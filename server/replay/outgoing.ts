@@ -44,7 +44,7 @@ function wireInteger(digits: string): unknown {
 export const stateOf = (text: string | null): JsonText => new JsonText(text ?? '{}');
 
 /** A change as the server sends it: its state still the database's text. */
-export type ChangeText = Omit<Change, 'state'> & { readonly state?: JsonText };
+export type ChangeText = Readonly<Omit<Change, 'state'>> & { readonly state?: JsonText };
 
 /** A frame whose states are JSON text; on the wire it is a FrameMessage. */
 export type FrameText = Omit<FrameMessage, 'changes'> & { readonly changes: readonly ChangeText[] };
@@ -66,10 +66,19 @@ export type OutgoingMessage =
 const isKeyframe = (message: OutgoingMessage): message is KeyframeText => message.type === 'keyframe';
 const isFrame = (message: OutgoingMessage): message is FrameText => message.type === 'frame';
 
+// A change is usually sent to many sockets (sessions fed by one live tail or the window cache
+// share the same change objects), so its JSON is made once.
+const changeTexts = new WeakMap<ChangeText, string>();
+
 /** One change as JSON, its state spliced in as the database's text. */
-function changeJson({ state, ...change }: ChangeText): string {
-  const head = JSON.stringify(change);
-  return state ? `${head.slice(0, -1)},"state":${state.text}}` : head;
+function changeJson(change: ChangeText): string {
+  let text = changeTexts.get(change);
+  if (text === undefined) {
+    const head = JSON.stringify({ table: change.table, id: change.id, op: change.op, ts: change.ts });
+    text = change.state ? `${head.slice(0, -1)},"state":${change.state.text}}` : head;
+    changeTexts.set(change, text);
+  }
+  return text;
 }
 
 /** One entity as JSON, its state spliced in as the database's text. */
@@ -132,12 +141,19 @@ export function encodeOutgoing(message: OutgoingMessage, subprotocol: Subprotoco
   return `${head.slice(0, -1)},${body}}`;
 }
 
-function encodeFrame({ changes, ...header }: FrameText, subprotocol: Subprotocol): string | Uint8Array {
-  if (isMsgpack(subprotocol)) {
-    const parsed = changes.map(({ state, ...change }) =>
-      state ? { ...change, state: state.value() } : change,
-    );
-    return encode({ ...header, changes: parsed }, subprotocol);
+const changeValues = new WeakMap<ChangeText, object>();
+
+/** One change with its state parsed (for msgpack), made once like its JSON. */
+function changeValue(change: ChangeText): object {
+  let value = changeValues.get(change);
+  if (value === undefined) {
+    value = change.state ? { ...change, state: change.state.value() } : change;
+    changeValues.set(change, value);
   }
+  return value;
+}
+
+function encodeFrame({ changes, ...header }: FrameText, subprotocol: Subprotocol): string | Uint8Array {
+  if (isMsgpack(subprotocol)) return encode({ ...header, changes: changes.map(changeValue) }, subprotocol);
   return `${JSON.stringify(header).slice(0, -1)},"changes":[${changes.map(changeJson).join(',')}]}`;
 }
