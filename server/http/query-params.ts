@@ -11,12 +11,19 @@ export const badRequest = (message: string): HttpResponse =>
 
 const bad = (message: string): { error: HttpResponse } => ({ error: badRequest(message) });
 
+// Times a timestamptz holds and a JavaScript Date can name: from PostgreSQL's first day (4713 BC)
+// to Date's last (year 275760). Past them the database refuses the query (an internal error).
+const EARLIEST_TIME = -210_866_803_200_000;
+const LATEST_TIME = 8_640_000_000_000_000;
+
 /** An epoch-milliseconds time; undefined when absent (the caller knows its default). */
 export function timeParam(query: URLSearchParams, name: string): Param<number | undefined> {
   const raw = query.get(name);
   if (raw === null || raw === '') return { value: undefined };
   const value = Number(raw);
-  return Number.isFinite(value) ? { value } : bad(`${name}: expected a time in epoch milliseconds`);
+  return Number.isFinite(value) && value >= EARLIEST_TIME && value <= LATEST_TIME
+    ? { value }
+    : bad(`${name}: expected a time in epoch milliseconds from ${EARLIEST_TIME} to ${LATEST_TIME}`);
 }
 
 /** A whole number in [min, max], or `fallback` when absent. */

@@ -133,6 +133,11 @@ describe('timeline REST reads', () => {
       '/api/v1/entities/city.vehicle/1/history?after=not-a-cursor',
       `/api/v1/entities/city.vehicle/1/history?from=${start + HOUR}&to=${start}`,
       '/api/v1/entities/city.vehicle/%E0%A4%A/history',
+      // Finite, but past what the database's timestamps hold (it answered 500 INTERNAL).
+      '/api/v1/activity?from=1e20&to=2e20',
+      '/api/v1/activity?from=-1e20',
+      '/api/v1/entities/city.vehicle/1/history?from=1e20&to=2e20',
+      '/api/v1/entities/city.vehicle/1/history?from=-1e20',
     ];
     for (const path of bad) {
       expect(await getJson(app.port, path), path).toMatchObject({
@@ -140,6 +145,10 @@ describe('timeline REST reads', () => {
         body: { code: 'BAD_MESSAGE' },
       });
     }
+    // The widest range asked for is answered: 4713 BC to year 275760.
+    const widest = `from=${-210_866_803_200_000}&to=${8_640_000_000_000_000}`;
+    expect((await getJson(app.port, `/api/v1/activity?${widest}`)).status).toBe(200);
+    expect((await getJson(app.port, `/api/v1/entities/city.vehicle/1/history?${widest}`)).status).toBe(200);
     const unknown = await getJson(app.port, '/api/v1/entities/city.vehicle/no%2Fsuch%20one/history');
     expect(unknown).toMatchObject({ status: 200, body: { id: 'no/such one', next: null } });
     // The table's truncates clear every entity of it, known or not.
