@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import { TABLE_NAME } from '@msr/protocol/messages';
 import type { Config } from '../config.js';
 import { readAvailability } from '../replay/availability.js';
+import { jsonWithMembers } from '../replay/outgoing.js';
 import { sqlAt, sqlMicros } from '../replay/micros.js';
 import { badRequest, countParam, timeParam } from './query-params.js';
 import { RequestLimit } from './request-limit.js';
@@ -73,25 +74,22 @@ const encodeCursor = (r: Row) =>
   Buffer.from([r.ts_us, r.lsn, r.kafka_offset, r.event_id].join(' ')).toString('base64url');
 
 /**
+ * One stored change as the history answers it, its images spliced in as the database's text (as
+ * keyframes send states): parsed and written again, numbers past 2^53 would lose digits.
+ */
+function changeJson(r: Row): string {
+  return jsonWithMembers(
+    { ts: Number(r.ts_us) / 1000, op: r.op, source: r.source, eventId: r.event_id },
+    `"state":${r.after ?? 'null'},"before":${r.before ?? 'null'}`,
+  );
+}
+
+/**
  * GET /api/v1/entities/{schema.table}/{id}/history?from=&to=&limit=&after=: one entity's changes
  * in [from, to] (epoch ms; by default the available range) in replay order, `limit` at a time;
  * `next` is the `after` of the following page, null on the last. Truncates of its table are in
  * it: they clear the entity.
  */
-/**
- * One stored change as the history answers it, its images spliced in as the database's text (as
- * keyframes send states): parsed and written again, numbers past 2^53 would lose digits.
- */
-function changeJson(r: Row): string {
-  const head = JSON.stringify({
-    ts: Number(r.ts_us) / 1000,
-    op: r.op,
-    source: r.source,
-    eventId: r.event_id,
-  });
-  return `${head.slice(0, -1)},"state":${r.after ?? 'null'},"before":${r.before ?? 'null'}}`;
-}
-
 export function entityHistoryRoutes(pool: Pool, config: Config): Route[] {
   const limit = new RequestLimit(config.maxStateRequests, 'entity history');
   return [
@@ -136,11 +134,13 @@ export function entityHistoryRoutes(pool: Pool, config: Config): Route[] {
           ]);
           const page = rows.slice(0, pageSize.value);
           const next = rows.length > pageSize.value ? encodeCursor(page.at(-1)!) : null;
-          const head = JSON.stringify({ table, id, from, to });
           return {
             status: 200,
             headers: { 'content-type': 'application/json' },
-            body: `${head.slice(0, -1)},"changes":[${page.map(changeJson).join(',')}],"next":${JSON.stringify(next)}}`,
+            body: jsonWithMembers(
+              { table, id, from, to },
+              `"changes":[${page.map(changeJson).join(',')}],"next":${JSON.stringify(next)}`,
+            ),
           };
         } finally {
           admitted.release();

@@ -66,6 +66,15 @@ export type OutgoingMessage =
 const isKeyframe = (message: OutgoingMessage): message is KeyframeText => message.type === 'keyframe';
 const isFrame = (message: OutgoingMessage): message is FrameText => message.type === 'frame';
 
+/**
+ * `value` as JSON with `members` (JSON text: `"key":value,...`) added after its own: how states
+ * kept as the database's text go into a message without being parsed.
+ */
+export function jsonWithMembers(value: object, members: string): string {
+  const head = JSON.stringify(value);
+  return head === '{}' ? `{${members}}` : `${head.slice(0, -1)},${members}}`;
+}
+
 // A change is usually sent to many sockets (sessions fed by one live tail or the window cache
 // share the same change objects), so its JSON is made once.
 const changeTexts = new WeakMap<ChangeText, string>();
@@ -74,8 +83,8 @@ const changeTexts = new WeakMap<ChangeText, string>();
 function changeJson(change: ChangeText): string {
   let text = changeTexts.get(change);
   if (text === undefined) {
-    const head = JSON.stringify({ table: change.table, id: change.id, op: change.op, ts: change.ts });
-    text = change.state ? `${head.slice(0, -1)},"state":${change.state.text}}` : head;
+    const head = { table: change.table, id: change.id, op: change.op, ts: change.ts };
+    text = change.state ? jsonWithMembers(head, `"state":${change.state.text}`) : JSON.stringify(head);
     changeTexts.set(change, text);
   }
   return text;
@@ -134,11 +143,10 @@ export function encodeOutgoing(message: OutgoingMessage, subprotocol: Subprotoco
       : { entities: entities.map((e) => ({ table: e.table, id: e.id, state: e.state.value() })) };
     return encode({ ...header, ...body }, subprotocol);
   }
-  const head = JSON.stringify(header);
   const body = grouped
     ? `"tables":${groupedJson(entities)}`
     : `"entities":[${entities.map(entityJson).join(',')}]`;
-  return `${head.slice(0, -1)},${body}}`;
+  return jsonWithMembers(header, body);
 }
 
 const changeValues = new WeakMap<ChangeText, object>();
@@ -155,5 +163,5 @@ function changeValue(change: ChangeText): object {
 
 function encodeFrame({ changes, ...header }: FrameText, subprotocol: Subprotocol): string | Uint8Array {
   if (isMsgpack(subprotocol)) return encode({ ...header, changes: changes.map(changeValue) }, subprotocol);
-  return `${JSON.stringify(header).slice(0, -1)},"changes":[${changes.map(changeJson).join(',')}]}`;
+  return jsonWithMembers(header, `"changes":[${changes.map(changeJson).join(',')}]`);
 }
