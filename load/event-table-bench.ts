@@ -15,7 +15,7 @@ import type { Dialect } from '../server/db/dialect.js';
 import { migrate } from '../server/db/migrate.js';
 import { createPool } from '../server/db/pool.js';
 import { decodeRecord } from '../server/ingest/debezium.js';
-import type { StoredChange } from '../server/ingest/change.js';
+import type { WholeChange } from '../server/ingest/change.js';
 import { writeBatch } from '../server/ingest/writer.js';
 import { createLogger } from '../server/logger.js';
 import { startBenchDatabase } from './bench-database.js';
@@ -115,7 +115,7 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
   return Math.round(percentile(times, 50) * 10) / 10;
 }
 
-async function measure(pool: Pool, variant: Variant, changes: readonly StoredChange[]): Promise<Measure> {
+async function measure(pool: Pool, variant: Variant, changes: readonly WholeChange[]): Promise<Measure> {
   await pool.query('truncate msr.cdc_event');
   if (variant.change) await pool.query(variant.change);
   try {
@@ -178,7 +178,7 @@ async function childrenMissingIndexes(pool: Pool): Promise<string[]> {
   return rows.map((r) => r.child);
 }
 
-async function runDialect(dialect: Dialect, changes: readonly StoredChange[]): Promise<Measure[]> {
+async function runDialect(dialect: Dialect, changes: readonly WholeChange[]): Promise<Measure[]> {
   const dir = await mkdtemp(path.join(tmpdir(), `msr-event-table-${dialect}-`));
   const database = await startBenchDatabase(dialect, dir);
   const pool = createPool(database.url, 2, log);
@@ -231,7 +231,7 @@ function summarize(results: readonly Measure[]) {
 }
 
 async function main() {
-  const changes: StoredChange[] = debeziumRecords(ROWS, ENTITIES).map((r, i) => {
+  const changes: WholeChange[] = debeziumRecords(ROWS, ENTITIES).map((r, i) => {
     const decoded = decodeRecord({
       topic: 'bench.city.vehicle',
       key: Buffer.from(r.key),

@@ -1,4 +1,4 @@
-import type { KeylessImages, Op, StoredChange } from '../ingest/change.js';
+import type { KeylessImages, Op, WholeChange } from '../ingest/change.js';
 import { rowDigest } from '../ingest/keyless.js';
 import { entityIdOf } from '../ingest/entity-id.js';
 import { jsonText, memberObject, type JsonValue } from '../ingest/json-text.js';
@@ -29,7 +29,7 @@ export interface Image {
  * A captured change as stored, with what its Debezium record is made of (kafka-records.ts) when
  * the capture writes to Kafka.
  */
-export interface CapturedChange extends StoredChange {
+export interface CapturedChange extends WholeChange {
   readonly capture: {
     readonly table: SourceTable;
     readonly commit: CommitInfo;

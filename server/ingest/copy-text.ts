@@ -14,9 +14,3 @@ export function copyField(value: CopyValue): string {
   if (typeof value !== 'string') return String(value);
   return SPECIAL.test(value) ? value.replace(SPECIALS, (c) => ESCAPES[c]!) : value;
 }
-
-export function copyLine(values: readonly CopyValue[]): string {
-  let line = copyField(values[0] ?? null);
-  for (let i = 1; i < values.length; i++) line += `\t${copyField(values[i] ?? null)}`;
-  return `${line}\n`;
-}

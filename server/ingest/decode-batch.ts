@@ -1,5 +1,6 @@
 import { DecodeError, decodeRecord, type Coordinates } from './debezium.js';
-import type { ChangeEvent, FailedRecord, IngestErrorReason, StoredChange } from './change.js';
+import type { ChangeEvent, CopyReadyEvent, FailedRecord, IngestErrorReason, StoredChange } from './change.js';
+import { copyReady } from './event-columns.js';
 
 /** A Kafka record as the decoder needs it. */
 export interface RawRecord {
@@ -13,7 +14,7 @@ export interface RawRecord {
  * worker, which then need not send the records it was given back again.
  */
 export type DecodeResult =
-  | { readonly event: ChangeEvent; readonly coordinates?: Coordinates }
+  | { readonly event: ChangeEvent | CopyReadyEvent; readonly coordinates?: Coordinates }
   | { readonly reason: IngestErrorReason; readonly detail: string }
   | 'skip';
 
@@ -28,9 +29,8 @@ export function decodeResults(topic: string, records: readonly RawRecord[]): Dec
     try {
       const decoded = decodeRecord({ topic, key, value });
       if (decoded.kind === 'skip') return 'skip';
-      return decoded.coordinates
-        ? { event: decoded.event, coordinates: decoded.coordinates }
-        : { event: decoded.event };
+      const event = copyReady(decoded.event);
+      return decoded.coordinates ? { event, coordinates: decoded.coordinates } : { event };
     } catch (err) {
       return {
         reason: err instanceof DecodeError ? err.reason : 'DECODER_FAILED',

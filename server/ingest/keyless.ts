@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PoolClient } from 'pg';
 import { jsonText, type JsonValue } from './json-text.js';
-import type { StoredChange } from './change.js';
+import { isCopyReady, type StoredChange, type WholeChange } from './change.js';
 
 /** The digest of a row image, the same for equal rows whatever the order of their columns. */
 export function rowDigest(row: { readonly [column: string]: JsonValue }): string {
@@ -12,6 +12,9 @@ export function rowDigest(row: { readonly [column: string]: JsonValue }): string
   );
   return createHash('sha256').update(jsonText(sorted)).digest('base64url').slice(0, 27);
 }
+
+/** Whether the writer has the change's table and images (event-columns.ts copyReady). */
+const whole = (c: StoredChange): c is WholeChange => !isCopyReady(c.event);
 
 /** An entity id of a keyless row: its insert's coordinates, unique within the table. */
 const ownId = (c: StoredChange) => `row:${c.offset}.${c.partition}`;
@@ -38,7 +41,7 @@ export async function assignKeylessEntities(
   client: PoolClient,
   changes: readonly StoredChange[],
 ): Promise<StoredChange[]> {
-  const keyless = changes.filter((c) => c.event.keyless);
+  const keyless = changes.filter(whole).filter((c) => c.event.keyless);
   const truncates = changes.filter((c) => c.event.op === 't');
   if (keyless.length === 0 && truncates.length === 0) return [...changes];
   const { rows } = await client.query<{ partition: number; offset: string }>(STORED, [
@@ -49,7 +52,7 @@ export async function assignKeylessEntities(
   const stored = new Set(rows.map((r) => `${r.offset}.${r.partition}`));
   const out: StoredChange[] = [];
   // New rows need no lookup: they are written together, before anything that looks rows up.
-  let inserts: StoredChange[] = [];
+  let inserts: WholeChange[] = [];
   const writeInserts = async () => {
     if (inserts.length === 0) return;
     const e = inserts.map((c) => c.event);
@@ -63,6 +66,10 @@ export async function assignKeylessEntities(
     inserts = [];
   };
   for (const change of changes) {
+    if (!whole(change)) {
+      out.push(change); // keyed: its entity is known
+      continue;
+    }
     const { event } = change;
     const fresh = event.keyless && !stored.has(`${change.offset}.${change.partition}`);
     if (fresh && (event.op === 'c' || event.op === 'r')) {
@@ -87,7 +94,7 @@ export async function assignKeylessEntities(
   return out;
 }
 
-async function entityFor(client: PoolClient, change: StoredChange): Promise<string> {
+async function entityFor(client: PoolClient, change: WholeChange): Promise<string> {
   const { event } = change;
   const table = [event.source, event.schema, event.table];
   const { before, after } = event.keyless!;

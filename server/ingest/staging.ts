@@ -2,8 +2,9 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { PoolClient } from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { copyLine, type CopyValue } from './copy-text.js';
+import { copyField } from './copy-text.js';
 import type { StoredChange } from './change.js';
+import { EVENT_COLUMNS, eventColumnsText } from './event-columns.js';
 import { timestampAtMicros } from '../db/sql-fragments.js';
 
 // Two ways into cdc_event, both in the caller's transaction and both keeping the batch's order in
@@ -37,24 +38,20 @@ create temp table if not exists msr_incoming_change (
 ) on commit delete rows`;
 
 const COPY = `copy pg_temp.msr_incoming_change
-  (ord, us, source, table_schema, table_name, entity_id, op, before, after, lsn, tx_id, kafka_topic,
-   kafka_partition, kafka_offset) from stdin`;
+  (ord, us, ${EVENT_COLUMNS}, kafka_topic, kafka_partition, kafka_offset) from stdin`;
 
 // The DELETE empties the stage even when one transaction writes several batches (the capture).
 // ORDER BY ord: ids are given in the batch's order, the tie-break of replay order.
 const MOVE = `
 with incoming as (delete from pg_temp.msr_incoming_change returning *)
-insert into msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
-                           lsn, tx_id, kafka_topic, kafka_partition, kafka_offset)
-select ${timestampAtMicros('us')}, source, table_schema, table_name, entity_id, op,
-       before, after, lsn, tx_id, kafka_topic, kafka_partition, kafka_offset
+insert into msr.cdc_event (event_timestamp, ${EVENT_COLUMNS}, kafka_topic, kafka_partition, kafka_offset)
+select ${timestampAtMicros('us')}, ${EVENT_COLUMNS}, kafka_topic, kafka_partition, kafka_offset
   from incoming
  order by ord
 on conflict (kafka_topic, kafka_partition, kafka_offset, event_timestamp) do nothing`;
 
 const APPEND = `copy msr.cdc_event
-  (event_timestamp, source, table_schema, table_name, entity_id, op, before, after, lsn, tx_id, kafka_topic,
-   kafka_partition, kafka_offset) from stdin`;
+  (event_timestamp, ${EVENT_COLUMNS}, kafka_topic, kafka_partition, kafka_offset) from stdin`;
 
 const STORED = `
 select exists (
@@ -62,28 +59,16 @@ select exists (
    where kafka_topic = $1 and kafka_partition = $2 and kafka_offset = $3 and event_timestamp = $4::timestamptz
 ) as stored`;
 
-/** The columns both ways write after the time, in the order of their COPY column lists. */
-const columns = ({ event: e, topic, partition, offset }: StoredChange): CopyValue[] => [
-  e.source,
-  e.schema,
-  e.table,
-  e.entityId,
-  e.op,
-  e.before,
-  e.after,
-  e.lsn,
-  e.txId,
-  topic,
-  partition,
-  offset,
-];
+/** What both ways write after the time, in the order of their COPY column lists, with the end of line. */
+const columnsLine = ({ event, topic, partition, offset }: StoredChange): string =>
+  `${eventColumnsText(event)}\t${copyField(topic)}\t${partition}\t${offset}\n`;
 
 /** Inserts changes into msr.cdc_event inside the caller's transaction; a stored one is skipped. */
 export async function insertChanges(client: PoolClient, changes: readonly StoredChange[]): Promise<void> {
   await client.query(PREPARE);
   // Numbers first: nothing in them to escape.
   const line = (change: StoredChange, i: number) =>
-    `${i}\t${change.event.eventTimeUs}\t${copyLine(columns(change))}`;
+    `${i}\t${change.event.eventTimeUs}\t${columnsLine(change)}`;
   await pipeline(Readable.from(copyText(changes, line)), client.query(copyFrom(COPY)));
   await client.query(MOVE);
 }
@@ -94,8 +79,7 @@ export async function insertChanges(client: PoolClient, changes: readonly Stored
  */
 export async function appendChanges(client: PoolClient, changes: readonly StoredChange[]): Promise<void> {
   await client.query(`set local msr.writer = 'ingest'`);
-  const line = (change: StoredChange) =>
-    `${timestampText(change.event.eventTimeUs)}\t${copyLine(columns(change))}`;
+  const line = (change: StoredChange) => `${timestampText(change.event.eventTimeUs)}\t${columnsLine(change)}`;
   await pipeline(Readable.from(copyText(changes, line)), client.query(copyFrom(APPEND)));
 }
 

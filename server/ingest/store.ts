@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { FailedRecord, StoredChange } from './change.js';
+import { isCopyReady, type FailedRecord, type StoredChange } from './change.js';
 import { writeBatch } from './writer.js';
 
 /**
@@ -42,7 +42,7 @@ export async function storeBatch(
         offset,
         key,
         // The built-in capture's changes have no record: keep what the change would have written.
-        value: value ?? (event.after === null ? null : Buffer.from(event.after)),
+        value: value ?? (isCopyReady(event) || event.after === null ? null : Buffer.from(event.after)),
         reason: 'REJECTED_BY_DATABASE',
         detail: (err as Error).message,
       });

@@ -4,6 +4,7 @@ import { buildServer } from '../../scripts/build-server.js';
 import { pino } from 'pino';
 import { DecodePool } from '../../server/ingest/decode-pool.js';
 import { decodeResults, type RawRecord } from '../../server/ingest/decode-batch.js';
+import type { CopyReadyEvent } from '../../server/ingest/change.js';
 import { debeziumRecords } from '../../load/debezium-records.js';
 
 // The ingest decodes fetched batches on a thread of its own. What it hands back must be what
@@ -57,15 +58,21 @@ describe('DecodePool', () => {
     expect(threaded.failures[0]!.value).toBe(records.at(-1)!.value);
     const first = threaded.changes[0]!;
     expect(first).toMatchObject({ topic: TOPIC, partition: 2, offset: '100', key: records[0]!.key });
-    expect(first.event).toMatchObject({
-      source: 'bench',
-      schema: 'city',
-      table: 'vehicle',
-      entityId: '1',
-      op: 'c',
-    });
+    expect(first.event).toMatchObject({ entityId: '1', op: 'c', unavailable: [] });
     expect(typeof first.event.eventTimeUs).toBe('bigint');
-    expect(JSON.parse(first.event.after!)).toMatchObject({ id: 1, status: 'stopped', speed: 0 });
+    // Its columns come back as the COPY text the writer sends (event-columns.ts).
+    const columns = (first.event as CopyReadyEvent).copyColumns.split('\t');
+    expect(columns.filter((_, i) => i !== 6)).toEqual([
+      'bench',
+      'city',
+      'vehicle',
+      '1',
+      'c',
+      '\\N',
+      '1000000',
+      '10000',
+    ]);
+    expect(JSON.parse(columns[6]!)).toMatchObject({ id: 1, status: 'stopped', speed: 0 });
   });
 
   it('spreads batches over its threads and answers each with its own records', async () => {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeEvent, StoredChange } from '../../../server/ingest/change.js';
 import { storeBatch } from '../../../server/ingest/store.js';
 import { writeBatch, writeChanges } from '../../../server/ingest/writer.js';
+import { copyReady } from '../../../server/ingest/event-columns.js';
 import { inTransaction } from '../../../server/db/transaction.js';
 import { createLogger } from '../../../server/logger.js';
 import { AggregateRefresh } from '../../../server/maintenance/aggregate-refresh.js';
@@ -105,6 +106,9 @@ describe('ingest batch writes', () => {
 
   it('keeps every character of every column through COPY, stores only the new part of a partial redelivery, in batch order', async () => {
     const awkward = 'tab\there, new\nline, cr\r, back\\slash \\N, quote " and \u00e9\u{1F6B2}';
+    // The Kafka decoder hands keyed changes on with their columns as COPY text (copyReady): the
+    // last two are written from that text, the first two from their fields.
+    const ready = (c: StoredChange): StoredChange => ({ ...c, event: copyReady(c.event as ChangeEvent) });
     const batch = [
       change(10, `id\t${awkward}`, { id: 10, body: awkward, path: 'C:\\x\\N' }, { op: 'c', source: 'w' }),
       change(
@@ -113,7 +117,17 @@ describe('ingest batch writes', () => {
         { id: 11, body: '\\.' },
         { op: 'c', before: JSON.stringify({ id: 11, body: awkward }) },
       ),
+      ready(change(12, `ready\t${awkward}`, { id: 12, body: awkward, path: 'C:\\x\\N' }, { op: 'c' })),
+      ready(
+        change(
+          13,
+          '13',
+          { id: 13, body: '\\.' },
+          { op: 'c', before: JSON.stringify({ id: 13, body: awkward }) },
+        ),
+      ),
     ];
+    expect(batch.slice(2).map((c) => 'copyColumns' in c.event)).toEqual([true, true]);
     await storeBatch(db.pool, batch.slice(0, 1), []);
     // Redelivered with a new record after it, then written twice in one transaction (as the
     // capture may): each stored once.
@@ -134,6 +148,13 @@ describe('ingest batch writes', () => {
         before: null,
       },
       { offset: 11, entity_id: '11', after: { id: 11, body: '\\.' }, before: { id: 11, body: awkward } },
+      {
+        offset: 12,
+        entity_id: `ready\t${awkward}`,
+        after: { id: 12, body: awkward, path: 'C:\\x\\N' },
+        before: null,
+      },
+      { offset: 13, entity_id: '13', after: { id: 13, body: '\\.' }, before: { id: 13, body: awkward } },
     ]);
   });
 
@@ -158,7 +179,7 @@ describe('ingest batch writes', () => {
       ['7', 'NOT_JSON'],
       ['5', 'REJECTED_BY_DATABASE'],
     ]);
-    expect((await rows()).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4, 6, 10, 11]);
+    expect((await rows()).map((r) => r.offset)).toEqual([0, 1, 2, 3, 4, 6, 10, 11, 12, 13]);
     const { rows: errors } = await db.pool.query(
       `select kafka_offset::int as offset, reason, record_value from msr.ingest_error order by kafka_offset`,
     );
