@@ -45,16 +45,18 @@ if (!Number.isInteger(EVENTS) || EVENTS < MIN_EVENTS) {
 const ENTITIES = 2_000;
 const PARTITIONS = 3;
 const TOPIC = 'bench.city.vehicle';
+/** KAFKA_MAX_BATCH_BYTES when it is not set. */
+const DEFAULT_BATCH_BYTES = loadConfig({}).kafka.maxBatchBytes;
 // Each batch size with a decoding thread; the default size with decoding in place too, run just
 // before its threaded twin so that the two meet the same state of the machine.
 const RUNS = [
   { maxBatchBytes: 65_536, decodeThreads: 1 },
   { maxBatchBytes: 262_144, decodeThreads: 1 },
-  { maxBatchBytes: 1_048_576, decodeThreads: 0 },
   { maxBatchBytes: 1_048_576, decodeThreads: 1 },
-  { maxBatchBytes: 4_194_304, decodeThreads: 1 },
+  { maxBatchBytes: DEFAULT_BATCH_BYTES, decodeThreads: 0 },
+  { maxBatchBytes: DEFAULT_BATCH_BYTES, decodeThreads: 1 },
+  { maxBatchBytes: 4 * DEFAULT_BATCH_BYTES, decodeThreads: 1 },
 ];
-const DEFAULT_BATCH_BYTES = 1_048_576;
 /** The batch size of the run in a process of its own, whose memory is the ingest's alone. */
 const OWN_PROCESS_BATCH_BYTES = 4_194_304;
 const WRITER_BATCH = 500;
