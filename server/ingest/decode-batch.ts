@@ -2,10 +2,14 @@ import { DecodeError, decodeRecord, type Coordinates } from './debezium.js';
 import type { ChangeEvent, CopyReadyEvent, FailedRecord, IngestErrorReason, StoredChange } from './change.js';
 import { copyReady } from './event-columns.js';
 
-/** A Kafka record as the decoder needs it. */
-export interface RawRecord {
+/** What the decoder reads of a Kafka record. */
+export interface RecordBytes {
   readonly key: Buffer | null;
   readonly value: Buffer | null;
+}
+
+/** A Kafka record as the ingest keeps it. */
+export interface RawRecord extends RecordBytes {
   readonly offset: string;
 }
 
@@ -24,7 +28,7 @@ export interface DecodedBatch {
   readonly skipped: number;
 }
 
-export function decodeResults(topic: string, records: readonly RawRecord[]): DecodeResult[] {
+export function decodeResults(topic: string, records: readonly RecordBytes[]): DecodeResult[] {
   return records.map(({ key, value }) => {
     try {
       const decoded = decodeRecord({ topic, key, value });

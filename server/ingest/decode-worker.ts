@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { decodeResults, type RawRecord } from './decode-batch.js';
+import { decodeResults, type RecordBytes } from './decode-batch.js';
 
 // A decoding thread of the ingest (decode-pool.ts): records in, results out. Its per-topic cache
 // of parsed Debezium schemas (schema-prefix.ts) lives here, with the parsing it saves.
@@ -7,16 +7,21 @@ import { decodeResults, type RawRecord } from './decode-batch.js';
 export interface DecodeRequest {
   readonly id: number;
   readonly topic: string;
-  readonly records: readonly RawRecord[];
+  /** The batch's keys and values back to back, moved to the thread, not copied (decode-pool.ts). */
+  readonly bytes: ArrayBuffer;
+  /** Per record four numbers: where its key starts and ends in `bytes`, then its value; -1 for null. */
+  readonly bounds: Int32Array<ArrayBuffer>;
 }
 
-parentPort!.on('message', ({ id, topic, records }: DecodeRequest) => {
-  parentPort!.postMessage({ id, results: decodeResults(topic, records.map(asBuffers)) });
+parentPort!.on('message', ({ id, topic, bytes, bounds }: DecodeRequest) => {
+  parentPort!.postMessage({ id, results: decodeResults(topic, records(bytes, bounds)) });
 });
 
-/** Buffers arrive as plain Uint8Arrays; the decoder reads them as Buffers (no copy). */
-function asBuffers(record: RawRecord): RawRecord {
-  const buffer = (bytes: Uint8Array | null) =>
-    bytes === null ? null : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return { offset: record.offset, key: buffer(record.key), value: buffer(record.value) };
+function records(bytes: ArrayBuffer, bounds: Int32Array<ArrayBuffer>): RecordBytes[] {
+  const view = (start: number, end: number) => (start < 0 ? null : Buffer.from(bytes, start, end - start));
+  const out: RecordBytes[] = [];
+  for (let i = 0; i < bounds.length; i += 4) {
+    out.push({ key: view(bounds[i]!, bounds[i + 1]!), value: view(bounds[i + 2]!, bounds[i + 3]!) });
+  }
+  return out;
 }

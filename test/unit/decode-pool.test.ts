@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildServer } from '../../scripts/build-server.js';
 import { pino } from 'pino';
-import { DecodePool } from '../../server/ingest/decode-pool.js';
+import { DecodePool, decodeRequest } from '../../server/ingest/decode-pool.js';
 import { decodeResults, type RawRecord } from '../../server/ingest/decode-batch.js';
 import type { CopyReadyEvent } from '../../server/ingest/change.js';
 import { debeziumRecords } from '../../load/debezium-records.js';
@@ -124,7 +124,8 @@ describe('DecodePool', () => {
         worker.once('message', resolve);
         worker.once('error', reject);
       });
-      worker.postMessage({ id: 7, topic: TOPIC, records });
+      const request = decodeRequest(7, TOPIC, records);
+      worker.postMessage(request, [request.bytes, request.bounds.buffer]);
       expect(await answer).toEqual({ id: 7, results: decodeResults(TOPIC, records) });
     } finally {
       await worker.terminate();
