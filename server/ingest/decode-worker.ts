@@ -17,6 +17,7 @@ parentPort!.on('message', ({ id, topic, bytes, bounds }: DecodeRequest) => {
   parentPort!.postMessage({ id, results: decodeResults(topic, records(bytes, bounds)) });
 });
 
+/** The batch's records as Buffers over the one moved buffer (views, no copy). */
 function records(bytes: ArrayBuffer, bounds: Int32Array<ArrayBuffer>): RecordBytes[] {
   const view = (start: number, end: number) => (start < 0 ? null : Buffer.from(bytes, start, end - start));
   const out: RecordBytes[] = [];
