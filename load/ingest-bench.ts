@@ -4,7 +4,8 @@
 // decoding alone, all in one run, on a fresh embedded PostgreSQL 15 and a fresh TimescaleDB 2.22.1
 // server (the same records from the same broker). Also: the CPU of Node, PostgreSQL and the broker
 // during each run, a profile of Node's work, the writer's append and stage paths side by side,
-// and the ingest in a process of its own as npm start runs it, for its own peak memory.
+// and the ingest in a process of its own as npm start runs it, for its own peak memory. Settings
+// run twice in turns and COPY before and after them, as this machine drifts within minutes.
 // Usage: npm run bench:ingest [-- <events>]   (writes load/results/ingest.{json,md})
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -119,15 +120,17 @@ async function main() {
         ([dialect, { copy, ingest, writer, hot, peakRssMb, ownProcess }]) => [
           `## ${dialect}`,
           '',
-          `COPY of the same decoded rows into msr.cdc_event: ${copy.rowsPerSecond} rows/s. Peak RSS of the benchmark process: ${peakRssMb} MB (it also holds every record and decoded row of the run).`,
+          `COPY of the same decoded rows into msr.cdc_event: ${copy.rowsPerSecond} rows/s, the mean of a run before the ingest runs and one after them (${copy.runs.map((r) => r.rowsPerSecond).join(' and ')}). Peak RSS of the benchmark process: ${peakRssMb} MB (it also holds every record and decoded row of the run).`,
           '',
           `The ingest in a process of its own, as npm start runs it (${OWN_PROCESS_BATCH_BYTES}-byte batches, ${PARTITIONS} partitions, one decoding thread): peak RSS ${ownProcess.peakRssMb} MB, ${ownProcess.eventsPerSecond} events/s (${Math.round((ownProcess.eventsPerSecond / copy.rowsPerSecond) * 100)} % of COPY).`,
+          '',
+          'Each setting ran twice, the second round in reverse order; the figures are the means of its two runs (each run in brackets).',
           '',
           '| KAFKA_MAX_BATCH_BYTES | KAFKA_DECODE_THREADS | events per batch | Kafka to cdc_event | vs COPY | total incl. group join | CPU: Node / PostgreSQL / broker (% of a core) |',
           '| --- | --- | --- | --- | --- | --- | --- |',
           ...ingest.map(
             (r) =>
-              `| ${r.maxBatchBytes} | ${r.decodeThreads} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} / ${r.brokerCpuPct} |`,
+              `| ${r.maxBatchBytes} | ${r.decodeThreads} | ${r.eventsPerBatch} | ${r.eventsPerSecond} events/s (${r.eventsPerSecondRuns.join(', ')}) | ${Math.round((r.eventsPerSecond / copy.rowsPerSecond) * 100)} % | ${r.totalMs} ms | ${r.nodeCpuPct} / ${r.postgresCpuPct} / ${r.brokerCpuPct} |`,
           ),
           '',
           `The writer's two ways into cdc_event, ${WRITER_BATCH} rows a transaction on one connection, rounds alternating (medians): a new batch appended with COPY, and a batch written through the stage with ON CONFLICT (what a redelivery takes).`,
@@ -153,9 +156,16 @@ async function main() {
   }
 }
 
+interface CopyRun {
+  readonly ms: number;
+  readonly rows: number;
+  readonly rowsPerSecond: number;
+}
+
 interface DialectResult {
   readonly ingest: IngestRun[];
-  readonly copy: { ms: number; rows: number; rowsPerSecond: number };
+  /** The mean of the COPY runs before and after the ingest runs. */
+  readonly copy: { readonly rowsPerSecond: number; readonly runs: readonly CopyRun[] };
   readonly writer: WriterPath[];
   readonly hot: HotFunction[];
   readonly peakRssMb: number;
@@ -168,16 +178,22 @@ interface WriterPath {
   readonly postgresUsPerRow: number;
 }
 
-interface IngestRun {
+/** One run of one setting. */
+interface IngestSample {
   readonly maxBatchBytes: number;
   readonly decodeThreads: number;
   readonly totalMs: number;
   readonly eventsPerSecond: number;
   readonly batches: number;
-  readonly eventsPerBatch: number;
   readonly nodeCpuPct: number;
   readonly postgresCpuPct: number;
   readonly brokerCpuPct: number;
+}
+
+/** A setting's two runs: their means, and each run's events/s. */
+interface IngestRun extends IngestSample {
+  readonly eventsPerSecondRuns: readonly number[];
+  readonly eventsPerBatch: number;
 }
 
 async function runDialect(
@@ -195,16 +211,18 @@ async function runDialect(
       (await pool.query<{ n: number }>('select count(*)::int as n from msr.cdc_event')).rows[0]!.n;
     let peakRss = 0;
     const rss = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage.rss())), 100);
-    const runs: IngestRun[] = [];
     let hot: HotFunction[] = [];
-    for (const { maxBatchBytes, decodeThreads } of RUNS) {
+    const ingestRun = async (
+      { maxBatchBytes, decodeThreads }: (typeof RUNS)[number],
+      round: number,
+    ): Promise<IngestSample> => {
       await pool.query('truncate msr.cdc_event');
       const metrics = new Metrics();
       const config = loadConfig({
         DATABASE_URL: database.url,
         AUTH_MODE: 'none',
         KAFKA_BROKERS: brokers.join(','),
-        KAFKA_GROUP_ID: `bench-${dialect}-${maxBatchBytes}-${decodeThreads}`,
+        KAFKA_GROUP_ID: `bench-${dialect}-${maxBatchBytes}-${decodeThreads}-${round}`,
         KAFKA_TOPICS: TOPIC,
         KAFKA_MAX_BATCH_BYTES: String(maxBatchBytes),
         KAFKA_DECODE_THREADS: String(decodeThreads),
@@ -237,12 +255,12 @@ async function runDialect(
         return { started, ...drained, shares: await cpu!() };
       };
       // The default size decoding in place has all of the ingest's Node work on the main thread,
-      // where the profiler sees it.
+      // where the profiler sees it (in both rounds, so that they run alike).
       let measured: Awaited<ReturnType<typeof run>>;
       if (maxBatchBytes === DEFAULT_BATCH_BYTES && decodeThreads === 0) {
         const profile = await profiled(run);
         measured = profile.result;
-        hot = profile.hot;
+        if (round === 0) hot = profile.hot;
       } else {
         measured = await run();
       }
@@ -251,69 +269,105 @@ async function runDialect(
       const batches = (await metrics.ingestBatchSeconds.get()).values.find((v) =>
         v.metricName?.endsWith('_count'),
       )!.value;
-      runs.push({
+      const sample = {
         maxBatchBytes,
         decodeThreads,
         totalMs: Math.round(doneAt - started),
         eventsPerSecond,
         batches,
-        eventsPerBatch: Math.round(decoded.length / batches),
         nodeCpuPct: shares.serverPct,
         postgresCpuPct: shares.databasePct,
         brokerCpuPct: shares.othersPct,
-      });
-      process.stdout.write(`${dialect}: ${JSON.stringify(runs.at(-1))}\n`);
-    }
-
-    await pool.query('truncate msr.cdc_event');
-    const client = await pool.connect();
-    // As for the ingest: the per-row redelivery check is for writers without ON CONFLICT.
-    await client.query(`set msr.writer = 'ingest'`);
-    const started = performance.now();
-    try {
-      const lines = function* () {
-        for (let i = 0; i < decoded.length; i++) {
-          const e = decoded[i]!;
-          yield `${[
-            timestampText(e.eventTimeUs),
-            csvText(e.source),
-            csvText(e.schema),
-            csvText(e.table),
-            csvText(e.entityId),
-            e.op,
-            csvText(e.before),
-            csvText(e.after),
-            e.lsn ?? '',
-            e.txId ?? '',
-            csvText(TOPIC),
-            String(i % PARTITIONS),
-            String(i),
-          ].join(',')}\n`;
-        }
       };
-      await pipeline(
-        Readable.from(lines()),
-        client.query(
-          copyFrom(
-            `copy msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
-                                 lsn, tx_id, kafka_topic, kafka_partition, kafka_offset) from stdin with (format csv)`,
+      process.stdout.write(`${dialect} round ${round + 1}: ${JSON.stringify(sample)}\n`);
+      return sample;
+    };
+
+    const copyRun = async (): Promise<CopyRun> => {
+      await pool.query('truncate msr.cdc_event');
+      const client = await pool.connect();
+      // As for the ingest: the per-row redelivery check is for writers without ON CONFLICT.
+      await client.query(`set msr.writer = 'ingest'`);
+      const started = performance.now();
+      try {
+        const lines = function* () {
+          for (let i = 0; i < decoded.length; i++) {
+            const e = decoded[i]!;
+            yield `${[
+              timestampText(e.eventTimeUs),
+              csvText(e.source),
+              csvText(e.schema),
+              csvText(e.table),
+              csvText(e.entityId),
+              e.op,
+              csvText(e.before),
+              csvText(e.after),
+              e.lsn ?? '',
+              e.txId ?? '',
+              csvText(TOPIC),
+              String(i % PARTITIONS),
+              String(i),
+            ].join(',')}\n`;
+          }
+        };
+        await pipeline(
+          Readable.from(lines()),
+          client.query(
+            copyFrom(
+              `copy msr.cdc_event (event_timestamp, source, table_schema, table_name, entity_id, op, before, after,
+                                   lsn, tx_id, kafka_topic, kafka_partition, kafka_offset) from stdin with (format csv)`,
+            ),
           ),
-        ),
-      );
-    } finally {
-      await client.query('reset msr.writer');
-      client.release();
+        );
+      } finally {
+        await client.query('reset msr.writer');
+        client.release();
+      }
+      const copyMs = performance.now() - started;
+      const copied = await count();
+      return { ms: Math.round(copyMs), rows: copied, rowsPerSecond: Math.round(copied / (copyMs / 1000)) };
+    };
+
+    // This machine drifts by a fifth within minutes: COPY runs before and after the ingest runs,
+    // and the settings run twice, the second round in reverse order, so that each setting and
+    // the COPY reference meet the same drift on average.
+    const copyBefore = await copyRun();
+    const samples: IngestSample[] = [];
+    for (const round of [0, 1]) {
+      for (const setting of round === 0 ? RUNS : [...RUNS].reverse())
+        samples.push(await ingestRun(setting, round));
     }
-    const copyMs = performance.now() - started;
-    const copied = await count();
+    const copyAfter = await copyRun();
+    const copy = {
+      rowsPerSecond: Math.round((copyBefore.rowsPerSecond + copyAfter.rowsPerSecond) / 2),
+      runs: [copyBefore, copyAfter],
+    };
+    const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / values.length);
+    const runs: IngestRun[] = RUNS.map(({ maxBatchBytes, decodeThreads }) => {
+      const mine = samples.filter(
+        (r) => r.maxBatchBytes === maxBatchBytes && r.decodeThreads === decodeThreads,
+      );
+      const batches = mean(mine.map((r) => r.batches));
+      return {
+        maxBatchBytes,
+        decodeThreads,
+        totalMs: mean(mine.map((r) => r.totalMs)),
+        eventsPerSecond: mean(mine.map((r) => r.eventsPerSecond)),
+        eventsPerSecondRuns: mine.map((r) => r.eventsPerSecond),
+        batches,
+        eventsPerBatch: Math.round(decoded.length / batches),
+        nodeCpuPct: mean(mine.map((r) => r.nodeCpuPct)),
+        postgresCpuPct: mean(mine.map((r) => r.postgresCpuPct)),
+        brokerCpuPct: mean(mine.map((r) => r.brokerCpuPct)),
+      };
+    });
 
     clearInterval(rss);
-    const copyRate = Math.round(copied / (copyMs / 1000));
     const writer = await writerPaths(pool, decoded);
     await pool.query('truncate msr.cdc_event');
     return {
       ingest: runs,
-      copy: { ms: Math.round(copyMs), rows: copied, rowsPerSecond: copyRate },
+      copy,
       writer,
       hot,
       peakRssMb: Math.round(peakRss / 2 ** 20),
