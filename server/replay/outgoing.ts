@@ -83,8 +83,8 @@ const changeTexts = new WeakMap<ChangeText, string>();
 function changeJson(change: ChangeText): string {
   let text = changeTexts.get(change);
   if (text === undefined) {
-    const head = { table: change.table, id: change.id, op: change.op, ts: change.ts };
-    text = change.state ? jsonWithMembers(head, `"state":${change.state.text}`) : JSON.stringify(head);
+    const { state, ...head } = change;
+    text = state ? jsonWithMembers(head, `"state":${state.text}`) : JSON.stringify(head);
     changeTexts.set(change, text);
   }
   return text;
